@@ -1,0 +1,24 @@
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Microsoft.Azure.Functions.Worker.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Recommender.Ingestion;
+
+// Startup wiring, in one place. Storage uses the AzureWebJobsStorage connection (Azurite locally).
+var builder = FunctionsApplication.CreateBuilder(args);
+builder.ConfigureFunctionsWebApplication();
+
+builder.Services.AddSingleton(sp =>
+{
+    var connection = sp.GetRequiredService<IConfiguration>()["AzureWebJobsStorage"]
+        ?? throw new InvalidOperationException("AzureWebJobsStorage is not set");
+    var services = new IngestionServices(new BlobServiceClient(connection), new TableServiceClient(connection));
+    services.EnsureCreatedAsync().GetAwaiter().GetResult();
+    return services;
+});
+builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Ingestor);
+builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Deletion);
+
+builder.Build().Run();

@@ -1,0 +1,30 @@
+namespace Recommender.Events;
+
+/// <summary>
+/// Bounds every accepted event respects. They keep one event small (a Table entity, a Parquet row),
+/// keep ids usable as storage keys, and stop a misbehaving client from filling the log.
+/// </summary>
+public sealed record EventLimits
+{
+    public static EventLimits Default { get; } = new();
+
+    public int MaxIdLength { get; init; } = 128;
+    public int MaxContextEntries { get; init; } = 16;
+    public int MaxContextKeyLength { get; init; } = 64;
+    public int MaxContextValueLength { get; init; } = 256;
+    public int MaxTitleLength { get; init; } = 512;
+    public int MaxTextLength { get; init; } = 4096;
+    public int MaxLabels { get; init; } = 32;
+    public int MaxLabelLength { get; init; } = 64;
+    public int MaxAttributes { get; init; } = 32;
+    public int MaxPosition { get; init; } = 1000;
+
+    /// <summary>Clock skew tolerated for timestamps ahead of the receiver's clock.</summary>
+    public TimeSpan MaxFutureSkew { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Nothing older is plausible for this product's data; older stamps are client bugs.</summary>
+    public DateTimeOffset EarliestTimestamp { get; init; } = new(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>Largest raw event accepted (bytes of JSON).</summary>
+    public int MaxEventBytes { get; init; } = 16 * 1024;
+}

@@ -1,0 +1,164 @@
+using System.Security.Cryptography;
+using Recommender.Events;
+
+namespace Recommender.Ingestion;
+
+/// <summary>
+/// Ingests deliveries of raw events with an exactly-once effect over at-least-once delivery.
+/// </summary>
+/// <remarks>
+/// Every delivery has a key derived from what was delivered (the Event Hubs partition and sequence
+/// range, or the hash of an HTTP body), and its effects are applied in this order, each idempotent
+/// for that key:
+/// <list type="number">
+/// <item>dead letters of refused events (one blob named by the key);</item>
+/// <item>catalog items and user profiles (latest timestamp wins);</item>
+/// <item>the event-log blob (named by the key, written only if absent): the commit point of the data;</item>
+/// <item>per-user online state (each user remembers the keys it applied).</item>
+/// </list>
+/// Event Hubs may redeliver from its last checkpoint with different batch boundaries, which would give
+/// overlapping keys; the partition's <see cref="DeliveryLedger"/> prevents that: it records the delivery
+/// it starts, then the sequence number it completed. A delivery found pending (the instance died) is
+/// rolled forward when its log blob exists, and rolled back (its dead letters removed) when not.
+/// </remarks>
+public sealed class EventIngestor(
+    EventParser parser,
+    EventLog eventLog,
+    DeadLetterStore deadLetters,
+    CatalogStore catalog,
+    UserStateStore userStates,
+    DeliveryLedger ledger,
+    TimeProvider? time = null)
+{
+    public const string HttpSource = "http";
+    public const string EventHubsSource = "eventhubs";
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    /// <summary>Ingests a batch that arrived over HTTP; the key is the hash of the request body.</summary>
+    public async Task<IngestResult> IngestHttpAsync(IReadOnlyList<ReadOnlyMemory<byte>> events, ReadOnlyMemory<byte> body, CancellationToken cancellationToken = default)
+    {
+        var deliveryKey = "http-" + Convert.ToHexStringLower(SHA256.HashData(body.Span)[..16]);
+        var now = _time.GetUtcNow();
+        var batch = ParseBatch(events.Select(e => (e, (long?)null, (DateTimeOffset?)null)).ToList(), deliveryKey, now);
+        if (batch.Interactions.Count == 0 && batch.Items.Count == 0 && batch.Profiles.Count == 0 && batch.DeadLetters.Count == 0)
+            return IngestResult.Nothing;
+        var blobName = batch.Interactions.Count == 0 ? null : StorageLayout.EventLogBlobName(batch.Interactions.Min(e => e.Timestamp), deliveryKey);
+        await ApplyEffectsAsync(HttpSource, deliveryKey, blobName, batch, now, cancellationToken);
+        return batch.ToResult(deliveryKey);
+    }
+
+    /// <summary>Ingests a batch from one Event Hubs partition.</summary>
+    public async Task<IngestResult> IngestAsync(EventHubsDelivery delivery, CancellationToken cancellationToken = default)
+    {
+        if (delivery.Messages.Count == 0)
+            return IngestResult.Nothing;
+
+        await using var lease = await ledger.AcquireAsync(delivery.ConsumerGroup, delivery.PartitionId, cancellationToken);
+        if (lease.State.Pending is { } pending)
+            await RecoverAsync(lease, pending, cancellationToken);
+
+        var committed = lease.State.CommittedSequenceNumber;
+        var fresh = delivery.Messages.Where(m => m.SequenceNumber > committed).OrderBy(m => m.SequenceNumber).ToList();
+        var alreadyIngested = delivery.Messages.Count - fresh.Count;
+        if (fresh.Count == 0)
+            return new IngestResult(null, 0, alreadyIngested, []);
+
+        var first = fresh[0].SequenceNumber;
+        var last = fresh[^1].SequenceNumber;
+        var deliveryKey = $"eh-{TableKeys.Encode(delivery.ConsumerGroup)}-{delivery.PartitionId}-{first:D19}-{last:D19}";
+        var now = _time.GetUtcNow();
+        var batch = ParseBatch(fresh.Select(m => (m.Body, (long?)m.SequenceNumber, (DateTimeOffset?)m.EnqueuedTime)).ToList(), deliveryKey, now);
+
+        // The log blob is always written for an Event Hubs delivery (even with no rows): it is the commit marker recovery looks for.
+        var partitionTime = batch.Interactions.Count > 0 ? batch.Interactions.Min(e => e.Timestamp) : fresh[0].EnqueuedTime;
+        var blobName = StorageLayout.EventLogBlobName(partitionTime, deliveryKey);
+
+        await lease.WriteAsync(lease.State with { Pending = new PendingDelivery(deliveryKey, blobName, first, last) }, cancellationToken);
+        await ApplyEffectsAsync(EventHubsSource, deliveryKey, blobName, batch, now, cancellationToken);
+        await lease.WriteAsync(new LedgerState(last, null), cancellationToken);
+
+        var result = batch.ToResult(deliveryKey);
+        return result with { AlreadyIngested = result.AlreadyIngested + alreadyIngested };
+    }
+
+    private async Task RecoverAsync(LedgerLease lease, PendingDelivery pending, CancellationToken cancellationToken)
+    {
+        if (await eventLog.ExistsAsync(pending.EventLogBlobName, cancellationToken))
+        {
+            // Roll forward: the data is committed; finish the user state (idempotent per user).
+            var records = await eventLog.ReadBlobAsync(pending.EventLogBlobName, cancellationToken);
+            await userStates.ApplyAsync(pending.DeliveryKey, records.Select(r => r.ToInteraction()), cancellationToken);
+            await lease.WriteAsync(new LedgerState(pending.LastSequenceNumber, null), cancellationToken);
+        }
+        else
+        {
+            // Roll back: nothing was committed; the redelivery (with whatever boundaries) starts afresh.
+            await deadLetters.DeleteAsync(EventHubsSource, pending.DeliveryKey, cancellationToken);
+            await lease.WriteAsync(lease.State with { Pending = null }, cancellationToken);
+        }
+    }
+
+    private async Task ApplyEffectsAsync(string source, string deliveryKey, string? blobName, ParsedBatch batch, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await deadLetters.WriteAsync(source, deliveryKey, batch.DeadLetters, cancellationToken);
+        if (batch.Items.Count > 0)
+            await catalog.UpsertItemsAsync(batch.Items, cancellationToken);
+        if (batch.Profiles.Count > 0)
+            await catalog.UpsertProfilesAsync(batch.Profiles, cancellationToken);
+        if (blobName is not null)
+        {
+            var records = batch.Interactions.Select((e, i) => EventLogRecord.From(e, deliveryKey, batch.InteractionSequenceNumbers[i], now)).ToList();
+            await eventLog.AppendAsync(blobName, records, cancellationToken);
+        }
+        if (batch.Interactions.Count > 0)
+            await userStates.ApplyAsync(deliveryKey, batch.Interactions, cancellationToken);
+    }
+
+    private ParsedBatch ParseBatch(IReadOnlyList<(ReadOnlyMemory<byte> Body, long? SequenceNumber, DateTimeOffset? EnqueuedTime)> raw, string deliveryKey, DateTimeOffset now)
+    {
+        var batch = new ParsedBatch();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < raw.Count; i++)
+        {
+            var (body, sequenceNumber, enqueuedTime) = raw[i];
+            var parsed = parser.Parse(body.Span, now, enqueuedTime);
+            if (!parsed.IsValid)
+            {
+                batch.Rejected.Add(new Rejection(i, null, parsed.Error!));
+                batch.DeadLetters.Add(new DeadLetter(parsed.Error!, EventParser.PayloadText(body.Span), deliveryKey, i, sequenceNumber, now));
+                continue;
+            }
+            var eventId = parsed.Interaction?.EventId ?? parsed.Item?.EventId ?? parsed.Profile!.EventId;
+            if (!seen.Add(eventId))
+            {
+                batch.Duplicates++;
+                continue;
+            }
+            if (parsed.Interaction is { } interaction)
+            {
+                batch.Interactions.Add(interaction);
+                batch.InteractionSequenceNumbers.Add(sequenceNumber);
+            }
+            else if (parsed.Item is { } item)
+                batch.Items.Add(item);
+            else
+                batch.Profiles.Add(parsed.Profile!);
+        }
+        return batch;
+    }
+
+    private sealed class ParsedBatch
+    {
+        public List<Interaction> Interactions { get; } = [];
+        public List<long?> InteractionSequenceNumbers { get; } = [];
+        public List<CatalogItem> Items { get; } = [];
+        public List<UserProfile> Profiles { get; } = [];
+        public List<Rejection> Rejected { get; } = [];
+        public List<DeadLetter> DeadLetters { get; } = [];
+        public int Duplicates { get; set; }
+
+        public IngestResult ToResult(string deliveryKey) =>
+            new(deliveryKey, Interactions.Count + Items.Count + Profiles.Count, Duplicates, Rejected);
+    }
+}

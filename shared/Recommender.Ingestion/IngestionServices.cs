@@ -1,0 +1,61 @@
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Recommender.Events;
+
+namespace Recommender.Ingestion;
+
+/// <summary>
+/// Builds the ingestion clients over one storage account and creates their containers and tables.
+/// The Functions app, the local host, the tests and the benchmark all start here.
+/// </summary>
+public sealed class IngestionServices
+{
+    public IngestionServices(BlobServiceClient blobs, TableServiceClient tables, StorageLayout? layout = null, EventLimits? limits = null, TimeProvider? time = null)
+    {
+        Layout = layout ?? StorageLayout.Default;
+        EventLog = new EventLog(blobs.GetBlobContainerClient(Layout.EventLogContainer));
+        DeadLetters = new DeadLetterStore(blobs.GetBlobContainerClient(Layout.DeadLetterContainer));
+        Ledger = new DeliveryLedger(blobs.GetBlobContainerClient(Layout.IngestStateContainer));
+        UserStates = new UserStateStore(tables.GetTableClient(Layout.UserStateTable));
+        Catalog = new CatalogStore(tables.GetTableClient(Layout.CatalogTable), tables.GetTableClient(Layout.UserProfileTable));
+        Tombstones = new TombstoneStore(tables.GetTableClient(Layout.TombstoneTable));
+        Parser = new EventParser(limits);
+        Ingestor = new EventIngestor(Parser, EventLog, DeadLetters, Catalog, UserStates, Ledger, time);
+        Deletion = new UserDataDeletion(Tombstones, UserStates, Catalog, time);
+        SnapshotReader = new EventLogSnapshotReader(EventLog, Tombstones);
+        _blobs = blobs;
+        _tables = tables;
+    }
+
+    /// <summary>From a storage connection string (<c>UseDevelopmentStorage=true</c> for Azurite).</summary>
+    public static IngestionServices FromConnectionString(string connectionString, StorageLayout? layout = null) =>
+        new(new BlobServiceClient(connectionString), new TableServiceClient(connectionString), layout);
+
+    private readonly BlobServiceClient _blobs;
+    private readonly TableServiceClient _tables;
+
+    public StorageLayout Layout { get; }
+    public EventParser Parser { get; }
+    public EventLog EventLog { get; }
+    public DeadLetterStore DeadLetters { get; }
+    public DeliveryLedger Ledger { get; }
+    public UserStateStore UserStates { get; }
+    public CatalogStore Catalog { get; }
+    public TombstoneStore Tombstones { get; }
+    public EventIngestor Ingestor { get; }
+    public UserDataDeletion Deletion { get; }
+    public EventLogSnapshotReader SnapshotReader { get; }
+
+    /// <summary>Creates every container and table that ingestion writes to; safe to call at every start.</summary>
+    public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var container in new[] { Layout.EventLogContainer, Layout.DeadLetterContainer, Layout.IngestStateContainer })
+        {
+            await _blobs.GetBlobContainerClient(container).CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        }
+        foreach (var table in new[] { Layout.UserStateTable, Layout.CatalogTable, Layout.UserProfileTable, Layout.TombstoneTable })
+        {
+            await _tables.GetTableClient(table).CreateIfNotExistsAsync(cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Azure;
+using Azure.Data.Tables;
+using Recommender.Events;
+
+namespace Recommender.Ingestion;
+
+/// <summary>Tuning of <see cref="UserStateStore"/>.</summary>
+public sealed record UserStateStoreOptions
+{
+    /// <summary>Users whose state (and ETag) is kept in memory between batches; a stale entry costs one retry.</summary>
+    public int CacheCapacity { get; init; } = 200_000;
+
+    /// <summary>Table requests in flight at once.</summary>
+    public int MaxConcurrency { get; init; } = 16;
+
+    /// <summary>Attempts at a transaction that loses an optimistic-concurrency race before giving up.</summary>
+    public int MaxConflictRetries { get; init; } = 20;
+}
+
+/// <summary>
+/// Per-user online state in Table Storage. Writes use ETags (optimistic concurrency): two writers
+/// never overwrite each other's update; the loser reloads and re-applies. Users share a partition
+/// by hash bucket, so up to 100 of them are written in one entity-group transaction.
+/// </summary>
+public sealed class UserStateStore(TableClient table, UserStateStoreOptions? options = null)
+{
+    private const int TransactionLimit = 100;
+    private readonly UserStateStoreOptions _options = options ?? new();
+    private readonly ConcurrentDictionary<string, (UserState State, ETag ETag)> _cache = new();
+
+    public TableClient Table => table;
+
+    public async Task<UserState?> GetAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        var response = await table.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(userId), TableKeys.Encode(userId), cancellationToken: cancellationToken);
+        return response.HasValue ? FromEntity(response.Value!) : null;
+    }
+
+    /// <summary>
+    /// Applies one delivery's interactions to every user they name. Idempotent per delivery key:
+    /// users that already applied it are left as they are.
+    /// </summary>
+    public async Task ApplyAsync(string deliveryKey, IEnumerable<Interaction> interactions, CancellationToken cancellationToken = default)
+    {
+        var chunks = interactions
+            .GroupBy(e => e.UserId, StringComparer.Ordinal)
+            .GroupBy(g => TableKeys.UserBucket(g.Key))
+            .SelectMany(bucket => bucket.Chunk(TransactionLimit).Select(users => (Bucket: bucket.Key, Users: users)))
+            .ToList();
+
+        await Parallel.ForEachAsync(chunks,
+            new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
+            async (chunk, ct) => await ApplyChunkAsync(deliveryKey, chunk.Bucket, chunk.Users, ct));
+
+        if (_cache.Count > _options.CacheCapacity)
+            _cache.Clear();
+    }
+
+    /// <summary>Removes the user's state now (user deletion).</summary>
+    public async Task DeleteAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        _cache.TryRemove(userId, out _);
+        await table.DeleteEntityAsync(TableKeys.UserBucket(userId), TableKeys.Encode(userId), ETag.All, cancellationToken);
+    }
+
+    private async Task ApplyChunkAsync(string deliveryKey, string bucket, IGrouping<string, Interaction>[] users, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = await LoadAsync(bucket, users.Select(u => u.Key), cancellationToken);
+            var actions = new List<TableTransactionAction>(users.Length);
+            var next = new List<UserState>(users.Length);
+            foreach (var user in users)
+            {
+                var (state, etag) = current[user.Key];
+                if (state.HasApplied(deliveryKey))
+                    continue;
+                var updated = state.Apply(deliveryKey, user.OrderBy(e => e.Timestamp));
+                var entity = ToEntity(updated);
+                actions.Add(etag == default
+                    ? new TableTransactionAction(TableTransactionActionType.Add, entity)
+                    : new TableTransactionAction(TableTransactionActionType.UpdateReplace, entity, etag));
+                next.Add(updated);
+            }
+            if (actions.Count == 0)
+                return;
+
+            try
+            {
+                var response = await table.SubmitTransactionAsync(actions, cancellationToken);
+                for (var i = 0; i < next.Count; i++)
+                {
+                    _cache[next[i].UserId] = (next[i], response.Value[i].Headers.ETag ?? default);
+                }
+                return;
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412 && attempt < _options.MaxConflictRetries)
+            {
+                // Another writer got there first (or our cache was stale): reload and re-apply.
+                foreach (var user in users)
+                {
+                    _cache.TryRemove(user.Key, out _);
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 * attempt)), cancellationToken);
+            }
+        }
+    }
+
+    private async Task<Dictionary<string, (UserState State, ETag ETag)>> LoadAsync(string bucket, IEnumerable<string> userIds, CancellationToken cancellationToken)
+    {
+        var result = new Dictionary<string, (UserState, ETag)>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (var id in userIds)
+        {
+            if (_cache.TryGetValue(id, out var cached))
+                result[id] = cached;
+            else
+                missing.Add(id);
+        }
+        foreach (var id in missing)
+        {
+            var response = await table.GetEntityIfExistsAsync<TableEntity>(bucket, TableKeys.Encode(id), cancellationToken: cancellationToken);
+            result[id] = response.HasValue ? (FromEntity(response.Value!), response.Value!.ETag) : (UserState.Empty(id), default);
+        }
+        return result;
+    }
+
+    private const string CountPrefix = "n_";
+
+    internal static TableEntity ToEntity(UserState state)
+    {
+        var entity = new TableEntity(TableKeys.UserBucket(state.UserId), TableKeys.Encode(state.UserId))
+        {
+            ["UserId"] = state.UserId,
+            ["Recent"] = EncodeRecent(state.Recent),
+            ["LastSeen"] = state.LastSeen,
+            ["AppliedDeliveries"] = string.Join('\n', state.AppliedDeliveries),
+        };
+        foreach (var (type, count) in state.Counts)
+        {
+            entity[CountPrefix + EventParser.WireName(type)] = count;
+        }
+        return entity;
+    }
+
+    internal static UserState FromEntity(TableEntity entity)
+    {
+        var counts = new Dictionary<InteractionType, long>();
+        foreach (var (key, value) in entity)
+        {
+            if (key.StartsWith(CountPrefix, StringComparison.Ordinal) && EventParser.TryParseType(key[CountPrefix.Length..], out var type))
+                counts[type] = Convert.ToInt64(value, CultureInfo.InvariantCulture);
+        }
+        var applied = entity.GetString("AppliedDeliveries");
+        return new UserState(
+            entity.GetString("UserId") ?? TableKeys.Decode(entity.RowKey),
+            DecodeRecent(entity.GetString("Recent")),
+            counts,
+            entity.GetDateTimeOffset("LastSeen"),
+            string.IsNullOrEmpty(applied) ? [] : applied.Split('\n'));
+    }
+
+    // "unixMillis\titemId" per line: ids cannot hold control characters (validation), so tab and newline are safe separators.
+    private static string EncodeRecent(IReadOnlyList<RecentItem> recent)
+    {
+        var text = new StringBuilder(recent.Count * 24);
+        foreach (var item in recent)
+        {
+            text.Append(item.Timestamp.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)).Append('\t').Append(item.ItemId).Append('\n');
+        }
+        return text.ToString();
+    }
+
+    private static List<RecentItem> DecodeRecent(string? text)
+    {
+        var recent = new List<RecentItem>();
+        if (string.IsNullOrEmpty(text))
+            return recent;
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var tab = line.IndexOf('\t');
+            recent.Add(new RecentItem(line[(tab + 1)..],
+                DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(line.AsSpan(0, tab), CultureInfo.InvariantCulture))));
+        }
+        return recent;
+    }
+}

@@ -1,0 +1,49 @@
+using System.Text;
+using CsCheck;
+using Recommender.Events;
+using Recommender.TestSupport;
+
+namespace Recommender.Events.Tests;
+
+/// <summary>Whatever arrives, parsing never throws: the event is accepted or refused with a reason.</summary>
+public sealed class EventParserProperties
+{
+    private static readonly DateTimeOffset Now = TestEvents.Start.AddDays(1);
+    private readonly EventParser _parser = new();
+
+    private void AcceptedOrRefused(byte[] bytes)
+    {
+        var parsed = _parser.Parse(bytes, Now);
+        var records = (parsed.Interaction is null ? 0 : 1) + (parsed.Item is null ? 0 : 1) + (parsed.Profile is null ? 0 : 1);
+        if (parsed.IsValid)
+            Assert.Equal(1, records);
+        else
+        {
+            Assert.Equal(0, records);
+            Assert.False(string.IsNullOrWhiteSpace(parsed.Error));
+        }
+    }
+
+    [Fact]
+    public void Arbitrary_bytes_never_throw()
+    {
+        Gen.Byte.Array[0, 300].Sample(AcceptedOrRefused, iter: 5_000);
+    }
+
+    /// <summary>Plausible JSON objects with random fields and values: the interesting cases are near valid ones.</summary>
+    [Fact]
+    public void Arbitrary_json_objects_never_throw()
+    {
+        var key = Gen.OneOfConst("eventId", "userId", "itemId", "type", "value", "timestamp", "sessionId", "recommendationId",
+            "position", "context", "kind", "schemaVersion", "categories", "tags", "title", "text", "available", "attributes", "other");
+        var value = Gen.OneOf(
+            Gen.String[Gen.Char.AlphaNumeric, 0, 140].Select(s => $"\"{s}\""),
+            Gen.OneOfConst("\"click\"", "\"rating\"", "\"reward\"", "\"item\"", "\"user\"", "\"2026-11-01T00:00:00Z\"", "\"9999-01-01T00:00:00Z\"",
+                "null", "true", "[]", "[\"a\"]", "{}", "{\"a\":\"b\"}", "{\"a\":1}", "1e400", "-1", "2", "0.5", "\"\\u0000\"", "\"\\ud800\""),
+            Gen.Int.Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var json = Gen.Select(key, value).List[0, 12]
+            .Select(fields => "{" + string.Join(",", fields.Select(f => $"\"{f.Item1}\":{f.Item2}")) + "}");
+
+        json.Sample(j => AcceptedOrRefused(Encoding.UTF8.GetBytes(j)), iter: 5_000);
+    }
+}
