@@ -58,11 +58,8 @@ public static class HttpEventBatch
                 }
                 events.Add(body[start..end]);
             }
-            if (reader.TokenType != JsonTokenType.EndArray || reader.Read())
-            {
-                error = "the body must be a single JSON array";
-                return false;
-            }
+            // Reading on past the array makes the reader refuse anything that follows it.
+            reader.Read();
             return true;
         }
         catch (JsonException ex)

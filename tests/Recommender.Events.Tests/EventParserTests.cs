@@ -104,7 +104,7 @@ public sealed class EventParserTests
         var longText = new string('t', limits.MaxTextLength + 1);
 
         Assert.Contains("userId is 129 characters", Parse($$"""{"userId":"{{longId}}","itemId":"i","type":"click"}""").Error);
-        Assert.Contains("context has 17 entries", Parse($$"""{"userId":"u","itemId":"i","type":"click","context":{{{bigContext}}}}""").Error);
+        Assert.Contains("context has 17 entries", Parse($$$"""{"userId":"u","itemId":"i","type":"click","context":{{{{bigContext}}}}}""").Error);
         Assert.Contains("text is 4097 characters", Parse($$"""{"kind":"item","itemId":"i","text":"{{longText}}"}""").Error);
         Assert.Contains("bytes; the limit is", _parser.Parse(new byte[limits.MaxEventBytes + 1], Now).Error);
     }

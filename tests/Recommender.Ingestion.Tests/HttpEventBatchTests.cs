@@ -1,0 +1,36 @@
+using System.Text;
+using Recommender.Ingestion;
+
+namespace Recommender.Ingestion.Tests;
+
+public sealed class HttpEventBatchTests
+{
+    [Fact]
+    public void An_array_is_split_into_the_raw_bytes_of_each_element()
+    {
+        var body = Encoding.UTF8.GetBytes("""[ {"a":1}, "x", [1,{"b":2}], null ]""");
+
+        Assert.True(HttpEventBatch.TrySplit(body, 10, out var events, out _));
+
+        Assert.Equal(["{\"a\":1}", "\"x\"", "[1,{\"b\":2}]", "null"], events.Select(e => Encoding.UTF8.GetString(e.Span)));
+    }
+
+    [Theory]
+    [InlineData("""{"a":1}""", "must be a JSON array")]
+    [InlineData("""[{"a":1}""", "malformed JSON")]
+    [InlineData("""[1] [2]""", "malformed JSON")]
+    [InlineData("", "malformed JSON")]
+    [InlineData("[1,2,3,4]", "more than 3 events")]
+    public void Bodies_that_are_not_one_array_are_refused_whole(string body, string error)
+    {
+        Assert.False(HttpEventBatch.TrySplit(Encoding.UTF8.GetBytes(body), 3, out _, out var message));
+        Assert.Contains(error, message);
+    }
+
+    [Fact]
+    public async Task Reading_stops_at_the_byte_limit()
+    {
+        Assert.Null(await HttpEventBatch.ReadBoundedAsync(new MemoryStream(new byte[1001]), 1000));
+        Assert.Equal(1000, (await HttpEventBatch.ReadBoundedAsync(new MemoryStream(new byte[1000]), 1000))!.Length);
+    }
+}
