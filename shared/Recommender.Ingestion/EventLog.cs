@@ -12,7 +12,7 @@ namespace Recommender.Ingestion;
 /// </summary>
 public sealed class EventLog(BlobContainerClient container)
 {
-    private static readonly ParquetOptions Options = new() { CompressionMethod = CompressionMethod.Zstd };
+    private static readonly ParquetOptions Options = new() { CompressionMethod = CompressionMethod.Snappy };
 
     public BlobContainerClient Container => container;
 

@@ -47,7 +47,7 @@ public sealed record StorageLayout
 /// </summary>
 public static class TableKeys
 {
-    public const int UserBuckets = 64;
+    public const int UserBuckets = 16;
 
     public static string Encode(string id)
     {
@@ -62,13 +62,17 @@ public static class TableKeys
             : key;
 
     /// <summary>The partition of a user's rows: a stable FNV-1a hash, independent of process and platform.</summary>
-    public static string UserBucket(string userId)
+    public static string UserBucket(string userId) =>
+        "u" + (StableHash(userId) % UserBuckets).ToString("D2", CultureInfo.InvariantCulture);
+
+    /// <summary>FNV-1a over the UTF-16 code units: the same value in every process, unlike string.GetHashCode.</summary>
+    public static uint StableHash(string key)
     {
         uint hash = 2166136261;
-        foreach (var c in userId)
+        foreach (var c in key)
         {
             hash = (hash ^ c) * 16777619;
         }
-        return "u" + (hash % UserBuckets).ToString("D2", CultureInfo.InvariantCulture);
+        return hash;
     }
 }

@@ -120,10 +120,14 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
             else
                 missing.Add(id);
         }
-        foreach (var id in missing)
+        var loaded = await Task.WhenAll(missing.Select(async id =>
         {
             var response = await table.GetEntityIfExistsAsync<TableEntity>(bucket, TableKeys.Encode(id), cancellationToken: cancellationToken);
-            result[id] = response.HasValue ? (FromEntity(response.Value!), response.Value!.ETag) : (UserState.Empty(id), default);
+            return response.HasValue ? (FromEntity(response.Value!), response.Value!.ETag) : (UserState.Empty(id), default(ETag));
+        }));
+        for (var i = 0; i < missing.Count; i++)
+        {
+            result[missing[i]] = loaded[i];
         }
         return result;
     }
