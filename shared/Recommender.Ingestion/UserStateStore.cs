@@ -97,9 +97,9 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
                 }
                 return;
             }
-            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412 && attempt < _options.MaxConflictRetries)
+            catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412 && attempt < _options.MaxConflictRetries)
             {
-                // Another writer got there first (or our cache was stale): reload and re-apply.
+                // Another writer got there first, or deleted the user, and our cache was stale: reload and re-apply.
                 foreach (var user in users)
                 {
                     _cache.TryRemove(user.Key, out _);

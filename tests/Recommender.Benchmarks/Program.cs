@@ -104,7 +104,7 @@ internal static class IngestionBenchmark
         var result = new JsonObject
         {
             ["name"] = "ingestion",
-            ["created"] = DateTimeOffset.UtcNow.ToString("O"),
+            ["created"] = DateTime.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
             ["machine"] = Machine(),
             ["protocol"] = new JsonObject
             {

@@ -87,6 +87,22 @@ public sealed class HttpAndStateTests
     }
 
     [Fact]
+    public async Task An_instance_whose_cache_still_holds_a_deleted_user_starts_them_afresh()
+    {
+        var layout = Azurite.UniqueLayout();
+        var ingesting = await Azurite.CreateServicesAsync(layout);
+        var deleting = await Azurite.CreateServicesAsync(layout);
+        var (split, body) = HttpBody(Enumerable.Range(0, 5).Select(n => TestEvents.Interaction(n, userId: "gone")));
+        await ingesting.Ingestor.IngestHttpAsync(split, body);
+
+        await deleting.Deletion.DeleteAsync("gone");
+        var (split2, body2) = HttpBody([TestEvents.Interaction(9, userId: "gone")]);
+        await ingesting.Ingestor.IngestHttpAsync(split2, body2);
+
+        Assert.Equal(1, (await deleting.UserStates.GetAsync("gone"))!.TotalInteractions);
+    }
+
+    [Fact]
     public async Task Deleting_a_user_twice_or_one_never_seen_is_harmless()
     {
         var services = await Azurite.CreateServicesAsync();
