@@ -20,11 +20,11 @@ public sealed class IngestEventsOverHttp(EventIngestor ingestor)
         var body = await HttpEventBatch.ReadBoundedAsync(request.Body, Limits.MaxBodyBytes, cancellationToken);
         if (body is null)
             return TooLarge();
-        if (!HttpEventBatch.TrySplit(body, Limits.MaxEvents, out var events, out var error))
+        if (!HttpEventBatch.TrySplit(body, Limits.MaxEvents, out var events, out var error, out var refused))
         {
-            return error!.StartsWith("the batch has more than", StringComparison.Ordinal)
-                ? ProblemResults.Create(StatusCodes.Status413PayloadTooLarge, "Too many events", error)
-                : ProblemResults.Create(StatusCodes.Status400BadRequest, "Malformed request body", error);
+            return refused == HttpBatchError.TooManyEvents
+                ? ProblemResults.Create(StatusCodes.Status413PayloadTooLarge, "Too many events", error!)
+                : ProblemResults.Create(StatusCodes.Status400BadRequest, "Malformed request body", error!);
         }
 
         var result = await ingestor.IngestHttpAsync(events, body, cancellationToken);

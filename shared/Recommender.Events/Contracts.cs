@@ -35,8 +35,14 @@ public sealed record Interaction(
     IReadOnlyDictionary<string, string>? Context = null)
 {
     /// <summary>Whether the interaction says the user engaged with the item (it enters the user's history).</summary>
-    public bool IsEngagement => Type is InteractionType.View or InteractionType.Click or InteractionType.Like
-        or InteractionType.Rating or InteractionType.Purchase;
+    public bool IsEngagement => Type.IsEngagement();
+}
+
+public static class InteractionTypeExtensions
+{
+    /// <summary>Engagements enter the user's history; impressions, skips, dislikes and rewards do not.</summary>
+    public static bool IsEngagement(this InteractionType type) =>
+        type is InteractionType.View or InteractionType.Click or InteractionType.Like or InteractionType.Rating or InteractionType.Purchase;
 }
 
 /// <summary>An item of the catalog with its content features. Latest timestamp wins.</summary>

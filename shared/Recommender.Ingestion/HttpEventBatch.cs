@@ -11,6 +11,16 @@ public sealed record HttpIngestLimits
     public int MaxBodyBytes { get; init; } = 1024 * 1024;
 }
 
+/// <summary>Why a body was refused as a whole.</summary>
+public enum HttpBatchError
+{
+    None,
+    /// <summary>Not one JSON array: answer 400.</summary>
+    Malformed,
+    /// <summary>More events than the limit: answer 413.</summary>
+    TooManyEvents,
+}
+
 /// <summary>
 /// Splits an HTTP body (a JSON array of events) into the raw bytes of each event, so that each one
 /// is validated (and dead-lettered) on its own. Only a body that is not a JSON array at all is
@@ -33,11 +43,12 @@ public static class HttpEventBatch
         return buffer.ToArray();
     }
 
-    /// <summary>Splits the array, or explains why the body is not one.</summary>
-    public static bool TrySplit(ReadOnlyMemory<byte> body, int maxEvents, out List<ReadOnlyMemory<byte>> events, out string? error)
+    /// <summary>Splits the array, or says why the body is refused (<paramref name="kind"/>) and explains it (<paramref name="error"/>).</summary>
+    public static bool TrySplit(ReadOnlyMemory<byte> body, int maxEvents, out List<ReadOnlyMemory<byte>> events, out string? error, out HttpBatchError kind)
     {
         events = [];
         error = null;
+        kind = HttpBatchError.Malformed;
         try
         {
             var reader = new Utf8JsonReader(body.Span, new JsonReaderOptions { MaxDepth = 16 });
@@ -53,6 +64,7 @@ public static class HttpEventBatch
                 var end = (int)reader.BytesConsumed;
                 if (events.Count == maxEvents)
                 {
+                    kind = HttpBatchError.TooManyEvents;
                     error = $"the batch has more than {maxEvents} events";
                     return false;
                 }
@@ -60,6 +72,7 @@ public static class HttpEventBatch
             }
             // Reading on past the array makes the reader refuse anything that follows it.
             reader.Read();
+            kind = HttpBatchError.None;
             return true;
         }
         catch (JsonException ex)

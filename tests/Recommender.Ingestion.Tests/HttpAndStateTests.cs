@@ -11,7 +11,7 @@ public sealed class HttpAndStateTests
     private static (List<ReadOnlyMemory<byte>> Events, byte[] Body) HttpBody(IEnumerable<WireEvent> events)
     {
         var body = Encoding.UTF8.GetBytes("[" + string.Join(",", events.Select(e => Encoding.UTF8.GetString(e.ToUtf8Json()))) + "]");
-        Assert.True(HttpEventBatch.TrySplit(body, 1000, out var split, out var error), error);
+        Assert.True(HttpEventBatch.TrySplit(body, 1000, out var split, out var error, out _), error);
         return (split, body);
     }
 

@@ -23,7 +23,7 @@ public static class LogAssert
             var state = await services.UserStates.GetAsync(user.Key);
             Assert.NotNull(state);
             Assert.Equal(user.Count(), state.TotalInteractions);
-            var engaged = user.Where(e => EventParser.TryParseType(e.Type, out var t) && new Interaction("", "", "", t, null, default).IsEngagement)
+            var engaged = user.Where(e => EventParser.TryParseType(e.Type, out var t) && t.IsEngagement())
                 .OrderBy(e => e.Timestamp).TakeLast(UserState.MaxRecentItems).Select(e => e.ItemId!);
             Assert.Equal(engaged, state.Recent.Select(r => r.ItemId));
         }
