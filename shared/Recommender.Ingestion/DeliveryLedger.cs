@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Azure;
@@ -30,20 +32,28 @@ public sealed class PartitionBusyException(string message) : Exception(message);
 /// </summary>
 public sealed class DeliveryLedger(BlobContainerClient container)
 {
-    /// <summary>Blob leases last 15 to 60 seconds; the holder renews it at each ledger write.</summary>
+    /// <summary>Blob leases last 15 to 60 seconds; the holder renews it when it is half spent.</summary>
     public static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(60);
+
+    // Ledgers this instance has seen exist: the create attempt is skipped for them (one request fewer per batch).
+    private readonly ConcurrentDictionary<string, bool> _known = new();
 
     public async Task<LedgerLease> AcquireAsync(string consumerGroup, string partitionId, CancellationToken cancellationToken = default)
     {
-        var blob = container.GetBlobClient(StorageLayout.LedgerBlobName(consumerGroup, partitionId));
-        try
+        var name = StorageLayout.LedgerBlobName(consumerGroup, partitionId);
+        var blob = container.GetBlobClient(name);
+        if (!_known.ContainsKey(name))
         {
-            await blob.UploadAsync(BinaryData.FromObjectAsJson(LedgerState.Initial, LedgerJsonContext.Default.LedgerState),
-                new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
-        {
-            // The ledger exists (or is leased, which means it exists too).
+            try
+            {
+                await blob.UploadAsync(BinaryData.FromObjectAsJson(LedgerState.Initial, LedgerJsonContext.Default.LedgerState),
+                    new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+            {
+                // The ledger exists (or is leased, which means it exists too).
+            }
+            _known[name] = true;
         }
 
         var leaseClient = blob.GetBlobLeaseClient();
@@ -65,11 +75,17 @@ public sealed class DeliveryLedger(BlobContainerClient container)
 /// <summary>The exclusive right to write one partition's ledger, released on dispose.</summary>
 public sealed class LedgerLease(BlobClient blob, BlobLeaseClient lease, LedgerState state) : IAsyncDisposable
 {
+    private long _leasedAt = Stopwatch.GetTimestamp();
+
     public LedgerState State { get; private set; } = state;
 
     public async Task WriteAsync(LedgerState next, CancellationToken cancellationToken = default)
     {
-        await lease.RenewAsync(cancellationToken: cancellationToken);
+        if (Stopwatch.GetElapsedTime(_leasedAt) > DeliveryLedger.LeaseDuration / 2)
+        {
+            await lease.RenewAsync(cancellationToken: cancellationToken);
+            _leasedAt = Stopwatch.GetTimestamp();
+        }
         await blob.UploadAsync(BinaryData.FromObjectAsJson(next, LedgerJsonContext.Default.LedgerState),
             new BlobUploadOptions { Conditions = new BlobRequestConditions { LeaseId = lease.LeaseId } }, cancellationToken);
         State = next;

@@ -7,7 +7,7 @@ public readonly record struct RecentItem(string ItemId, DateTimeOffset Timestamp
 
 /// <summary>
 /// A user's online state: what serving needs about the user right now. Immutable; <see cref="Apply"/>
-/// returns the next state. It remembers the last deliveries it applied, so applying a delivery
+/// returns the next state. It remembers (fingerprints of) the last deliveries it applied, so applying a delivery
 /// twice (a redelivery or a retry) changes nothing.
 /// </summary>
 public sealed record UserState(
@@ -28,7 +28,19 @@ public sealed record UserState(
 
     public long TotalInteractions => Counts.Values.Sum();
 
-    public bool HasApplied(string deliveryKey) => AppliedDeliveries.Contains(deliveryKey);
+    public bool HasApplied(string deliveryKey) => AppliedDeliveries.Contains(Fingerprint(deliveryKey));
+
+    /// <summary>
+    /// What is remembered of a delivery key: 64 bits of its SHA-256 in hex. The keys are long (about
+    /// 60 characters) and every user row carries 32 of them; 16 characters keep rows small, and a
+    /// false match needs a 64-bit collision among one user's last 32 deliveries.
+    /// </summary>
+    public static string Fingerprint(string deliveryKey)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(deliveryKey), hash);
+        return Convert.ToHexStringLower(hash[..8]);
+    }
 
     /// <summary>Applies one delivery's events of this user; a delivery already applied returns this state unchanged.</summary>
     public UserState Apply(string deliveryKey, IEnumerable<Interaction> events)
@@ -53,7 +65,7 @@ public sealed record UserState(
         if (ordered.Count > MaxRecentItems)
             ordered = ordered.GetRange(ordered.Count - MaxRecentItems, MaxRecentItems);
 
-        var applied = new List<string>(AppliedDeliveries) { deliveryKey };
+        var applied = new List<string>(AppliedDeliveries) { Fingerprint(deliveryKey) };
         if (applied.Count > MaxAppliedDeliveries)
             applied.RemoveRange(0, applied.Count - MaxAppliedDeliveries);
 
