@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Recommender.Training;
+
+/// <summary>
+/// Hyper-parameters of the sequence model and its training, with documented defaults (the SASRec
+/// paper's where it has one). A JSON config file overrides them; <c>--name value</c> on the command
+/// line overrides the file.
+/// </summary>
+public sealed record SequenceModelConfig
+{
+    /// <summary>Width of item, position and hidden vectors (SASRec: 50 on Games; 64 here for the benchmark protocol).</summary>
+    public int Dimension { get; init; } = 64;
+    /// <summary>Transformer blocks (SASRec: 2).</summary>
+    public int Blocks { get; init; } = 2;
+    /// <summary>Attention heads per block (SASRec: 1).</summary>
+    public int Heads { get; init; } = 1;
+    /// <summary>Most recent interactions the model reads (SASRec: 50 on Games, 200 on MovieLens-1M).</summary>
+    public int MaxLength { get; init; } = 50;
+    /// <summary>Dropout on embeddings, attention output and feed-forward (SASRec: 0.5 on sparse sets, 0.2 on MovieLens).</summary>
+    public double Dropout { get; init; } = 0.5;
+    /// <summary>
+    /// "bce": SASRec's binary cross-entropy with one uniformly sampled negative per position;
+    /// "ce-sampled": softmax cross-entropy against <see cref="Negatives"/> uniform negatives shared by the batch;
+    /// "ce": softmax cross-entropy over all items (Klenitskiy &amp; Vasilev 2023 found CE much stronger than BCE).
+    /// </summary>
+    public string Loss { get; init; } = "ce-sampled";
+    /// <summary>Shared negatives per batch for "ce-sampled".</summary>
+    public int Negatives { get; init; } = 512;
+    public double LearningRate { get; init; } = 0.001;
+    public double WeightDecay { get; init; } = 0.0;
+    public int BatchSize { get; init; } = 128;
+    public int Epochs { get; init; } = 200;
+    /// <summary>Validate every this many epochs; training stops after <see cref="Patience"/> validations without a better NDCG@10.</summary>
+    public int EvaluateEvery { get; init; } = 5;
+    public int Patience { get; init; } = 4;
+    /// <summary>Validation on a seeded sample of users (null: all), as SASRec used 10,000.</summary>
+    public int? ValidationUsers { get; init; } = 10_000;
+    /// <summary>Fuse item content (categories, tags, title words) into the item representation.</summary>
+    public bool ItemContent { get; init; } = true;
+    /// <summary>Fuse user attributes into the sequence state.</summary>
+    public bool UserFeatures { get; init; } = true;
+    /// <summary>Torch threads on CPU; more than 1 needs OMP_WAIT_POLICY=PASSIVE on a shared machine (set at start-up).</summary>
+    public int Threads { get; init; } = 1;
+    /// <summary>Stop after this many seconds of training (0: no limit); the best validated model is kept.</summary>
+    public double TimeBudgetSeconds { get; init; }
+    public int Seed { get; init; } = 42;
+
+    public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides)
+    {
+        var json = path is null ? "{}" : File.ReadAllText(path);
+        var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
+        foreach (var (key, value) in overrides)
+        {
+            var property = typeof(SequenceModelConfig).GetProperties().FirstOrDefault(p => string.Equals(p.Name, key.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
+                ?? throw new ArgumentException($"unknown setting '{key}'; settings: {string.Join(", ", typeof(SequenceModelConfig).GetProperties().Select(p => Camel(p.Name)))}");
+            node[Camel(property.Name)] = System.Text.Json.Nodes.JsonNode.Parse(
+                property.PropertyType == typeof(string) ? JsonSerializer.Serialize(value, TrainingJsonContext.Default.String) : value.ToLower(CultureInfo.InvariantCulture));
+        }
+        return node.Deserialize(TrainingJsonContext.Default.SequenceModelConfig)!;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.SequenceModelConfig);
+
+    private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name[1..];
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(SequenceModelConfig))]
+[JsonSerializable(typeof(string))]
+public sealed partial class TrainingJsonContext : JsonSerializerContext;

@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using Recommender.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Recommender.Training;
+
+/// <summary>One line of the learning curve.</summary>
+public sealed record EpochRecord(int Epoch, double Loss, double Seconds, double SequencesPerSecond, double? ValidationNdcg, double? ValidationHitRate);
+
+public sealed record TrainingOutcome(SasRecModel Model, IReadOnlyList<EpochRecord> Curve, int BestEpoch, double TrainSeconds, double SequencesPerSecond, Device Device);
+
+/// <summary>
+/// Trains <see cref="SasRecModel"/> on next-item prediction over the training part of a leave-one-out
+/// split: Adam, the configured loss, validation NDCG@10 every few epochs, early stopping that keeps
+/// the best validated weights.
+/// </summary>
+public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter? progress = null)
+{
+    public TrainingOutcome Train(InteractionDataset data, LeaveOneOutSplit split)
+    {
+        TorchSetup.Configure(config.Threads);
+        random.manual_seed(config.Seed);
+        var device = TorchSetup.PreferredDevice();
+        var model = new SasRecModel(config, data.ItemCount, data.ItemFeatures?.Tokens, data.ItemFeatures?.VocabularySize ?? 0, data.UserFeatures?.VocabularySize ?? 0);
+        model.to(device);
+        var optimizer = optim.Adam(model.parameters(), config.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: config.WeightDecay);
+        var rng = new Random(config.Seed);
+
+        var trainUsers = Enumerable.Range(0, data.UserCount).Where(u => split.Train[u].Length >= 2).ToArray();
+        var validation = new EvaluationProtocol { MaxUsers = config.ValidationUsers, Seed = config.Seed };
+        var curve = new List<EpochRecord>();
+        var best = (Ndcg: double.NegativeInfinity, Epoch: 0, State: (Dictionary<string, Tensor>?)null);
+        var sinceBest = 0;
+        var clock = Stopwatch.StartNew();
+        double trainSeconds = 0;
+        long sequencesSeen = 0;
+        progress?.WriteLine($"training on {device.type}: {trainUsers.Length:N0} sequences, {config.Loss} loss, dim {config.Dimension}, {config.Blocks} blocks, length {config.MaxLength}, batch {config.BatchSize}");
+
+        for (var epoch = 1; epoch <= config.Epochs; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            model.train();
+            var order = trainUsers.OrderBy(_ => rng.Next()).ToArray();
+            double lossSum = 0;
+            var batches = 0;
+            foreach (var batch in order.Chunk(config.BatchSize))
+            {
+                using var scope = NewDisposeScope();
+                optimizer.zero_grad();
+                var loss = Loss(model, data, split, batch, device, rng);
+                loss.backward();
+                optimizer.step();
+                lossSum += loss.item<float>();
+                batches++;
+            }
+            var seconds = epochClock.Elapsed.TotalSeconds;
+            trainSeconds += seconds;
+            sequencesSeen += order.Length;
+
+            double? ndcg = null, hitRate = null;
+            if (epoch % config.EvaluateEvery == 0 || epoch == config.Epochs)
+            {
+                var result = Evaluator.Evaluate(new SasRecScorer(model, config, data.UserFeatures, device), split, data.ItemCount, EvaluationStage.Validation, validation);
+                (ndcg, hitRate) = (result.All.Ndcg, result.All.HitRate);
+                if (result.All.Ndcg > best.Ndcg)
+                {
+                    best = (result.All.Ndcg, epoch, Snapshot(model));
+                    sinceBest = 0;
+                }
+                else
+                    sinceBest++;
+            }
+            var record = new EpochRecord(epoch, lossSum / Math.Max(1, batches), seconds, order.Length / seconds, ndcg, hitRate);
+            curve.Add(record);
+            var eta = (config.Epochs - epoch) * clock.Elapsed.TotalSeconds / epoch;
+            progress?.WriteLine($"epoch {epoch,4}/{config.Epochs}  loss {record.Loss:F4}  {record.SequencesPerSecond,7:N0} seq/s" +
+                (ndcg is null ? "" : $"  valid NDCG@10 {ndcg:F4} HR@10 {hitRate:F4}") + $"  ETA {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}");
+
+            if (sinceBest >= config.Patience)
+            {
+                progress?.WriteLine($"early stop: no better validation NDCG@10 in {config.Patience} evaluations (best epoch {best.Epoch})");
+                break;
+            }
+            if (config.TimeBudgetSeconds > 0 && clock.Elapsed.TotalSeconds > config.TimeBudgetSeconds)
+            {
+                progress?.WriteLine($"time budget of {config.TimeBudgetSeconds:F0} s spent (best epoch {best.Epoch})");
+                break;
+            }
+        }
+
+        if (best.State is { } state)
+            model.load_state_dict(state);
+        return new TrainingOutcome(model, curve, best.Epoch, trainSeconds, sequencesSeen / Math.Max(trainSeconds, 1e-9), device);
+    }
+
+    /// <summary>The configured next-item loss on one batch of users.</summary>
+    private Tensor Loss(SasRecModel model, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
+    {
+        var sequences = users.Select(u => split.Train[u]).ToList();
+        var (inputs, targets) = SequenceBatches.NextItem(sequences, config.MaxLength, device);
+        var states = model.forward(inputs, SequenceBatches.UserTokens(data.UserFeatures, users, device)); // [B, L, d]
+        var items = model.ItemVectors();                                                                 // [N+1, d]
+        var valid = targets.ne(0);                                                                       // positions with a next item
+
+        switch (config.Loss)
+        {
+            case "bce":
+            {
+                // SASRec: the next item against one uniformly drawn negative per position.
+                var negatives = randint(1, data.ItemCount + 1, targets.shape, dtype: int64, device: device);
+                var positive = (states * items.index_select(0, targets.flatten()).view(states.shape)).sum(-1);
+                var negative = (states * items.index_select(0, negatives.flatten()).view(states.shape)).sum(-1);
+                var logits = cat([positive[valid], negative[valid]]);
+                var labels = cat([ones_like(positive[valid]), zeros_like(negative[valid])]);
+                return nn.functional.binary_cross_entropy_with_logits(logits, labels);
+            }
+            case "ce-sampled":
+            {
+                // Softmax over the next item and negatives shared by the batch (uniform, so no log-q correction);
+                // a negative that happens to be the target is masked out.
+                var negatives = tensor(Enumerable.Range(0, config.Negatives).Select(_ => (long)rng.Next(1, data.ItemCount + 1)).ToArray(), device: device);
+                var h = states[valid];                                                     // [P, d]
+                var t = targets[valid];                                                    // [P]
+                var positive = (h * items.index_select(0, t)).sum(-1, keepdim: true);      // [P, 1]
+                var negative = h.matmul(items.index_select(0, negatives).T);               // [P, S]
+                negative = negative.masked_fill(t.unsqueeze(1).eq(negatives.unsqueeze(0)), float.NegativeInfinity);
+                var logits = cat([positive, negative], 1);
+                return nn.functional.cross_entropy(logits, zeros(logits.shape[0], dtype: int64, device: device));
+            }
+            case "ce":
+            {
+                // Softmax over the whole catalog; the padding item can never be the answer.
+                var logits = states[valid].matmul(items.T);
+                logits[.., 0] = float.NegativeInfinity;
+                return nn.functional.cross_entropy(logits, targets[valid]);
+            }
+            default:
+                throw new ArgumentException($"unknown loss '{config.Loss}' (bce, ce-sampled, ce)");
+        }
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(nn.Module model) =>
+        model.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+}
+
+/// <summary>Torch process settings: threads, and the device (CUDA when present, CPU otherwise).</summary>
+public static class TorchSetup
+{
+    private static bool _configured;
+
+    public static void Configure(int threads)
+    {
+        if (_configured)
+            return;
+        // With more than one thread, OpenMP's busy-waiting swings step times wildly on a shared machine;
+        // it reads OMP_WAIT_POLICY from the C environment before libtorch loads.
+        if (threads > 1 && OperatingSystem.IsLinux())
+            NativeEnvironment.SetEnv("OMP_WAIT_POLICY", "PASSIVE");
+        torch.set_num_threads(threads);
+        _configured = true;
+    }
+
+    public static Device PreferredDevice() => cuda.is_available() ? CUDA : CPU;
+}
+
+internal static partial class NativeEnvironment
+{
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static partial int SetEnvNative(string name, string value, int overwrite);
+
+    public static void SetEnv(string name, string value) => SetEnvNative(name, value, 1);
+}
