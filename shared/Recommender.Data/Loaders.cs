@@ -8,19 +8,21 @@ public static class SasRecFile
 {
     public static InteractionDataset Load(string path)
     {
-        var lines = File.ReadLines(path)
-            .Where(l => l.Length > 0)
-            .Select((line, n) =>
-            {
-                var space = line.IndexOf(' ');
-                if (space <= 0)
-                    throw new FormatException($"{path}:{n + 1}: expected 'user item', got '{line}'");
-                return (line[..space], line[(space + 1)..].Trim(), (long)n);
-            });
+        var rows = new List<(string User, string Item, long Order)>();
+        var maxItem = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            if (line.Length == 0)
+                continue;
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length != 2 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var item) || item < 1)
+                throw new FormatException($"{path}:{rows.Count + 1}: expected 'user item' with a positive item number, got '{line}'");
+            maxItem = Math.Max(maxItem, item);
+            rows.Add((parts[0], parts[1], rows.Count));
+        }
         // Keep SASRec's numbering: item k is number k, so results compare with the paper's code.
-        var maxItem = File.ReadLines(path).Where(l => l.Length > 0).Max(l => int.Parse(l.AsSpan(l.IndexOf(' ') + 1), CultureInfo.InvariantCulture));
         var itemOrder = Enumerable.Range(1, maxItem).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToList();
-        return InteractionDataset.FromInteractions(Path.GetFileNameWithoutExtension(path), lines, itemOrder);
+        return InteractionDataset.FromInteractions(Path.GetFileNameWithoutExtension(path), rows, itemOrder);
     }
 }
 

@@ -16,7 +16,7 @@ public sealed record SyntheticWorldOptions
     /// <summary>How strongly popularity adds to an item's appeal (log-weight scale).</summary>
     public double PopularityWeight { get; init; } = 0.5;
     /// <summary>How sharply users prefer items that match their taste.</summary>
-    public double TasteSharpness { get; init; } = 2.5;
+    public double TasteSharpness { get; init; } = 5.0;
     /// <summary>Standard deviation of the random walk of a user's taste per interaction.</summary>
     public double TasteDrift { get; init; } = 0.05;
     /// <summary>Appeal lost per item of the same category among the last <see cref="FatigueWindow"/> consumed.</summary>
@@ -28,7 +28,7 @@ public sealed record SyntheticWorldOptions
     public int SessionsPerUser { get; init; } = 4;
     public int MaxSessionLength { get; init; } = 25;
     /// <summary>Items the user browses among at each step of organic (logged) behaviour, drawn by popularity.</summary>
-    public int BrowsedCandidates { get; init; } = 30;
+    public int BrowsedCandidates { get; init; } = 60;
     public int Seed { get; init; } = 7;
 
     /// <summary>Parses "users=2000,items=800,seed=3" (names as the properties, case-insensitive).</summary>
@@ -50,8 +50,10 @@ public sealed record SyntheticWorldOptions
                 "drift" or "tastedrift" => options with { TasteDrift = D() },
                 "fatigue" or "fatigueperrepeat" => options with { FatiguePerRepeat = D() },
                 "sessions" or "sessionsperuser" => options with { SessionsPerUser = I() },
+                "sharpness" or "tastesharpness" => options with { TasteSharpness = D() },
+                "candidates" or "browsedcandidates" => options with { BrowsedCandidates = I() },
                 "seed" => options with { Seed = I() },
-                _ => throw new FormatException($"unknown synthetic option '{key}' (users, items, dim, categories, zipf, drift, fatigue, sessions, seed)"),
+                _ => throw new FormatException($"unknown synthetic option '{key}' (users, items, dim, categories, zipf, drift, fatigue, sessions, sharpness, candidates, seed)"),
             };
         }
         return options;

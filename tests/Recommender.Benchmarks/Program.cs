@@ -18,7 +18,7 @@ switch (options.Command)
         await IngestionBenchmark.RunAsync(options, outDir);
         break;
     default:
-        Console.Error.WriteLine("usage: Recommender.Benchmarks ingestion [--events 1000000] [--users 20000] [--items 5000] [--batch 1000] [--partitions 4] [--active-sessions 500] [--out artifacts/benchmarks]");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks ingestion [--events 1000000] [--users 20000] [--items 5000] [--batch 4000] [--partitions 4] [--active-sessions 500] [--out artifacts/benchmarks]");
         return 2;
 }
 return 0;
@@ -32,7 +32,7 @@ internal static class IngestionBenchmark
         var events = options.GetInt("events", 1_000_000);
         var users = options.GetInt("users", 20_000);
         var items = options.GetInt("items", 5_000);
-        var batchSize = options.GetInt("batch", 1000);
+        var batchSize = options.GetInt("batch", 4000); // host.json maxEventBatchSize
         var partitions = options.GetInt("partitions", 4);
         var parseEvents = options.GetInt("parse-events", 300_000);
         var connection = options.Get("storage", "UseDevelopmentStorage=true");

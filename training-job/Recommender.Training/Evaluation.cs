@@ -29,7 +29,7 @@ public sealed record EvaluationProtocol
     public int BatchSize { get; init; } = 256;
 
     public override string ToString() =>
-        $"leave-one-out (last item test, second-to-last validation); HR@{K}/NDCG@{K} vs {SampledNegatives} uniform negatives not in the training history (seed {Seed}) " +
+        $"leave-one-out (last item test, second-to-last validation); HR@{K}/NDCG@{K} vs {SampledNegatives} uniform negatives, neither the target nor in the training history (seed {Seed}) " +
         $"and vs all items (history masked); ties count against the target; users: {(MaxUsers is { } m ? $"seeded sample of {m:N0}" : "all with a target")}; cold users: history <= {ColdUserMaxHistory}";
 }
 
@@ -57,7 +57,7 @@ public static class Evaluator
         var started = System.Diagnostics.Stopwatch.StartNew();
         var users = split.EvaluableUsers(stage).ToList();
         if (protocol.MaxUsers is { } max && users.Count > max)
-            users = users.OrderBy(u => new Random(HashCode.Combine(protocol.Seed, u)).Next()).Take(max).Order().ToList();
+            users = users.OrderBy(u => new Random(StableSeed(protocol.Seed, u, -1)).Next()).Take(max).Order().ToList();
 
         var all = new Accumulator();
         var cold = new Accumulator();
@@ -72,9 +72,9 @@ public static class Evaluator
                 var userScores = scores[b];
                 var t = userScores[target];
 
-                // Sampled: SASRec's sampler (uniform, resampled while in the training history).
-                var random = new Random(HashCode.Combine(protocol.Seed, user, (int)stage));
-                var rated = new HashSet<int>(split.Train[user]) { 0 };
+                // Sampled: SASRec's sampler (uniform, resampled while in the training history), which also never draws the target.
+                var random = new Random(StableSeed(protocol.Seed, user, (int)stage));
+                var rated = new HashSet<int>(split.Train[user]) { 0, target };
                 var sampledRank = 0;
                 for (var n = 0; n < protocol.SampledNegatives; n++)
                 {
@@ -102,6 +102,9 @@ public static class Evaluator
         }
         return new EvaluationResult(scorer.Name, stage, all.Result(), cold.Result(), started.Elapsed.TotalSeconds);
     }
+
+    /// <summary>The same in every process (HashCode.Combine is randomised per process, which would change the negatives between runs).</summary>
+    private static int StableSeed(int seed, int user, int stage) => unchecked((seed * 1_000_003) ^ (user * 7_919) ^ (stage * 104_729));
 
     private sealed class Accumulator
     {

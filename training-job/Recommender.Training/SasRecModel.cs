@@ -42,6 +42,9 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         _blocks = new ModuleList<TransformerBlock>(Enumerable.Range(0, config.Blocks).Select(_ => new TransformerBlock(d, config.Heads, config.Dropout)).ToArray());
         _finalNorm = LayerNorm(d, eps: 1e-8);
 
+        RegisterComponents();
+        if (_itemTokens is not null)
+            register_buffer("item_tokens", _itemTokens, persistent: false);
         // SASRec's initialisation: Xavier-normal weights, padding row zero.
         foreach (var (name, parameter) in named_parameters())
         {
@@ -54,9 +57,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
             _contentEmbedding?.weight![0].zero_();
             _userEmbedding?.weight![0].zero_();
         }
-        RegisterComponents();
-        if (_itemTokens is not null)
-            register_buffer("item_tokens", _itemTokens, persistent: false);
+
     }
 
     public int ItemCount { get; }

@@ -50,8 +50,14 @@ public sealed record SequenceModelConfig
 
     public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides)
     {
-        var json = path is null ? "{}" : File.ReadAllText(path);
-        var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
+        // Start from the defaults written out in full: the source-generated reader sets init-only
+        // properties it does not find to default(T), not to their initialisers.
+        var node = System.Text.Json.Nodes.JsonNode.Parse(new SequenceModelConfig().ToJson())!.AsObject();
+        if (path is not null)
+        {
+            foreach (var (key, value) in System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject())
+                node[key] = value?.DeepClone();
+        }
         foreach (var (key, value) in overrides)
         {
             var property = typeof(SequenceModelConfig).GetProperties().FirstOrDefault(p => string.Equals(p.Name, key.Replace("-", ""), StringComparison.OrdinalIgnoreCase))

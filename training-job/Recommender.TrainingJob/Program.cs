@@ -1,4 +1,71 @@
-// The training job's commands arrive with the sequence-model issue (train, evaluate, publish).
-// Until then it says so rather than pretending to train.
-Console.Error.WriteLine("training-job: no commands yet (train/evaluate/publish come with the sequence model).");
-return 2;
+using Recommender.Training;
+using Recommender.TrainingJob;
+
+// training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--quiet] [--<setting> <value> ...]
+// training-job evaluate --model <dir> --data <source> [--quiet]
+var command = args.FirstOrDefault();
+var options = CommandLine.Parse(args.Skip(1).ToArray());
+var progress = options.Flags.Contains("quiet") ? null : Console.Out;
+try
+{
+    switch (command)
+    {
+        case "train":
+        {
+            var data = await DataSources.OpenAsync(options.Required("data"));
+            var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users")).ToDictionary();
+            var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
+            var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
+            var metrics = await new TrainingRun(config, protocol, progress).RunAsync(data, options.Required("out"));
+            if (progress is null)
+                Console.WriteLine(metrics.ToJsonString());
+            return 0;
+        }
+        case "evaluate":
+        {
+            var data = await DataSources.OpenAsync(options.Required("data"));
+            var result = SavedModel.Evaluate(options.Required("model"), data, new EvaluationProtocol());
+            Console.WriteLine(TrainingRun.Describe(result));
+            return 0;
+        }
+        default:
+            Console.Error.WriteLine("""
+                usage:
+                  training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--eval-users N] [--quiet] [--<setting> <value> ...]
+                  training-job evaluate --model <dir> --data <source>
+                sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string>
+                settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
+                  learningRate, weightDecay, batchSize, epochs, evaluateEvery, patience, validationUsers, itemContent, userFeatures,
+                  threads, timeBudgetSeconds, seed
+                """);
+            return 2;
+    }
+}
+catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or FormatException)
+{
+    Console.Error.WriteLine($"training-job: {ex.Message}");
+    return 2;
+}
+
+/// <summary>--name value pairs and bare --flags.</summary>
+internal sealed record CommandLine(Dictionary<string, string> Values, HashSet<string> Flags)
+{
+    public static CommandLine Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        var flags = new HashSet<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal))
+                throw new ArgumentException($"unexpected argument '{args[i]}'");
+            var name = args[i][2..];
+            if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                values[name] = args[++i];
+            else
+                flags.Add(name);
+        }
+        return new CommandLine(values, flags);
+    }
+
+    public string Required(string name) => Values.TryGetValue(name, out var v) ? v : throw new ArgumentException($"--{name} is required");
+}

@@ -1,0 +1,108 @@
+using Recommender.Data;
+using Recommender.Events;
+
+namespace Recommender.Data.Tests;
+
+public sealed class SyntheticWorldTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly SyntheticWorldOptions Small = new() { Users = 200, Items = 150, Seed = 11 };
+
+    [Fact]
+    public void The_same_seed_gives_the_same_world_and_history()
+    {
+        var a = new SyntheticWorld(Small).GenerateHistory(Start);
+        var b = new SyntheticWorld(Small).GenerateHistory(Start);
+        var c = new SyntheticWorld(Small with { Seed = 12 }).GenerateHistory(Start);
+
+        Assert.Equal(a, b);
+        Assert.NotEqual(a.Select(e => e.ItemId), c.Select(e => e.ItemId));
+    }
+
+    [Fact]
+    public void Generating_history_does_not_change_the_worlds_users()
+    {
+        var world = new SyntheticWorld(Small);
+        var before = world.Users.Select(u => u.Taste.ToArray()).ToList();
+
+        world.GenerateHistory(Start);
+
+        Assert.Equal(before, world.Users.Select(u => u.Taste.ToArray()).ToList());
+    }
+
+    [Fact]
+    public void Popularity_is_skewed()
+    {
+        var history = new SyntheticWorld(Small with { Users = 500 }).GenerateHistory(Start);
+        var counts = history.GroupBy(e => e.ItemId).Select(g => g.Count()).OrderDescending().ToList();
+
+        var topTenth = counts.Take(Small.Items / 10).Sum() / (double)history.Count;
+        Assert.True(topTenth > 0.25, $"top 10% of items have {topTenth:P0} of interactions");
+    }
+
+    [Fact]
+    public void Users_choose_items_that_match_their_hidden_taste()
+    {
+        var world = new SyntheticWorld(Small);
+        var history = world.GenerateHistory(Start);
+        var user = world.Users[0];
+        var chosen = history.Where(e => e.UserId == SyntheticWorld.UserId(0)).Select(e => int.Parse(e.ItemId![4..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+
+        var fresh = SyntheticWorld.Clone(user);
+        fresh.RecentCategories.Clear();
+        var meanChosen = chosen.Average(i => world.Appeal(fresh, i));
+        var meanAll = Enumerable.Range(0, Small.Items).Average(i => world.Appeal(fresh, i));
+        Assert.True(meanChosen > meanAll, $"chosen {meanChosen:F2} vs all {meanAll:F2}");
+    }
+
+    [Fact]
+    public void Repeating_a_category_tires_the_user()
+    {
+        var world = new SyntheticWorld(Small);
+        var user = SyntheticWorld.Clone(world.Users[3]);
+        var item = 5;
+        var fresh = world.Appeal(user, item);
+
+        for (var i = 0; i < 3; i++)
+            user.RecentCategories.Add(world.ItemCategory[item]);
+
+        Assert.Equal(fresh - 3 * Small.FatiguePerRepeat, world.Appeal(user, item), 9);
+    }
+
+    [Fact]
+    public void An_unsatisfied_user_leaves_sooner()
+    {
+        var world = new SyntheticWorld(Small);
+        var random = new Random(1);
+        double MeanSessionLength(bool served) => Enumerable.Range(0, 500).Average(_ =>
+        {
+            var user = SyntheticWorld.Clone(world.Users[0]);
+            for (var step = 1; step < 200; step++)
+            {
+                int? item = served ? Enumerable.Range(0, Small.Items).MaxBy(i => world.Appeal(user, i)) : null;
+                if (world.Step(user, item, random))
+                    return step;
+            }
+            return 200;
+        });
+
+        var satisfied = MeanSessionLength(served: true);
+        var unsatisfied = MeanSessionLength(served: false);
+        Assert.True(satisfied > 1.5 * unsatisfied, $"served {satisfied:F1} steps, not served {unsatisfied:F1}");
+    }
+
+    [Fact]
+    public void The_world_emits_valid_product_events_and_a_dataset_with_features()
+    {
+        var world = new SyntheticWorld(Small);
+        var parser = new EventParser();
+        var events = world.CatalogAndProfileEvents(Start).ToList();
+        var data = world.ToDataset(world.GenerateHistory(Start));
+
+        Assert.All(events, e => Assert.True(parser.Parse(e.ToUtf8Json(), Start).IsValid));
+        Assert.Equal(Small.Items + Small.Users, events.Count);
+        Assert.Equal(Small.Items, data.ItemCount);
+        Assert.Equal(3, data.ItemFeatures!.Tokens[1].Length); // category and two tags
+        Assert.Equal(2, data.UserFeatures!.Tokens[0].Length);
+    }
+}

@@ -1,0 +1,21 @@
+namespace Recommender.TestSupport;
+
+/// <summary>
+/// The real data sets in ../shared/data beside the repository (research-only licences: read there, never
+/// copied in). CI lays ../shared beside the clone; a missing folder fails the test with the reason.
+/// </summary>
+public static class SharedData
+{
+    public static string Path(params string[] parts)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(System.IO.Path.Combine(dir.FullName, "Serverless.sln")))
+            dir = dir.Parent;
+        if (dir?.Parent is null)
+            throw new InvalidOperationException("cannot find the repository root (Serverless.sln) above " + AppContext.BaseDirectory);
+        var path = System.IO.Path.Combine([dir.Parent.FullName, "shared", "data", .. parts]);
+        if (!File.Exists(path) && !Directory.Exists(path))
+            throw new FileNotFoundException($"shared data not found at {path}: the tests expect ../shared/data beside the repository");
+        return path;
+    }
+}

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using TorchSharp;
+
+namespace Recommender.Training;
+
+/// <summary>
+/// One training run, start to finish: split, baselines, train, evaluate on the test targets, and write
+/// the run folder: <c>metrics.json</c> (keys in DESIGN.md), <c>model.bin</c> (weights), <c>config.json</c>,
+/// <c>items.json</c> (item number to id), <c>report.html</c> (learning curve and metric table).
+/// </summary>
+public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, TextWriter? progress = null)
+{
+    public async Task<JsonObject> RunAsync(InteractionDataset data, string outputDirectory, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(outputDirectory);
+        progress?.WriteLine(data.ToString());
+        progress?.WriteLine($"protocol: {protocol}");
+        var split = LeaveOneOutSplit.Create(data);
+
+        var results = new List<EvaluationResult>
+        {
+            Evaluator.Evaluate(new PopularityScorer(split, data.ItemCount), split, data.ItemCount, EvaluationStage.Test, protocol),
+            Evaluator.Evaluate(new ItemKnnScorer(split, data.ItemCount), split, data.ItemCount, EvaluationStage.Test, protocol),
+        };
+        foreach (var baseline in results)
+            progress?.WriteLine(Describe(baseline));
+
+        var outcome = new SequenceModelTrainer(config, progress).Train(data, split);
+        var model = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device), split, data.ItemCount, EvaluationStage.Test, protocol);
+        results.Add(model);
+        progress?.WriteLine(Describe(model));
+
+        outcome.Model.save(Path.Combine(outputDirectory, "model.bin"));
+        await File.WriteAllTextAsync(Path.Combine(outputDirectory, "config.json"), config.ToJson(), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(outputDirectory, "items.json"), JsonSerializer.Serialize(data.ItemIds.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
+        var metrics = Metrics(data, model, results, outcome);
+        await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), metrics.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.html"), RunReport.Html(data.ToString(), protocol.ToString(), config, results, outcome.Curve), cancellationToken);
+        progress?.WriteLine($"wrote {outputDirectory}/metrics.json, model.bin, config.json, items.json, report.html");
+        return metrics;
+    }
+
+    public static string Describe(EvaluationResult r) =>
+        $"{r.Model,-16} test HR@10 {r.All.HitRate:F4}  NDCG@10 {r.All.Ndcg:F4}  full HR@10 {r.All.FullHitRate:F4}  full NDCG@10 {r.All.FullNdcg:F4}  " +
+        $"cold users ({r.ColdUsers.Users}) NDCG@10 {r.ColdUsers.Ndcg:F4}  [{r.All.Users:N0} users, {r.Seconds:F1} s]";
+
+    private JsonObject Metrics(InteractionDataset data, EvaluationResult model, List<EvaluationResult> all, TrainingOutcome outcome)
+    {
+        // A slice with no users has no metric: null, not NaN (which JSON cannot hold).
+        static double? Finite(double x) => double.IsFinite(x) ? x : null;
+        static JsonObject Set(MetricSet m) => new()
+        {
+            ["hr@10"] = Finite(m.HitRate), ["ndcg@10"] = Finite(m.Ndcg), ["hr@10_full"] = Finite(m.FullHitRate), ["ndcg@10_full"] = Finite(m.FullNdcg), ["users"] = m.Users,
+        };
+        var metrics = new JsonObject
+        {
+            ["model"] = model.Model,
+            ["hr@10"] = Finite(model.All.HitRate),
+            ["ndcg@10"] = Finite(model.All.Ndcg),
+            ["hr@10_full"] = Finite(model.All.FullHitRate),
+            ["ndcg@10_full"] = Finite(model.All.FullNdcg),
+            ["cold_users.hr@10"] = Finite(model.ColdUsers.HitRate),
+            ["cold_users.ndcg@10"] = Finite(model.ColdUsers.Ndcg),
+            ["cold_users.count"] = model.ColdUsers.Users,
+            ["train_seconds"] = Math.Round(outcome.TrainSeconds, 1),
+            ["sequences_per_second"] = Math.Round(outcome.SequencesPerSecond),
+            ["best_epoch"] = outcome.BestEpoch,
+            ["epochs_run"] = outcome.Curve.Count,
+            ["peak_memory_mb"] = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024),
+            ["device"] = outcome.Device.type.ToString(),
+            ["dataset"] = new JsonObject { ["name"] = data.Name, ["users"] = data.UserCount, ["items"] = data.ItemCount, ["interactions"] = data.InteractionCount },
+            ["protocol"] = protocol.ToString(),
+            ["baselines"] = new JsonObject(all.Where(r => r != model).Select(r => KeyValuePair.Create(r.Model, (JsonNode?)Set(r.All)))),
+            ["curve"] = new JsonArray(outcome.Curve.Select(e => (JsonNode)new JsonObject
+            {
+                ["epoch"] = e.Epoch, ["loss"] = Math.Round(e.Loss, 5), ["seconds"] = Math.Round(e.Seconds, 2),
+                ["valid_ndcg@10"] = e.ValidationNdcg, ["valid_hr@10"] = e.ValidationHitRate,
+            }).ToArray()),
+        };
+        return metrics;
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal sealed partial class ItemIdsJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
