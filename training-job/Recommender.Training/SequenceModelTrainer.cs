@@ -95,7 +95,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
     }
 
     /// <summary>The configured next-item loss on one batch of users.</summary>
-    private Tensor Loss(SasRecModel model, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
+    public Tensor Loss(SasRecModel model, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
     {
         var sequences = users.Select(u => split.Train[u]).ToList();
         var (inputs, targets) = SequenceBatches.NextItem(sequences, config.MaxLength, device);

@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using Recommender.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+/// <summary>
+/// Training steps per second of the sequence model on the configuration of ../shared/BENCHMARKS.md's
+/// PyTorch SASRec micro benchmark: 3,700 items, dimension 64, 2 blocks, 1 head, length 50, batch 128,
+/// BCE with one negative, Adam. Random full-length sequences; the first steps are warm-up.
+/// </summary>
+internal static class TrainingThroughputBenchmark
+{
+    public static async Task RunAsync(Args options, string outDir)
+    {
+        var items = options.GetInt("items", 3700);
+        var steps = options.GetInt("steps", 60);
+        var warmup = options.GetInt("warmup", 10);
+        var threads = options.GetInt("threads", 1);
+        var loss = options.Get("loss", "bce");
+        var config = new SequenceModelConfig
+        {
+            Dimension = 64, Blocks = 2, Heads = 1, MaxLength = 50, BatchSize = 128, Loss = loss, Dropout = 0.2,
+            ItemContent = false, UserFeatures = false, Threads = threads, Seed = 1,
+        };
+        TorchSetup.Configure(threads);
+        random.manual_seed(1);
+        var rng = new Random(1);
+        var sequences = Enumerable.Range(0, config.BatchSize * 8).Select(_ => Enumerable.Range(0, config.MaxLength + 1).Select(_ => rng.Next(1, items + 1)).ToArray()).ToArray();
+        var data = new InteractionDataset("random", ["", .. Enumerable.Range(1, items).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))],
+            Enumerable.Range(0, sequences.Length).Select(u => u.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(), sequences);
+        var split = LeaveOneOutSplit.Create(data with { Sequences = sequences.Select(s => s.Append(1).Append(2).ToArray()).ToArray() });
+
+        var model = new SasRecModel(config, items, null, 0, 0);
+        var optimizer = optim.Adam(model.parameters(), config.LearningRate, beta1: 0.9, beta2: 0.98);
+        var trainer = new SequenceModelTrainer(config);
+        var times = new List<double>();
+        for (var step = 0; step < warmup + steps; step++)
+        {
+            var users = Enumerable.Range((step % 8) * config.BatchSize, config.BatchSize).ToArray();
+            var clock = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                var l = trainer.Loss(model, data, split, users, CPU, rng);
+                l.backward();
+                optimizer.step();
+            }
+            if (step >= warmup)
+                times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        times.Sort();
+        var median = times[times.Count / 2];
+        var perSecond = config.BatchSize / (median / 1000);
+        Console.WriteLine($"training step ({loss}, {items:N0} items, dim 64, 2 blocks, length 50, batch 128, {threads} thread(s)): median {median:F1} ms, {perSecond:N0} sequences/s");
+
+        var result = new JsonObject
+        {
+            ["name"] = "training-throughput",
+            ["created"] = DateTime.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            ["machine"] = new JsonObject { ["os"] = RuntimeInformation.OSDescription, ["cpus"] = Environment.ProcessorCount, ["runtime"] = RuntimeInformation.FrameworkDescription, ["torch_threads"] = threads },
+            ["protocol"] = new JsonObject { ["items"] = items, ["dimension"] = 64, ["blocks"] = 2, ["heads"] = 1, ["max_length"] = 50, ["batch"] = 128, ["loss"] = loss, ["warmup_steps"] = warmup, ["measured_steps"] = steps, ["data"] = "random full-length sequences, seed 1" },
+            ["figures"] = new JsonObject { ["median_ms_per_step"] = Math.Round(median, 1), ["p10_ms"] = Math.Round(times[times.Count / 10], 1), ["p90_ms"] = Math.Round(times[times.Count * 9 / 10], 1), ["sequences_per_second"] = Math.Round(perSecond) },
+            ["reference"] = "PyTorch SASRec port (pmixer), same configuration, this machine, OpenBLAS: 560-670 sequences/s on 1 thread (../shared/BENCHMARKS.md)",
+        };
+        var path = Path.Combine(outDir, $"training-throughput-{loss}.json");
+        await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"wrote {path}");
+    }
+}
