@@ -34,9 +34,11 @@ public static class DataSources
     }
 
     /// <summary>The event log's engagements (what enters a user's history), with catalog content as item features.</summary>
-    private static async Task<InteractionDataset> OpenEventLogAsync(string connection, CancellationToken cancellationToken)
+    private static Task<InteractionDataset> OpenEventLogAsync(string connection, CancellationToken cancellationToken) =>
+        OpenEventLogAsync(IngestionServices.FromConnectionString(connection), cancellationToken);
+
+    internal static async Task<InteractionDataset> OpenEventLogAsync(IngestionServices services, CancellationToken cancellationToken = default)
     {
-        var services = IngestionServices.FromConnectionString(connection);
         var records = await services.SnapshotReader.ReadAsync(cancellationToken: cancellationToken);
         var engagements = records
             .Where(r => r.ItemId is not null && EventParser.TryParseType(r.Type, out var type) && type.IsEngagement())

@@ -21,6 +21,13 @@ try
                 Console.WriteLine(metrics.ToJsonString());
             return 0;
         }
+        case "simulate":
+        {
+            // Development: fill the local event log (Azurite) with the synthetic world's traffic.
+            var services = Recommender.Ingestion.IngestionServices.FromConnectionString(options.Values.GetValueOrDefault("storage", "UseDevelopmentStorage=true"));
+            await SyntheticTraffic.SendAsync(services, Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")), Console.Out);
+            return 0;
+        }
         case "evaluate":
         {
             var data = await DataSources.OpenAsync(options.Required("data"));
@@ -33,6 +40,7 @@ try
                 usage:
                   training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--eval-users N] [--quiet] [--<setting> <value> ...]
                   training-job evaluate --model <dir> --data <source>
+                  training-job simulate [--world users=1000,items=500,seed=7] [--storage <connection string>]   (sends synthetic traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string>
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
                   learningRate, weightDecay, batchSize, epochs, evaluateEvery, patience, validationUsers, itemContent, userFeatures,
