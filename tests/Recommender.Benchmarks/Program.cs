@@ -109,7 +109,7 @@ internal static class IngestionBenchmark
         {
             ["name"] = "ingestion",
             ["created"] = DateTime.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
-            ["machine"] = Machine(),
+            ["machine"] = BenchmarkMachine.Describe(),
             ["protocol"] = new JsonObject
             {
                 ["events"] = events, ["users"] = users, ["items"] = items, ["item_popularity"] = "Zipf s=1.0", ["active_sessions"] = activeSessions, ["mean_session_events"] = 20, ["seed"] = 42,
@@ -171,15 +171,6 @@ internal static class IngestionBenchmark
         return raw;
     }
 
-    private static JsonObject Machine() => new()
-    {
-        ["os"] = RuntimeInformation.OSDescription,
-        ["cpus"] = Environment.ProcessorCount,
-        ["runtime"] = RuntimeInformation.FrameworkDescription,
-        ["cpu_model"] = File.Exists("/proc/cpuinfo")
-            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim()
-            : null,
-    };
 }
 
 /// <summary>Command line: a command, then --name value pairs.</summary>
@@ -198,4 +189,19 @@ internal sealed class Args(string command, Dictionary<string, string> values)
     public string Get(string name, string fallback) => values.GetValueOrDefault(name, fallback);
 
     public int GetInt(string name, int fallback) => values.TryGetValue(name, out var v) ? int.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
+}
+
+/// <summary>The machine a benchmark ran on, written into every result.</summary>
+internal static class BenchmarkMachine
+{
+    public static JsonObject Describe(int? torchThreads = null) => new()
+    {
+        ["os"] = RuntimeInformation.OSDescription,
+        ["cpus"] = Environment.ProcessorCount,
+        ["runtime"] = RuntimeInformation.FrameworkDescription,
+        ["cpu_model"] = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim()
+            : null,
+        ["torch_threads"] = torchThreads,
+    };
 }

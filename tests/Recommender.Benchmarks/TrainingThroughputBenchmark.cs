@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
@@ -61,7 +60,7 @@ internal static class TrainingThroughputBenchmark
         {
             ["name"] = "training-throughput",
             ["created"] = DateTime.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
-            ["machine"] = new JsonObject { ["os"] = RuntimeInformation.OSDescription, ["cpus"] = Environment.ProcessorCount, ["runtime"] = RuntimeInformation.FrameworkDescription, ["torch_threads"] = threads },
+            ["machine"] = BenchmarkMachine.Describe(threads),
             ["protocol"] = new JsonObject { ["items"] = items, ["dimension"] = 64, ["blocks"] = 2, ["heads"] = 1, ["max_length"] = 50, ["batch"] = 128, ["loss"] = loss, ["warmup_steps"] = warmup, ["measured_steps"] = steps, ["data"] = "random full-length sequences, seed 1" },
             ["figures"] = new JsonObject { ["median_ms_per_step"] = Math.Round(median, 1), ["p10_ms"] = Math.Round(times[times.Count / 10], 1), ["p90_ms"] = Math.Round(times[times.Count * 9 / 10], 1), ["sequences_per_second"] = Math.Round(perSecond) },
             ["reference"] = "PyTorch SASRec port (pmixer), same configuration, this machine, OpenBLAS: 560-670 sequences/s on 1 thread (../shared/BENCHMARKS.md)",
