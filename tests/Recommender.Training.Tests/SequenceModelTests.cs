@@ -63,7 +63,7 @@ public sealed class SequenceModelTests
         var again = SavedModel.Evaluate(dir, data, new EvaluationProtocol());
         Assert.Equal((double)metrics["ndcg@10"]!, again.All.Ndcg, 6);
         Assert.Equal(data.ItemCount + 1, fromDisk[0].Length);
-        foreach (var file in new[] { "metrics.json", "model.bin", "config.json", "items.json", "report.html" })
+        foreach (var file in new[] { "metrics.json", "model.bin", "policy.onnx", "config.json", "items.json", "report.html" })
             Assert.True(File.Exists(Path.Combine(dir, file)), file);
         foreach (var key in new[] { "hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full", "cold_users.ndcg@10", "train_seconds", "sequences_per_second" })
             Assert.True(metrics.ContainsKey(key), key);

@@ -34,12 +34,13 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         progress?.WriteLine(Describe(model));
 
         outcome.Model.save(Path.Combine(outputDirectory, "model.bin"));
+        await File.WriteAllBytesAsync(Path.Combine(outputDirectory, "policy.onnx"), PolicyExporter.Export(outcome.Model, config), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "config.json"), config.ToJson(), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "items.json"), JsonSerializer.Serialize(data.ItemIds.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
         var metrics = Metrics(data, model, results, outcome);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), metrics.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.html"), RunReport.Html(data.ToString(), protocol.ToString(), config, results, outcome.Curve), cancellationToken);
-        progress?.WriteLine($"wrote {outputDirectory}/metrics.json, model.bin, config.json, items.json, report.html");
+        progress?.WriteLine($"wrote {outputDirectory}/metrics.json, model.bin, policy.onnx, config.json, items.json, report.html");
         return metrics;
     }
 

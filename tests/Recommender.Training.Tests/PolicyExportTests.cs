@@ -1,0 +1,70 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Recommender.Data;
+using Recommender.Training;
+
+namespace Recommender.Training.Tests;
+
+/// <summary>The exported ONNX graph answers as the TorchSharp model does, on real histories.</summary>
+public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(2, 1, true)]
+    [InlineData(2, 2, false)]
+    public void Onnx_runtime_matches_the_torch_forward_pass(int blocks, int heads, bool features)
+    {
+        var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 300, Items = 200, Seed = 9 });
+        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var split = LeaveOneOutSplit.Create(data);
+        var config = new SequenceModelConfig
+        {
+            Dimension = 32, Blocks = blocks, Heads = heads, MaxLength = 20, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Negatives = 64,
+            ItemContent = features, UserFeatures = features, Seed = 4,
+        };
+        var outcome = new SequenceModelTrainer(config).Train(data, split);
+        var users = Enumerable.Range(0, 64).ToArray();
+        var histories = users.Select(u => split.History(u, EvaluationStage.Test)).ToArray();
+        var expected = new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device).Score(users, histories);
+
+        var onnx = PolicyExporter.Export(outcome.Model, config);
+        using var options = new SessionOptions { IntraOpNumThreads = 1 };
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var session = new InferenceSession(onnx, options);
+        var history = new DenseTensor<long>([users.Length, config.MaxLength]);
+        for (var b = 0; b < users.Length; b++)
+        {
+            var h = histories[b].TakeLast(config.MaxLength).ToArray();
+            for (var t = 0; t < h.Length; t++)
+                history[b, config.MaxLength - h.Length + t] = h[t];
+        }
+        var inputs = new List<NamedOnnxValue>
+        {
+            NamedOnnxValue.CreateFromTensor("history", history),
+            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { 10 }, [1])),
+        };
+        if (features)
+        {
+            var width = data.UserFeatures!.MaxTokens;
+            var tokens = new DenseTensor<long>([users.Length, width]);
+            for (var b = 0; b < users.Length; b++)
+                for (var t = 0; t < data.UserFeatures.Tokens[users[b]].Length; t++)
+                    tokens[b, t] = data.UserFeatures.Tokens[users[b]][t];
+            inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", tokens));
+        }
+        using var results = session.Run(inputs);
+        var scores = results.First(r => r.Name == "scores").AsTensor<float>();
+        var topItems = results.First(r => r.Name == "top_items").AsTensor<long>();
+
+        var maxDiff = 0.0;
+        for (var b = 0; b < users.Length; b++)
+        {
+            for (var i = 1; i <= data.ItemCount; i++)
+                maxDiff = Math.Max(maxDiff, Math.Abs(scores[b, i] - expected[b][i]));
+            var torchTop = Enumerable.Range(1, data.ItemCount).OrderByDescending(i => expected[b][i]).Take(10).Select(i => (long)i);
+            Assert.Equal(torchTop, Enumerable.Range(0, 10).Select(k => topItems[b, k]));
+            Assert.True(float.IsNegativeInfinity(scores[b, 0]), "the padding item is never recommended");
+        }
+        output.WriteLine($"max |onnx - torch| = {maxDiff:E2} over {users.Length} users x {data.ItemCount} items");
+        Assert.True(maxDiff <= 1e-5, $"max |onnx - torch| = {maxDiff:E2}");
+    }
+}
