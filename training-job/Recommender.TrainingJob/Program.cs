@@ -21,6 +21,17 @@ try
                 Console.WriteLine(metrics.ToJsonString());
             return 0;
         }
+        case "publish":
+        {
+            var connection = options.Values.GetValueOrDefault("storage", "UseDevelopmentStorage=true");
+            var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(connection, options.Values.GetValueOrDefault("container", "models")));
+            var version = options.Values.GetValueOrDefault("version") ?? DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+            var promoted = await RunPublisher.PublishAsync(registry, options.Required("run"), version, options.Values.GetValueOrDefault("snapshot", "unknown"), options.Flags.Contains("promote"));
+            Console.WriteLine(options.Flags.Contains("promote")
+                ? promoted ? $"published and promoted {version}" : $"published {version}; not promoted: another version was promoted meanwhile"
+                : $"published {version}");
+            return promoted ? 0 : 3;
+        }
         case "simulate":
         {
             // Development: fill the local event log (Azurite) with the synthetic world's traffic.
@@ -40,6 +51,7 @@ try
                 usage:
                   training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--eval-users N] [--quiet] [--<setting> <value> ...]
                   training-job evaluate --model <dir> --data <source>
+                  training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
                   training-job simulate [--world users=1000,items=500,seed=7] [--storage <connection string>]   (sends synthetic traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string>
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,

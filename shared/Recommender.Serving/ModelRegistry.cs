@@ -1,0 +1,110 @@
+using System.Text.Json;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+
+namespace Recommender.Serving;
+
+/// <summary>The promoted version and the ETag it was read with (for the next conditional write).</summary>
+public sealed record CurrentModel(CurrentModelPointer Pointer, ETag ETag);
+
+/// <summary>
+/// Models in Blob Storage: <c>models/{version}/policy.onnx</c> and <c>manifest.json</c>, written once per
+/// version; <c>models/current.json</c> names the promoted version and changes only by a conditional
+/// write, so two promoters cannot overwrite each other unseen.
+/// </summary>
+public sealed class ModelRegistry(BlobContainerClient container)
+{
+    public const string PolicyFile = "policy.onnx";
+    public const string ManifestFile = "manifest.json";
+    public const string CurrentPointer = "models/current.json";
+
+    public BlobContainerClient Container => container;
+
+    public static string PolicyBlob(string version) => $"models/{version}/{PolicyFile}";
+
+    public static string ManifestBlob(string version) => $"models/{version}/{ManifestFile}";
+
+    /// <summary>Uploads a version. A version is immutable: publishing an existing one fails.</summary>
+    public async Task PublishAsync(ModelManifest manifest, ReadOnlyMemory<byte> policy, CancellationToken cancellationToken = default)
+    {
+        var once = new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } };
+        try
+        {
+            await container.GetBlobClient(PolicyBlob(manifest.Version)).UploadAsync(BinaryData.FromBytes(policy), once, cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+        {
+            throw new InvalidOperationException($"model version {manifest.Version} is already published; versions are immutable", ex);
+        }
+        // The manifest goes last: a version without one is incomplete and is never promoted.
+        await container.GetBlobClient(ManifestBlob(manifest.Version)).UploadAsync(BinaryData.FromBytes(manifest.ToUtf8Json()), once, cancellationToken);
+    }
+
+    public async Task<CurrentModel?> GetCurrentAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var content = await container.GetBlobClient(CurrentPointer).DownloadContentAsync(cancellationToken);
+            var pointer = JsonSerializer.Deserialize(content.Value.Content.ToMemory().Span, ServingJsonContext.Default.CurrentModelPointer)!;
+            return new CurrentModel(pointer, content.Value.Details.ETag);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Whether the pointer still has <paramref name="etag"/>: one cheap conditional request (304 when unchanged).
+    /// </summary>
+    public async Task<bool> HasChangedSinceAsync(ETag? etag, CancellationToken cancellationToken = default)
+    {
+        if (etag is null)
+            return (await container.GetBlobClient(CurrentPointer).ExistsAsync(cancellationToken)).Value;
+        try
+        {
+            await container.GetBlobClient(CurrentPointer).GetPropertiesAsync(new BlobRequestConditions { IfNoneMatch = etag }, cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 304)
+        {
+            return false;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Points <c>current.json</c> at <paramref name="version"/> if the pointer is still what the caller last
+    /// read (<paramref name="expected"/>; null: there must be no pointer yet). Returns false when someone
+    /// else promoted in between.
+    /// </summary>
+    public async Task<bool> PromoteAsync(string version, CurrentModel? expected, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        if (!(await container.GetBlobClient(ManifestBlob(version)).ExistsAsync(cancellationToken)).Value)
+            throw new InvalidOperationException($"model version {version} is not (completely) published");
+        var pointer = new CurrentModelPointer(version, DateTimeOffset.UtcNow, reason);
+        var conditions = expected is null ? new BlobRequestConditions { IfNoneMatch = ETag.All } : new BlobRequestConditions { IfMatch = expected.ETag };
+        try
+        {
+            await container.GetBlobClient(CurrentPointer).UploadAsync(
+                BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(pointer, ServingJsonContext.Default.CurrentModelPointer)),
+                new BlobUploadOptions { Conditions = conditions }, cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+        {
+            return false;
+        }
+    }
+
+    public async Task<(ModelManifest Manifest, byte[] Policy)> DownloadAsync(string version, CancellationToken cancellationToken = default)
+    {
+        var manifest = await container.GetBlobClient(ManifestBlob(version)).DownloadContentAsync(cancellationToken);
+        var policy = await container.GetBlobClient(PolicyBlob(version)).DownloadContentAsync(cancellationToken);
+        return (ModelManifest.FromUtf8Json(manifest.Value.Content.ToMemory().Span), policy.Value.Content.ToArray());
+    }
+}

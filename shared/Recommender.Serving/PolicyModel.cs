@@ -1,0 +1,133 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Recommender.Serving;
+
+/// <summary>A model that failed to load or failed its smoke check.</summary>
+public sealed class InvalidModelException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>One recommended item: its catalog id, the model's item number and score.</summary>
+public readonly record struct ScoredItem(string ItemId, int ItemNumber, float Score);
+
+/// <summary>
+/// A published policy loaded into ONNX Runtime (one intra-op thread, no spinning: the machine is shared
+/// and spinning threads cost more in tail latency than they save). Thread-safe. Reference-counted so a
+/// hot swap never disposes a session that a request is still using (see <see cref="ModelSwitcher"/>).
+/// </summary>
+public sealed class PolicyModel
+{
+    private readonly InferenceSession _session;
+    private readonly Dictionary<string, int> _itemNumbers;
+    private readonly bool _takesUserTokens;
+    private int _references = 1;
+
+    private PolicyModel(ModelManifest manifest, InferenceSession session)
+    {
+        Manifest = manifest;
+        _session = session;
+        _itemNumbers = manifest.ItemIds.Select((id, i) => (id, i)).Where(x => x.i > 0).ToDictionary(x => x.id, x => x.i);
+        _takesUserTokens = session.InputMetadata.ContainsKey("user_tokens");
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public string Version => Manifest.Version;
+
+    /// <summary>Loads and smoke-checks a policy; throws <see cref="InvalidModelException"/> when it is unusable.</summary>
+    public static PolicyModel Load(ModelManifest manifest, byte[] onnx)
+    {
+        InferenceSession session;
+        try
+        {
+            using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            session = new InferenceSession(onnx, options);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new InvalidModelException($"model {manifest.Version} does not load: {ex.Message}", ex);
+        }
+        var model = new PolicyModel(manifest, session);
+        try
+        {
+            foreach (var name in new[] { "history", "k" })
+            {
+                if (!session.InputMetadata.ContainsKey(name))
+                    throw new InvalidModelException($"model {manifest.Version} has no input '{name}'");
+            }
+            // Smoke check: an empty and a one-item history give finite scores for every item and k results.
+            var k = Math.Min(10, manifest.ItemIds.Count - 1);
+            foreach (var history in new[] { Array.Empty<int>(), [1] })
+            {
+                var scores = model.Score(history, null, out var top, k);
+                if (scores.Length != manifest.ItemIds.Count || scores.Skip(1).Any(s => !float.IsFinite(s)) || top.Length != k)
+                    throw new InvalidModelException($"model {manifest.Version} failed its smoke check (scores {scores.Length} for {manifest.ItemIds.Count} items)");
+            }
+            return model;
+        }
+        catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
+        {
+            session.Dispose();
+            throw new InvalidModelException($"model {manifest.Version} failed its smoke check: {ex.Message}", ex);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    public bool TryGetItemNumber(string itemId, out int number) => _itemNumbers.TryGetValue(itemId, out number);
+
+    /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
+    public float[] Score(IReadOnlyList<int> history, long[]? userTokens, out (int Item, float Score)[] top, int k)
+    {
+        var length = Manifest.MaxLength;
+        var input = new DenseTensor<long>([1, length]);
+        var take = Math.Min(length, history.Count);
+        for (var t = 0; t < take; t++)
+            input[0, length - take + t] = history[history.Count - take + t];
+        var inputs = new List<NamedOnnxValue>
+        {
+            NamedOnnxValue.CreateFromTensor("history", input),
+            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { k }, [1])),
+        };
+        if (_takesUserTokens)
+        {
+            var tokens = userTokens is { Length: > 0 } ? userTokens : [0L];
+            inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", new DenseTensor<long>(tokens, [1, tokens.Length])));
+        }
+        using var results = _session.Run(inputs);
+        var scores = results.First(r => r.Name == "scores").AsEnumerable<float>().ToArray();
+        var topItems = results.First(r => r.Name == "top_items").AsEnumerable<long>().ToArray();
+        var topScores = results.First(r => r.Name == "top_scores").AsEnumerable<float>().ToArray();
+        top = topItems.Select((item, i) => ((int)item, topScores[i])).ToArray();
+        return scores;
+    }
+
+    /// <summary>The best <paramref name="k"/> items for a history of catalog ids; unknown ids are skipped.</summary>
+    public IReadOnlyList<ScoredItem> Recommend(IReadOnlyList<string> historyItemIds, int k)
+    {
+        var history = historyItemIds.Select(id => _itemNumbers.GetValueOrDefault(id)).Where(n => n > 0).ToList();
+        Score(history, null, out var top, Math.Min(k, Manifest.ItemIds.Count - 1));
+        return top.Select(t => new ScoredItem(Manifest.ItemIds[t.Item], t.Item, t.Score)).ToList();
+    }
+
+    internal bool TryAcquire()
+    {
+        while (true)
+        {
+            var references = Volatile.Read(ref _references);
+            if (references == 0)
+                return false;
+            if (Interlocked.CompareExchange(ref _references, references + 1, references) == references)
+                return true;
+        }
+    }
+
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _references) == 0)
+            _session.Dispose();
+    }
+}
