@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Recommender.Ingestion;
+using Recommender.Serving;
 
 // Startup wiring, in one place. Storage uses the AzureWebJobsStorage connection (Azurite locally).
 var builder = FunctionsApplication.CreateBuilder(args);
@@ -20,5 +21,18 @@ builder.Services.AddSingleton(sp =>
 });
 builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Ingestor);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Deletion);
+builder.Services.AddSingleton(sp =>
+{
+    var connection = sp.GetRequiredService<IConfiguration>()["AzureWebJobsStorage"]!;
+    var models = new BlobContainerClient(connection, sp.GetRequiredService<IConfiguration>()["ModelContainer"] ?? "models");
+    models.CreateIfNotExists();
+    return new ModelSwitcher(new ModelRegistry(models));
+});
+builder.Services.AddSingleton(sp =>
+{
+    var ingestion = sp.GetRequiredService<IngestionServices>();
+    return new RecommendationService(sp.GetRequiredService<ModelSwitcher>(), ingestion.UserStates,
+        new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor);
+});
 
 builder.Build().Run();

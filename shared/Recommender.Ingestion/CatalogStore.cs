@@ -60,6 +60,16 @@ public sealed class CatalogStore(TableClient items, TableClient profiles)
         }
     }
 
+    /// <summary>Ids of the items marked unavailable (serving leaves them out).</summary>
+    public async IAsyncEnumerable<string> ListUnavailableItemIdsAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (var entity in items.QueryAsync<TableEntity>(e => e.PartitionKey == ItemPartition && e.GetBoolean("Available") == false,
+            select: ["ItemId"], cancellationToken: cancellationToken))
+        {
+            yield return entity.GetString("ItemId") ?? TableKeys.Decode(entity.RowKey);
+        }
+    }
+
     public async Task<UserProfile?> GetProfileAsync(string userId, CancellationToken cancellationToken = default)
     {
         var response = await profiles.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(userId), TableKeys.Encode(userId), cancellationToken: cancellationToken);

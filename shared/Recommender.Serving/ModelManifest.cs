@@ -6,7 +6,8 @@ namespace Recommender.Serving;
 
 /// <summary>
 /// What a published model is and how to call it: <c>models/{version}/manifest.json</c> beside
-/// <c>policy.onnx</c>. <see cref="ItemIds"/> maps the model's item numbers to catalog ids (index 0 is padding).
+/// <c>policy.onnx</c>. <see cref="ItemIds"/> maps the model's item numbers to catalog ids (index 0 is padding);
+/// <see cref="PopularItems"/> (most interacted-with first) serve users with no history.
 /// </summary>
 public sealed record ModelManifest(
     string Version,
@@ -16,7 +17,8 @@ public sealed record ModelManifest(
     IReadOnlyList<string> Inputs,
     IReadOnlyList<string> Outputs,
     IReadOnlyList<string> ItemIds,
-    JsonObject? Metrics = null)
+    JsonObject? Metrics = null,
+    IReadOnlyList<string>? PopularItems = null)
 {
     public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, ServingJsonContext.Default.ModelManifest);
 

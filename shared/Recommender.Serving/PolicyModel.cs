@@ -20,6 +20,8 @@ public sealed class PolicyModel
     private readonly Dictionary<string, int> _itemNumbers;
     private readonly bool _takesUserTokens;
     private int _references = 1;
+    private float[] _itemEmbeddings = [];
+    private int _dimension;
 
     private PolicyModel(ModelManifest manifest, InferenceSession session)
     {
@@ -63,6 +65,7 @@ public sealed class PolicyModel
                 if (scores.Length != manifest.ItemIds.Count || scores.Skip(1).Any(s => !float.IsFinite(s)) || top.Length != k)
                     throw new InvalidModelException($"model {manifest.Version} failed its smoke check (scores {scores.Length} for {manifest.ItemIds.Count} items)");
             }
+            model.LoadItemEmbeddings();
             return model;
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
@@ -78,6 +81,43 @@ public sealed class PolicyModel
     }
 
     public bool TryGetItemNumber(string itemId, out int number) => _itemNumbers.TryGetValue(itemId, out number);
+
+    /// <summary>
+    /// The explanation of a recommendation: the history item closest to it in the model's item space
+    /// (largest dot product of item vectors), or null when the model has no item vectors or the history is empty.
+    /// </summary>
+    public int? ClosestInHistory(int item, IReadOnlyList<int> history)
+    {
+        if (_dimension == 0 || history.Count == 0)
+            return null;
+        int? best = null;
+        var bestScore = float.NegativeInfinity;
+        var target = _itemEmbeddings.AsSpan(item * _dimension, _dimension);
+        foreach (var h in history)
+        {
+            var score = System.Numerics.Tensors.TensorPrimitives.Dot(target, _itemEmbeddings.AsSpan(h * _dimension, _dimension));
+            if (score > bestScore)
+                (best, bestScore) = (h, score);
+        }
+        return best;
+    }
+
+    private void LoadItemEmbeddings()
+    {
+        if (!_session.OutputMetadata.ContainsKey("item_embeddings"))
+            return;
+        var inputs = new List<NamedOnnxValue>
+        {
+            NamedOnnxValue.CreateFromTensor("history", new DenseTensor<long>([1, Manifest.MaxLength])),
+            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { 1 }, [1])),
+        };
+        if (_takesUserTokens)
+            inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", new DenseTensor<long>([1, 1])));
+        using var results = _session.Run(inputs, ["item_embeddings"]);
+        var tensor = results[0].AsTensor<float>();
+        _dimension = tensor.Dimensions[1];
+        _itemEmbeddings = tensor.ToArray();
+    }
 
     /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
     public float[] Score(IReadOnlyList<int> history, long[]? userTokens, out (int Item, float Score)[] top, int k)

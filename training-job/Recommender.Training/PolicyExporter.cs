@@ -14,7 +14,8 @@ namespace Recommender.Training;
 /// Inputs: <c>history</c> int64 [batch, maxLength], left-padded with 0; <c>user_tokens</c> int64 [batch, T]
 /// (0-padded attribute tokens; only when the model uses user features); <c>k</c> int64 [1].
 /// Outputs: <c>scores</c> float [batch, items + 1] (item 0, padding, is -inf), <c>top_scores</c> float [batch, k],
-/// <c>top_items</c> int64 [batch, k] (item numbers).
+/// <c>top_items</c> int64 [batch, k] (item numbers), <c>item_embeddings</c> float [items + 1, d] (the item
+/// vectors, for explanations: which history item is closest to a recommended one).
 /// </remarks>
 public static class PolicyExporter
 {
@@ -119,9 +120,11 @@ public static class PolicyExporter
         g.Node("MatMul", ["state", "item_vectors_t"], ["raw_scores"]);
         g.Node("Add", ["raw_scores", "padding_mask"], ["scores"]);
         g.Node("TopK", ["scores", "k"], ["top_scores", "top_items"], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
+        g.Node("Identity", ["item_vectors"], ["item_embeddings"]);
         g.Output("scores", TensorProto.Types.DataType.Float, ["batch", items]);
         g.Output("top_scores", TensorProto.Types.DataType.Float, ["batch", "k"]);
         g.Output("top_items", TensorProto.Types.DataType.Int64, ["batch", "k"]);
+        g.Output("item_embeddings", TensorProto.Types.DataType.Float, [items, d]);
         return g.ToModel("recommender-sasrec", Opset).ToByteArray();
     }
 

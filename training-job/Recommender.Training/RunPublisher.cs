@@ -13,8 +13,12 @@ public static class RunPublisher
         var itemIds = JsonSerializer.Deserialize(File.ReadAllText(Path.Combine(runDirectory, "items.json")), ItemIdsJsonContext.Default.StringArray)!;
         var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(runDirectory, "metrics.json")))!.AsObject();
         metrics.Remove("curve"); // the learning curve stays in the run's report
+        var popularPath = Path.Combine(runDirectory, "popular.json");
+        var popular = File.Exists(popularPath) ? JsonSerializer.Deserialize(File.ReadAllText(popularPath), ItemIdsJsonContext.Default.StringArray) : null;
+        // Input and output names as the graph itself declares them.
+        var graph = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(runDirectory, "policy.onnx"))).Graph;
         return new ModelManifest(version, DateTimeOffset.UtcNow, dataSnapshot, config.MaxLength,
-            PolicyExporterContract.Inputs(config.UserFeatures), PolicyExporterContract.Outputs, itemIds, metrics);
+            graph.Input.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(), itemIds, metrics, popular);
     }
 
     /// <summary>Uploads policy.onnx and its manifest; with <paramref name="promote"/>, points current.json at it if nobody promoted in between.</summary>
@@ -28,10 +32,3 @@ public static class RunPublisher
     }
 }
 
-/// <summary>The names <see cref="PolicyExporter"/> gives the graph's inputs and outputs.</summary>
-public static class PolicyExporterContract
-{
-    public static IReadOnlyList<string> Inputs(bool userTokens) => userTokens ? ["history", "user_tokens", "k"] : ["history", "k"];
-
-    public static IReadOnlyList<string> Outputs { get; } = ["scores", "top_scores", "top_items"];
-}

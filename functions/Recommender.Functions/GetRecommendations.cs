@@ -1,0 +1,35 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Recommender.Events;
+using Recommender.Serving;
+
+namespace Recommender.Functions;
+
+/// <summary><c>GET /api/users/{userId}/recommendations?k=10</c>: top-k items with scores, propensities and explanations.</summary>
+public sealed class GetRecommendations(RecommendationService recommendations)
+{
+    public const int MaxK = 100;
+
+    [Function(nameof(GetRecommendations))]
+    public async Task<IActionResult> Run(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "users/{userId}/recommendations")] HttpRequest request,
+        string userId,
+        CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(userId) || userId.Length > EventLimits.Default.MaxIdLength)
+            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid user id", $"userId must be 1..{EventLimits.Default.MaxIdLength} characters");
+        var k = 10;
+        if (request.Query.TryGetValue("k", out var kText) && (!int.TryParse(kText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out k) || k < 1 || k > MaxK))
+            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid k", $"k must be an integer from 1 to {MaxK}");
+        try
+        {
+            return new OkObjectResult(await recommendations.RecommendAsync(userId, k, cancellationToken));
+        }
+        catch (NoModelException ex)
+        {
+            request.HttpContext.Response.Headers.RetryAfter = "60";
+            return ProblemResults.Create(StatusCodes.Status503ServiceUnavailable, "No model yet", ex.Message);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+using System.Text;
+using Recommender.Events;
+using Recommender.Ingestion;
+
+namespace Recommender.Serving;
+
+/// <summary>Thrown when no model has been promoted yet (HTTP 503 with Retry-After).</summary>
+public sealed class NoModelException() : Exception("no model has been published and promoted yet");
+
+/// <summary>Which way a request was served.</summary>
+public static class ServingPath
+{
+    /// <summary>The sequence model over the user's history.</summary>
+    public const string Sequence = "sequence";
+    /// <summary>No history: the most popular items of the training data.</summary>
+    public const string Popular = "popular";
+}
+
+public sealed record RecommendedItem(string ItemId, int Position, float Score, double Propensity, string? BecauseOf);
+
+public sealed record Recommendations(string RecommendationId, string UserId, string ModelVersion, string Path, IReadOnlyList<RecommendedItem> Items);
+
+public sealed record RecommendationOptions
+{
+    public ExplorationOptions Exploration { get; init; } = new();
+    /// <summary>Leave out items the user already engaged with.</summary>
+    public bool ExcludeSeen { get; init; } = true;
+    /// <summary>How old the served model's pointer check may be before a request triggers a background refresh.</summary>
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>
+/// Serves top-k recommendations for a user: history from the online user state, the promoted model
+/// (or popularity for a user without history), unavailable and seen items left out, a slate drawn by
+/// the exploration policy with the propensity of each shown item, and the impressions logged into the
+/// event log through the ingestion code, carrying the recommendation id that rewards join on.
+/// </summary>
+public sealed class RecommendationService(
+    ModelSwitcher models,
+    UserStateStore userStates,
+    CatalogAvailability availability,
+    EventIngestor ingestor,
+    RecommendationOptions? options = null,
+    TimeProvider? time = null)
+{
+    private readonly RecommendationOptions _options = options ?? new();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private long _lastRefreshTicks;
+
+    public async Task<Recommendations> RecommendAsync(string userId, int k, CancellationToken cancellationToken = default)
+    {
+        await EnsureModelAsync(cancellationToken);
+        using var lease = models.Acquire() ?? throw new NoModelException();
+        var model = lease.Model;
+        var state = await userStates.GetAsync(userId, cancellationToken);
+        var history = state?.Recent.Select(r => r.ItemId).ToList() ?? [];
+        var unavailable = await availability.UnavailableAsync(cancellationToken);
+        var seen = _options.ExcludeSeen ? history.ToHashSet(StringComparer.Ordinal) : [];
+        bool Allowed(string itemId) => !seen.Contains(itemId) && !unavailable.Contains(itemId);
+
+        var known = history.Where(id => model.TryGetItemNumber(id, out _)).ToList();
+        var path = known.Count > 0 ? ServingPath.Sequence : ServingPath.Popular;
+        List<(string ItemId, float Score, string? BecauseOf)> candidates;
+        if (path == ServingPath.Sequence)
+        {
+            var numbers = known.Select(id => { model.TryGetItemNumber(id, out var n); return n; }).ToList();
+            var scores = model.Score(numbers, null, out _, 1);
+            candidates = Enumerable.Range(1, scores.Length - 1)
+                .Where(i => Allowed(model.Manifest.ItemIds[i]))
+                .OrderByDescending(i => scores[i]).ThenBy(i => i)
+                .Take(_options.Exploration.Candidates)
+                .Select(i => (model.Manifest.ItemIds[i], scores[i], model.ClosestInHistory(i, numbers) is { } h ? model.Manifest.ItemIds[h] : null))
+                .ToList();
+        }
+        else
+        {
+            var popular = model.Manifest.PopularItems ?? [];
+            candidates = popular.Where(Allowed).Take(_options.Exploration.Candidates)
+                .Select((id, rank) => (id, (float)(popular.Count - rank), (string?)null)).ToList();
+        }
+
+        var recommendationId = Guid.NewGuid().ToString("N");
+        var random = new Random(recommendationId.GetHashCode(StringComparison.Ordinal));
+        var slate = SlatePolicy.Draw(candidates.Select(c => c.Score).ToList(), Math.Min(k, candidates.Count), _options.Exploration, random);
+        var items = slate.Select((choice, position) =>
+        {
+            var c = candidates[choice.Candidate];
+            return new RecommendedItem(c.ItemId, position, c.Score, choice.Propensity, c.BecauseOf);
+        }).ToList();
+
+        await LogImpressionsAsync(userId, recommendationId, model.Version, path, items, cancellationToken);
+        return new Recommendations(recommendationId, userId, model.Version, path, items);
+    }
+
+    /// <summary>Loads a model on the first request; later, refreshes in the background when the last check is old.</summary>
+    private async Task EnsureModelAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().UtcTicks;
+        if (models.CurrentVersion is null)
+        {
+            await models.RefreshAsync(cancellationToken);
+            Interlocked.Exchange(ref _lastRefreshTicks, now);
+            return;
+        }
+        var last = Interlocked.Read(ref _lastRefreshTicks);
+        if (now - last > _options.RefreshInterval.Ticks && Interlocked.CompareExchange(ref _lastRefreshTicks, now, last) == last)
+            _ = Task.Run(() => models.RefreshAsync(CancellationToken.None), CancellationToken.None);
+    }
+
+    private async Task LogImpressionsAsync(string userId, string recommendationId, string version, string path, IReadOnlyList<RecommendedItem> items, CancellationToken cancellationToken)
+    {
+        if (items.Count == 0)
+            return;
+        var now = _time.GetUtcNow();
+        var events = items.Select(item => new WireEvent
+        {
+            SchemaVersion = EventParser.CurrentSchemaVersion,
+            EventId = $"{recommendationId}-{item.Position}",
+            UserId = userId,
+            ItemId = item.ItemId,
+            Type = EventParser.WireName(InteractionType.Impression),
+            Timestamp = now,
+            RecommendationId = recommendationId,
+            Position = item.Position,
+            Context = new Dictionary<string, string>
+            {
+                ["propensity"] = item.Propensity.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                ["modelVersion"] = version,
+                ["path"] = path,
+            },
+        }.ToUtf8Json()).ToList();
+        var body = Encoding.UTF8.GetBytes("[" + string.Join(",", events.Select(e => Encoding.UTF8.GetString(e))) + "]");
+        await ingestor.IngestHttpAsync(events.Select(e => (ReadOnlyMemory<byte>)e).ToList(), body, cancellationToken);
+    }
+}
+
+/// <summary>Items the catalog marks unavailable, cached for a short while (they are few, and change rarely).</summary>
+public sealed class CatalogAvailability(CatalogStore catalog, TimeSpan? maxAge = null, TimeProvider? time = null)
+{
+    private readonly TimeSpan _maxAge = maxAge ?? TimeSpan.FromMinutes(1);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private (HashSet<string> Items, DateTimeOffset At)? _cached;
+
+    public async Task<IReadOnlySet<string>> UnavailableAsync(CancellationToken cancellationToken = default)
+    {
+        var cached = _cached;
+        if (cached is { } c && _time.GetUtcNow() - c.At < _maxAge)
+            return c.Items;
+        var items = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var itemId in catalog.ListUnavailableItemIdsAsync(cancellationToken))
+            items.Add(itemId);
+        _cached = (items, _time.GetUtcNow());
+        return items;
+    }
+}

@@ -1,0 +1,180 @@
+using System.Text;
+using Azure.Storage.Blobs;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Recommender.Data;
+using Recommender.Events;
+using Recommender.Ingestion;
+using Recommender.Serving;
+using Recommender.TestSupport;
+using Recommender.Training;
+
+namespace Recommender.Functions.Tests;
+
+/// <summary>A model trained on the synthetic world, published to a registry per test.</summary>
+public sealed class TrainedRun : IAsyncLifetime
+{
+    public string Directory { get; } = Path.Combine(Path.GetTempPath(), "fn-run-" + Guid.NewGuid().ToString("N"));
+    public SyntheticWorld World { get; } = new(new SyntheticWorldOptions { Users = 200, Items = 80, Seed = 17 });
+
+    public async Task InitializeAsync()
+    {
+        var data = World.ToDataset(World.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var config = new SequenceModelConfig { Dimension = 16, Blocks = 1, MaxLength = 10, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Negatives = 32 };
+        await new TrainingRun(config, new EvaluationProtocol()).RunAsync(data, Directory);
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+}
+
+public sealed class RecommendationFunctionTests(TrainedRun run) : IClassFixture<TrainedRun>
+{
+    private static HttpRequest Get(string query = "")
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = "GET";
+        context.Request.QueryString = new QueryString(query);
+        return context.Request;
+    }
+
+    private async Task<(GetRecommendations Function, IngestionServices Services, ModelRegistry Registry)> ServeAsync(bool publish = true, ExplorationOptions? exploration = null)
+    {
+        var services = await Azurite.CreateServicesAsync();
+        var container = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
+        await container.CreateIfNotExistsAsync();
+        var registry = new ModelRegistry(container);
+        if (publish)
+            await RunPublisher.PublishAsync(registry, run.Directory, "v1", "test", promote: true);
+        var service = new RecommendationService(new ModelSwitcher(registry), services.UserStates, new CatalogAvailability(services.Catalog), services.Ingestor,
+            new RecommendationOptions { Exploration = exploration ?? new ExplorationOptions() });
+        return (new GetRecommendations(service), services, registry);
+    }
+
+    private static async Task IngestAsync(IngestionServices services, params WireEvent[] events)
+    {
+        var parts = events.Select(e => (ReadOnlyMemory<byte>)e.ToUtf8Json()).ToList();
+        var body = Encoding.UTF8.GetBytes("[" + string.Join(",", parts.Select(p => Encoding.UTF8.GetString(p.Span))) + "]");
+        await services.Ingestor.IngestHttpAsync(parts, body);
+    }
+
+    private static WireEvent Click(string user, string item, int minute) => new()
+    {
+        EventId = $"{user}-{item}-{minute}", UserId = user, ItemId = item, Type = "click", Timestamp = TestEvents.Start.AddMinutes(minute),
+    };
+
+    [Fact]
+    public async Task A_warm_user_gets_unseen_available_items_with_propensities_and_the_impressions_are_logged()
+    {
+        var (function, services, _) = await ServeAsync();
+        await IngestAsync(services, Click("alice", "item1", 1), Click("alice", "item2", 2), Click("alice", "item3", 3),
+            new WireEvent { Kind = "item", EventId = "gone", ItemId = "item4", Available = false, Timestamp = TestEvents.Start });
+
+        var result = Assert.IsType<OkObjectResult>(await function.Run(Get("?k=5"), "alice", default));
+
+        var recommendations = Assert.IsType<Recommendations>(result.Value);
+        Assert.Equal((ServingPath.Sequence, "v1", 5), (recommendations.Path, recommendations.ModelVersion, recommendations.Items.Count));
+        Assert.DoesNotContain(recommendations.Items, i => i.ItemId is "item1" or "item2" or "item3" or "item4");
+        Assert.All(recommendations.Items, i => Assert.InRange(i.Propensity, 1e-6, 1.0));
+        Assert.All(recommendations.Items, i => Assert.Contains(i.BecauseOf, new[] { "item1", "item2", "item3" }));
+        Assert.Equal(Enumerable.Range(0, 5), recommendations.Items.Select(i => i.Position));
+        var impressions = (await services.SnapshotReader.ReadAsync()).Where(r => r.Type == "impression").ToList();
+        Assert.Equal(recommendations.Items.Select(i => i.ItemId), impressions.OrderBy(r => r.Position).Select(r => r.ItemId));
+        Assert.All(impressions, r => Assert.Equal(recommendations.RecommendationId, r.RecommendationId));
+        Assert.All(impressions, r => Assert.Contains("propensity", r.Context));
+    }
+
+    [Fact]
+    public async Task A_user_without_history_is_served_popular_items()
+    {
+        var (function, _, _) = await ServeAsync();
+
+        var result = Assert.IsType<OkObjectResult>(await function.Run(Get(), "newcomer", default));
+
+        var recommendations = Assert.IsType<Recommendations>(result.Value);
+        Assert.Equal(ServingPath.Popular, recommendations.Path);
+        Assert.Equal(10, recommendations.Items.Count);
+        Assert.All(recommendations.Items, i => Assert.Null(i.BecauseOf));
+    }
+
+    [Fact]
+    public async Task Greedy_serving_has_propensity_one_and_follows_the_model()
+    {
+        var (function, services, _) = await ServeAsync(exploration: new ExplorationOptions { Mode = ExplorationMode.Greedy });
+        await IngestAsync(services, Click("bob", "item7", 1));
+
+        var first = (Recommendations)((OkObjectResult)await function.Run(Get("?k=8"), "bob", default)).Value!;
+        var second = (Recommendations)((OkObjectResult)await function.Run(Get("?k=8"), "bob", default)).Value!;
+
+        Assert.All(first.Items, i => Assert.Equal(1.0, i.Propensity));
+        Assert.Equal(first.Items.Select(i => i.ItemId), second.Items.Select(i => i.ItemId));
+        Assert.Equal(first.Items.Select(i => i.Score).OrderDescending(), first.Items.Select(i => i.Score));
+    }
+
+    [Theory]
+    [InlineData("?k=0")]
+    [InlineData("?k=101")]
+    [InlineData("?k=ten")]
+    [InlineData("?k=-3")]
+    public async Task Out_of_range_k_is_a_400_problem(string query)
+    {
+        var (function, _, _) = await ServeAsync(publish: false);
+
+        var result = Assert.IsType<ObjectResult>(await function.Run(Get(query), "u", default));
+
+        Assert.Equal(StatusCodes.Status400BadRequest, result.StatusCode);
+        Assert.IsType<ProblemDetails>(result.Value);
+    }
+
+    [Fact]
+    public async Task Before_any_model_is_published_the_answer_is_503_with_retry_after()
+    {
+        var (function, _, _) = await ServeAsync(publish: false);
+        var request = Get();
+
+        var result = Assert.IsType<ObjectResult>(await function.Run(request, "u", default));
+
+        Assert.Equal(StatusCodes.Status503ServiceUnavailable, result.StatusCode);
+        Assert.Equal("60", request.HttpContext.Response.Headers.RetryAfter.ToString());
+    }
+}
+
+public sealed class SlatePolicyTests
+{
+    [Fact]
+    public void Epsilon_greedy_propensities_match_how_often_each_slate_is_drawn()
+    {
+        var scores = new float[] { 5, 4, 3, 2, 1 };
+        var options = new ExplorationOptions { Mode = ExplorationMode.EpsilonGreedy, Epsilon = 0.3 };
+        var random = new Random(1);
+        var firstSlot = new int[5];
+        var propensity = new double[5];
+        const int draws = 40_000;
+        for (var n = 0; n < draws; n++)
+        {
+            var slate = SlatePolicy.Draw(scores, 2, options, random);
+            firstSlot[slate[0].Candidate]++;
+            propensity[slate[0].Candidate] = slate[0].Propensity;
+        }
+
+        for (var i = 0; i < 5; i++)
+            Assert.Equal(propensity[i], firstSlot[i] / (double)draws, 2);
+        Assert.Equal(0.7 + 0.3 / 5, propensity[0], 9);
+    }
+
+    [Fact]
+    public void Softmax_propensities_sum_to_one_over_the_candidates_of_a_slot()
+    {
+        var scores = new float[] { 2, 1, 0.5f, 0 };
+        var options = new ExplorationOptions { Mode = ExplorationMode.Softmax, Temperature = 0.5 };
+        var seen = new Dictionary<int, double>();
+        var random = new Random(3);
+        for (var n = 0; n < 2000 && seen.Count < 4; n++)
+        {
+            var first = SlatePolicy.Draw(scores, 1, options, random)[0];
+            seen[first.Candidate] = first.Propensity;
+        }
+
+        Assert.Equal(1.0, seen.Values.Sum(), 9);
+        Assert.True(seen[0] > seen[1] && seen[1] > seen[2]);
+    }
+}
