@@ -11,7 +11,7 @@ public sealed class DeleteUser(UserDataDeletion deletion)
 {
     [Function(nameof(DeleteUser))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "users/{userId}")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "api/users/{userId}")] HttpRequest request,
         string userId,
         CancellationToken cancellationToken)
     {

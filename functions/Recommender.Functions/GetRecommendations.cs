@@ -13,7 +13,7 @@ public sealed class GetRecommendations(RecommendationService recommendations)
 
     [Function(nameof(GetRecommendations))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "users/{userId}/recommendations")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/users/{userId}/recommendations")] HttpRequest request,
         string userId,
         CancellationToken cancellationToken)
     {

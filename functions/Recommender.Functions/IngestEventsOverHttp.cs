@@ -12,7 +12,7 @@ public sealed class IngestEventsOverHttp(EventIngestor ingestor)
 
     [Function(nameof(IngestEventsOverHttp))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "events")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events")] HttpRequest request,
         CancellationToken cancellationToken)
     {
         if (request.ContentLength > Limits.MaxBodyBytes)

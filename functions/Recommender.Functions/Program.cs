@@ -35,4 +35,13 @@ builder.Services.AddSingleton(sp =>
         new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor);
 });
 
+builder.Services.AddSingleton(sp =>
+{
+    var connection = sp.GetRequiredService<IConfiguration>()["AzureWebJobsStorage"]!;
+    var rankEvents = new TableClient(connection, "RankEvents");
+    rankEvents.CreateIfNotExists();
+    var ingestion = sp.GetRequiredService<IngestionServices>();
+    return new PersonalizerService(sp.GetRequiredService<ModelSwitcher>(), ingestion.UserStates, rankEvents, ingestion.Ingestor);
+});
+
 builder.Build().Run();

@@ -18,6 +18,9 @@ var models = new BlobContainerClient(storage, builder.Configuration["ModelContai
 await models.CreateIfNotExistsAsync();
 var switcher = new ModelSwitcher(new ModelRegistry(models));
 var recommendations = new RecommendationService(switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor);
+var rankEvents = new Azure.Data.Tables.TableClient(storage, "RankEvents");
+await rankEvents.CreateIfNotExistsAsync();
+var personalizer = new PersonalizerApi(new PersonalizerService(switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor));
 
 var app = builder.Build();
 app.MapPost("/api/events", (HttpContext http, CancellationToken ct) =>
@@ -26,7 +29,13 @@ app.MapDelete("/api/users/{userId}", (HttpContext http, string userId, Cancellat
     Execute(http, new DeleteUser(ingestion.Deletion).Run(http.Request, userId, ct)));
 app.MapGet("/api/users/{userId}/recommendations", (HttpContext http, string userId, CancellationToken ct) =>
     Execute(http, new GetRecommendations(recommendations).Run(http.Request, userId, ct)));
-app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}\n"));
+foreach (var prefix in new[] { "/api", "/personalizer/v1.0" })
+{
+    app.MapPost(prefix + "/rank", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.Rank(http.Request, ct)));
+    app.MapPost(prefix + "/events/{eventId}/reward", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Reward(http.Request, eventId, ct)));
+    app.MapPost(prefix + "/events/{eventId}/activate", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Activate(http.Request, eventId, ct)));
+}
+app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate (also under /personalizer/v1.0)\n"));
 app.Run();
 
 static async Task Execute(HttpContext http, Task<IActionResult> function)

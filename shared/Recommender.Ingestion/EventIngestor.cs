@@ -48,6 +48,24 @@ public sealed class EventIngestor(
         return batch.ToResult(deliveryKey);
     }
 
+    /// <summary>
+    /// Ingests events the product produces itself (impressions, rewards, synthetic traffic) as if posted
+    /// to <c>POST /api/events</c> in one body: the same events in the same order are the same delivery.
+    /// </summary>
+    public Task<IngestResult> IngestEventsAsync(IReadOnlyList<WireEvent> events, CancellationToken cancellationToken = default)
+    {
+        var parts = events.Select(e => (ReadOnlyMemory<byte>)e.ToUtf8Json()).ToList();
+        var body = new List<byte>(parts.Sum(p => p.Length + 1) + 2) { (byte)'[' };
+        for (var i = 0; i < parts.Count; i++)
+        {
+            if (i > 0)
+                body.Add((byte)',');
+            body.AddRange(parts[i].Span);
+        }
+        body.Add((byte)']');
+        return IngestHttpAsync(parts, body.ToArray(), cancellationToken);
+    }
+
     /// <summary>Ingests a batch from one Event Hubs partition.</summary>
     public async Task<IngestResult> IngestAsync(EventHubsDelivery delivery, CancellationToken cancellationToken = default)
     {

@@ -28,8 +28,11 @@ public enum RefreshOutcome
 /// then swaps one reference. Requests hold a <see cref="ModelLease"/>, so the old session is disposed
 /// only after its last request finishes. A version that fails to load is refused and remembered.
 /// </summary>
-public sealed class ModelSwitcher(ModelRegistry registry) : IDisposable
+public sealed class ModelSwitcher(ModelRegistry registry, TimeSpan? refreshInterval = null, TimeProvider? time = null) : IDisposable
 {
+    private readonly TimeSpan _refreshInterval = refreshInterval ?? TimeSpan.FromSeconds(15);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private long _lastCheckTicks;
     private PolicyModel? _current;
     private ETag? _pointerETag;
     private readonly SemaphoreSlim _refreshing = new(1, 1);
@@ -51,6 +54,30 @@ public sealed class ModelSwitcher(ModelRegistry registry) : IDisposable
                 return new ModelLease(model);
             // Swapped and released between the read and the acquire: read the new one.
         }
+    }
+
+    /// <summary>
+    /// The model for a request, checking the pointer as needed: the first request waits for a load; later
+    /// ones start a background refresh when the last check is older than the refresh interval, and go on
+    /// with the current model. Null when no model is published (answer 503).
+    /// </summary>
+    public async Task<ModelLease?> AcquireAsync(CancellationToken cancellationToken = default)
+    {
+        var now = _time.GetUtcNow().UtcTicks;
+        var last = Interlocked.Read(ref _lastCheckTicks);
+        if (Volatile.Read(ref _current) is null)
+        {
+            if (now - last > _refreshInterval.Ticks / 15 || last == 0) // without a model, check at most once a second
+            {
+                Interlocked.Exchange(ref _lastCheckTicks, now);
+                await RefreshAsync(cancellationToken);
+            }
+        }
+        else if (now - last > _refreshInterval.Ticks && Interlocked.CompareExchange(ref _lastCheckTicks, now, last) == last)
+        {
+            _ = Task.Run(() => RefreshAsync(CancellationToken.None), CancellationToken.None);
+        }
+        return Acquire();
     }
 
     public async Task<RefreshOutcome> RefreshAsync(CancellationToken cancellationToken = default)

@@ -1,4 +1,3 @@
-using System.Text;
 using Recommender.Events;
 using Recommender.Ingestion;
 
@@ -25,8 +24,6 @@ public sealed record RecommendationOptions
     public ExplorationOptions Exploration { get; init; } = new();
     /// <summary>Leave out items the user already engaged with.</summary>
     public bool ExcludeSeen { get; init; } = true;
-    /// <summary>How old the served model's pointer check may be before a request triggers a background refresh.</summary>
-    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>
@@ -45,12 +42,10 @@ public sealed class RecommendationService(
 {
     private readonly RecommendationOptions _options = options ?? new();
     private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private long _lastRefreshTicks;
 
     public async Task<Recommendations> RecommendAsync(string userId, int k, CancellationToken cancellationToken = default)
     {
-        await EnsureModelAsync(cancellationToken);
-        using var lease = models.Acquire() ?? throw new NoModelException();
+        using var lease = await models.AcquireAsync(cancellationToken) ?? throw new NoModelException();
         var model = lease.Model;
         var state = await userStates.GetAsync(userId, cancellationToken);
         var history = state?.Recent.Select(r => r.ItemId).ToList() ?? [];
@@ -92,21 +87,6 @@ public sealed class RecommendationService(
         return new Recommendations(recommendationId, userId, model.Version, path, items);
     }
 
-    /// <summary>Loads a model on the first request; later, refreshes in the background when the last check is old.</summary>
-    private async Task EnsureModelAsync(CancellationToken cancellationToken)
-    {
-        var now = _time.GetUtcNow().UtcTicks;
-        if (models.CurrentVersion is null)
-        {
-            await models.RefreshAsync(cancellationToken);
-            Interlocked.Exchange(ref _lastRefreshTicks, now);
-            return;
-        }
-        var last = Interlocked.Read(ref _lastRefreshTicks);
-        if (now - last > _options.RefreshInterval.Ticks && Interlocked.CompareExchange(ref _lastRefreshTicks, now, last) == last)
-            _ = Task.Run(() => models.RefreshAsync(CancellationToken.None), CancellationToken.None);
-    }
-
     private async Task LogImpressionsAsync(string userId, string recommendationId, string version, string path, IReadOnlyList<RecommendedItem> items, CancellationToken cancellationToken)
     {
         if (items.Count == 0)
@@ -128,9 +108,8 @@ public sealed class RecommendationService(
                 ["modelVersion"] = version,
                 ["path"] = path,
             },
-        }.ToUtf8Json()).ToList();
-        var body = Encoding.UTF8.GetBytes("[" + string.Join(",", events.Select(e => Encoding.UTF8.GetString(e))) + "]");
-        await ingestor.IngestHttpAsync(events.Select(e => (ReadOnlyMemory<byte>)e).ToList(), body, cancellationToken);
+        }).ToList();
+        await ingestor.IngestEventsAsync(events, cancellationToken);
     }
 }
 

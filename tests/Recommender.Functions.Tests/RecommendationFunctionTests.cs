@@ -1,4 +1,3 @@
-using System.Text;
 using Azure.Storage.Blobs;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
@@ -50,12 +49,7 @@ public sealed class RecommendationFunctionTests(TrainedRun run) : IClassFixture<
         return (new GetRecommendations(service), services, registry);
     }
 
-    private static async Task IngestAsync(IngestionServices services, params WireEvent[] events)
-    {
-        var parts = events.Select(e => (ReadOnlyMemory<byte>)e.ToUtf8Json()).ToList();
-        var body = Encoding.UTF8.GetBytes("[" + string.Join(",", parts.Select(p => Encoding.UTF8.GetString(p.Span))) + "]");
-        await services.Ingestor.IngestHttpAsync(parts, body);
-    }
+    private static Task IngestAsync(IngestionServices services, params WireEvent[] events) => services.Ingestor.IngestEventsAsync(events);
 
     private static WireEvent Click(string user, string item, int minute) => new()
     {

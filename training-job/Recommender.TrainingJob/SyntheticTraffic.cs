@@ -1,4 +1,3 @@
-using System.Text;
 using Recommender.Data;
 using Recommender.Events;
 using Recommender.Ingestion;
@@ -22,9 +21,7 @@ public static class SyntheticTraffic
         int accepted = 0, rejected = 0;
         foreach (var batch in events.Chunk(HttpIngestLimits.Default.MaxEvents))
         {
-            var parts = batch.Select(e => e.ToUtf8Json()).ToList();
-            var body = Encoding.UTF8.GetBytes("[" + string.Join(",", parts.Select(p => Encoding.UTF8.GetString(p))) + "]");
-            var result = await services.Ingestor.IngestHttpAsync(parts.Select(p => (ReadOnlyMemory<byte>)p).ToList(), body, cancellationToken);
+            var result = await services.Ingestor.IngestEventsAsync(batch, cancellationToken);
             accepted += result.Accepted;
             rejected += result.Rejected.Count;
         }

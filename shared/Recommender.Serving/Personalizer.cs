@@ -1,0 +1,204 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Azure;
+using Azure.Data.Tables;
+using Recommender.Events;
+using Recommender.Ingestion;
+
+namespace Recommender.Serving;
+
+// Request and response shapes of Azure AI Personalizer's Rank and Reward APIs (v1.0), so that its
+// clients can switch by changing the endpoint.
+
+public sealed record RankableAction(string Id, List<JsonElement>? Features = null);
+
+public sealed record RankRequest(
+    List<JsonElement>? ContextFeatures,
+    List<RankableAction>? Actions,
+    List<string>? ExcludedActions = null,
+    string? EventId = null,
+    bool DeferActivation = false);
+
+public sealed record RankedAction(string Id, double Probability);
+
+public sealed record RankResponse(List<RankedAction> Ranking, string EventId, string? RewardActionId);
+
+public sealed record RewardRequest(double? Value);
+
+/// <summary>A request the Personalizer API refuses (HTTP 400), with the reason.</summary>
+public sealed class InvalidRankRequestException(string message) : Exception(message);
+
+/// <summary>An event id that was never ranked (HTTP 404).</summary>
+public sealed class UnknownEventException(string eventId) : Exception($"event {eventId} was never ranked");
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(RankRequest))]
+[JsonSerializable(typeof(RankResponse))]
+[JsonSerializable(typeof(RewardRequest))]
+[JsonSerializable(typeof(List<RankedAction>))]
+public sealed partial class PersonalizerJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// Personalizer's Rank, Reward and Activate over this product's model. The user is the context feature
+/// <c>userId</c> when present (their online history drives the ranking), else "anonymous". Actions the
+/// model knows are ranked by it; unknown actions rank after them in popularity order, then as given
+/// (scoring unseen actions from their features arrives with the cold-start item generator).
+/// Every rank is stored by event id; its impressions enter the event log when it is activated (at once
+/// unless <c>deferActivation</c>), and a reward is logged as a <c>reward</c> interaction on the
+/// rewarded action, joined by the event id as the recommendation id.
+/// </summary>
+public sealed class PersonalizerService(ModelSwitcher models, UserStateStore userStates, TableClient rankEvents, EventIngestor ingestor,
+    ExplorationOptions? exploration = null, TimeProvider? time = null)
+{
+    public const int MaxActions = 50;
+    public const string AnonymousUser = "anonymous";
+    private readonly ExplorationOptions _exploration = exploration ?? new ExplorationOptions();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    public async Task<RankResponse> RankAsync(RankRequest request, CancellationToken cancellationToken = default)
+    {
+        var actions = request.Actions ?? throw new InvalidRankRequestException("actions is required");
+        if (actions.Count is 0 or > MaxActions)
+            throw new InvalidRankRequestException($"actions must hold 1 to {MaxActions} items");
+        var limits = EventLimits.Default;
+        if (actions.Any(a => string.IsNullOrWhiteSpace(a.Id) || a.Id.Length > limits.MaxIdLength))
+            throw new InvalidRankRequestException($"every action needs an id of 1 to {limits.MaxIdLength} characters");
+        if (actions.Select(a => a.Id).Distinct(StringComparer.Ordinal).Count() != actions.Count)
+            throw new InvalidRankRequestException("action ids must be unique");
+        var eventId = request.EventId ?? Guid.NewGuid().ToString("N");
+        if (eventId.Length > limits.MaxIdLength || eventId.Any(char.IsControl))
+            throw new InvalidRankRequestException($"eventId must be 1 to {limits.MaxIdLength} printable characters");
+        var userId = UserIdFrom(request.ContextFeatures) ?? AnonymousUser;
+
+        var excluded = (request.ExcludedActions ?? []).ToHashSet(StringComparer.Ordinal);
+        var rankable = actions.Where(a => !excluded.Contains(a.Id)).Select(a => a.Id).ToList();
+        var scores = await ScoreAsync(userId, rankable, cancellationToken);
+        var ordered = rankable.Select((id, i) => (Id: id, Score: scores[i], Given: i))
+            .OrderByDescending(x => x.Score).ThenBy(x => x.Given).ToList();
+        var probabilities = FirstSlotProbabilities(ordered.Select(o => o.Score).ToList());
+        var slate = SlatePolicy.Draw(ordered.Select(o => (float)o.Score).ToList(), ordered.Count, _exploration, new Random(eventId.GetHashCode(StringComparison.Ordinal)));
+        var ranking = slate.Select(s => new RankedAction(ordered[s.Candidate].Id, probabilities[s.Candidate]))
+            .Concat(actions.Where(a => excluded.Contains(a.Id)).Select(a => new RankedAction(a.Id, 0)))
+            .ToList();
+        var response = new RankResponse(ranking, eventId, ranking.Count > 0 && excluded.Count < actions.Count ? ranking[0].Id : null);
+
+        var record = new TableEntity(TableKeys.UserBucket(eventId), TableKeys.Encode(eventId))
+        {
+            ["UserId"] = userId,
+            ["RewardActionId"] = response.RewardActionId,
+            ["Ranking"] = JsonSerializer.Serialize(ranking, PersonalizerJsonContext.Default.ListRankedAction),
+            ["Activated"] = false,
+            ["RankedAt"] = _time.GetUtcNow(),
+        };
+        try
+        {
+            await rankEvents.AddEntityAsync(record, cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            throw new InvalidRankRequestException($"eventId {eventId} was already used");
+        }
+        if (!request.DeferActivation)
+            await ActivateAsync(eventId, cancellationToken);
+        return response;
+    }
+
+    /// <summary>Logs the rank's impressions (once, however often it is called).</summary>
+    public async Task ActivateAsync(string eventId, CancellationToken cancellationToken = default)
+    {
+        var record = await GetAsync(eventId, cancellationToken);
+        var ranking = JsonSerializer.Deserialize(record.GetString("Ranking")!, PersonalizerJsonContext.Default.ListRankedAction)!;
+        // Stamped with the rank's time, so a repeated activation sends identical events: the same delivery, logged once.
+        var rankedAt = record.GetDateTimeOffset("RankedAt") ?? _time.GetUtcNow();
+        var impressions = ranking.Where(r => r.Probability > 0).Select((r, position) => new WireEvent
+        {
+            SchemaVersion = EventParser.CurrentSchemaVersion,
+            EventId = $"{eventId}-{position}",
+            UserId = record.GetString("UserId"),
+            ItemId = r.Id,
+            Type = EventParser.WireName(InteractionType.Impression),
+            Timestamp = rankedAt,
+            RecommendationId = eventId,
+            Position = position,
+            Context = new Dictionary<string, string> { ["propensity"] = r.Probability.ToString("R", System.Globalization.CultureInfo.InvariantCulture), ["api"] = "personalizer" },
+        });
+        await ingestor.IngestEventsAsync(impressions.ToList(), cancellationToken);
+        record["Activated"] = true;
+        await rankEvents.UpdateEntityAsync(record, record.ETag, TableUpdateMode.Merge, cancellationToken);
+    }
+
+    /// <summary>Logs a reward for the rank's reward action; Personalizer's rewards run from 0 to 1.</summary>
+    public async Task RewardAsync(string eventId, RewardRequest reward, CancellationToken cancellationToken = default)
+    {
+        if (reward.Value is not { } value || !double.IsFinite(value) || value < 0 || value > 1)
+            throw new InvalidRankRequestException("value must be a number from 0 to 1");
+        var record = await GetAsync(eventId, cancellationToken);
+        var rewarded = new WireEvent
+        {
+            SchemaVersion = EventParser.CurrentSchemaVersion,
+            EventId = $"{eventId}-reward-{value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}",
+            UserId = record.GetString("UserId"),
+            ItemId = record.GetString("RewardActionId"),
+            RecommendationId = eventId,
+            Type = EventParser.WireName(InteractionType.Reward),
+            Value = value,
+            Timestamp = _time.GetUtcNow(),
+        };
+        await ingestor.IngestEventsAsync([rewarded], cancellationToken);
+    }
+
+    private async Task<TableEntity> GetAsync(string eventId, CancellationToken cancellationToken)
+    {
+        // Checked here, not left to the table service, which refuses control characters with its own error.
+        if (string.IsNullOrWhiteSpace(eventId) || eventId.Length > EventLimits.Default.MaxIdLength || eventId.Any(char.IsControl))
+            throw new InvalidRankRequestException($"eventId must be 1 to {EventLimits.Default.MaxIdLength} printable characters");
+        var response = await rankEvents.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(eventId), TableKeys.Encode(eventId), cancellationToken: cancellationToken);
+        return response.HasValue ? response.Value! : throw new UnknownEventException(eventId);
+    }
+
+    private async Task<double[]> ScoreAsync(string userId, List<string> actionIds, CancellationToken cancellationToken)
+    {
+        using var lease = await models.AcquireAsync(cancellationToken) ?? throw new NoModelException();
+        var model = lease.Model;
+        var popularity = (model.Manifest.PopularItems ?? []).Select((id, rank) => (id, rank)).ToDictionary(x => x.id, x => x.rank);
+        var state = userId == AnonymousUser ? null : await userStates.GetAsync(userId, cancellationToken);
+        var history = (state?.Recent ?? []).Select(r => model.TryGetItemNumber(r.ItemId, out var n) ? n : 0).Where(n => n > 0).ToList();
+        var modelScores = history.Count > 0 ? model.Score(history, null, out _, 1) : null;
+        // Known actions by the model (or popularity without history) first; unknown actions after, in the order given.
+        return actionIds.Select(id =>
+            model.TryGetItemNumber(id, out var n) && modelScores is not null ? 1e6 + modelScores[n]
+            : popularity.TryGetValue(id, out var rank) ? 1e3 - rank
+            : 0.0).ToArray();
+    }
+
+    /// <summary>Probability of each candidate (sorted best first) being put first, the rewarded slot.</summary>
+    private List<double> FirstSlotProbabilities(List<double> sortedScores)
+    {
+        var n = sortedScores.Count;
+        return _exploration.Mode switch
+        {
+            ExplorationMode.Greedy => Enumerable.Range(0, n).Select(i => i == 0 ? 1.0 : 0.0).ToList(),
+            ExplorationMode.EpsilonGreedy => Enumerable.Range(0, n).Select(i => (i == 0 ? 1 - _exploration.Epsilon : 0) + _exploration.Epsilon / n).ToList(),
+            _ => Softmax(sortedScores, _exploration.Temperature),
+        };
+    }
+
+    private static List<double> Softmax(List<double> scores, double temperature)
+    {
+        var max = scores.Max();
+        var weights = scores.Select(s => Math.Exp((s - max) / temperature)).ToList();
+        var total = weights.Sum();
+        return weights.Select(w => w / total).ToList();
+    }
+
+    private static string? UserIdFrom(List<JsonElement>? contextFeatures)
+    {
+        foreach (var feature in contextFeatures ?? [])
+        {
+            if (feature.ValueKind == JsonValueKind.Object && feature.TryGetProperty("userId", out var id) && id.ValueKind == JsonValueKind.String)
+                return id.GetString();
+        }
+        return null;
+    }
+
+}

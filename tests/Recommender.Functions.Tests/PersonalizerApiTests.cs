@@ -1,0 +1,155 @@
+using System.Text;
+using System.Text.Json;
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Recommender.Events;
+using Recommender.Ingestion;
+using Recommender.Serving;
+using Recommender.TestSupport;
+using Recommender.Training;
+
+namespace Recommender.Functions.Tests;
+
+/// <summary>Personalizer-shaped requests and responses, against Azurite and a real model.</summary>
+public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<TrainedRun>
+{
+    private static HttpRequest Post(string body)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body));
+        context.Request.ContentType = "application/json";
+        return context.Request;
+    }
+
+    private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        var container = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
+        await container.CreateIfNotExistsAsync();
+        var registry = new ModelRegistry(container);
+        await RunPublisher.PublishAsync(registry, run.Directory, "v1", "test", promote: true);
+        var rankEvents = new TableClient(Azurite.ConnectionString, "RankEvents" + Guid.NewGuid().ToString("N")[..10]);
+        await rankEvents.CreateIfNotExistsAsync();
+        return (new PersonalizerApi(new PersonalizerService(new ModelSwitcher(registry), services.UserStates, rankEvents, services.Ingestor)), services);
+    }
+
+    private const string RankBody = """
+        {
+          "contextFeatures": [{"userId": "carol"}, {"timeOfDay": "morning"}],
+          "actions": [
+            {"id": "item1", "features": [{"genre": "a"}]},
+            {"id": "item2", "features": [{"genre": "b"}]},
+            {"id": "brand-new-item", "features": [{"genre": "c"}]},
+            {"id": "item3"}
+          ],
+          "excludedActions": ["item3"],
+          "eventId": "EVENT-1",
+          "deferActivation": false
+        }
+        """;
+
+    [Fact]
+    public async Task Rank_then_reward_round_trips_and_the_reward_joins_its_impressions_in_the_log()
+    {
+        var (api, services) = await ServeAsync();
+        await services.Ingestor.IngestEventsAsync([new WireEvent { EventId = "h1", UserId = "carol", ItemId = "item9", Type = "click", Timestamp = TestEvents.Start }]);
+
+        var rank = Assert.IsType<OkObjectResult>(await api.PersonalizerRank(Post(RankBody), default));
+        var reward = Assert.IsType<StatusCodeResult>(await api.PersonalizerReward(Post("""{"value": 1.0}"""), "EVENT-1", default));
+
+        var response = Assert.IsType<RankResponse>(rank.Value);
+        var json = JsonSerializer.Serialize(response, PersonalizerJsonContext.Default.RankResponse);
+        Assert.Contains("\"ranking\"", json);
+        Assert.Contains("\"rewardActionId\"", json);
+        Assert.Equal("EVENT-1", response.EventId);
+        Assert.Equal(4, response.Ranking.Count);
+        Assert.Equal(("item3", 0.0), (response.Ranking[^1].Id, response.Ranking[^1].Probability)); // excluded: last, never chosen
+        Assert.Equal(1.0, response.Ranking.Sum(r => r.Probability), 9);
+        Assert.Equal(response.Ranking[0].Id, response.RewardActionId);
+        Assert.Equal(204, reward.StatusCode);
+
+        var log = await services.SnapshotReader.ReadAsync();
+        var impressions = log.Where(r => r.Type == "impression" && r.RecommendationId == "EVENT-1").ToList();
+        var rewardRow = Assert.Single(log, r => r.Type == "reward");
+        Assert.Equal(3, impressions.Count);
+        Assert.Equal(("EVENT-1", "carol", response.RewardActionId, 1.0), (rewardRow.RecommendationId, rewardRow.UserId, rewardRow.ItemId, rewardRow.Value));
+    }
+
+    [Fact]
+    public async Task Deferred_ranks_log_impressions_only_when_activated_and_only_once()
+    {
+        var (api, services) = await ServeAsync();
+        var body = RankBody.Replace("\"deferActivation\": false", "\"deferActivation\": true").Replace("EVENT-1", "EVENT-2");
+
+        await api.Rank(Post(body), default);
+        var before = (await services.SnapshotReader.ReadAsync()).Count(r => r.RecommendationId == "EVENT-2");
+        await api.PersonalizerActivate(Post(""), "EVENT-2", default);
+        await api.Activate(Post(""), "EVENT-2", default);
+        var after = (await services.SnapshotReader.ReadAsync()).Count(r => r.RecommendationId == "EVENT-2");
+
+        Assert.Equal((0, 3), (before, after));
+    }
+
+    [Theory]
+    [InlineData("""{"actions": []}""", 400)]
+    [InlineData("""{"contextFeatures": []}""", 400)]
+    [InlineData("""{"actions": [{"id": "a"}, {"id": "a"}]}""", 400)]
+    [InlineData("""{"actions": [{"id": ""}]}""", 400)]
+    [InlineData("""{"actions": "nope"}""", 400)]
+    [InlineData("""not json""", 400)]
+    public async Task Invalid_rank_requests_are_400_problems(string body, int status)
+    {
+        var (api, _) = await ServeAsync();
+
+        var result = Assert.IsType<ObjectResult>(await api.Rank(Post(body), default));
+
+        Assert.Equal(status, result.StatusCode);
+        Assert.IsType<ProblemDetails>(result.Value);
+    }
+
+    [Fact]
+    public async Task More_than_fifty_actions_a_reused_event_id_a_bad_reward_or_an_unknown_event_are_refused()
+    {
+        var (api, _) = await ServeAsync();
+        var tooMany = "{\"actions\": [" + string.Join(",", Enumerable.Range(0, 51).Select(i => $"{{\"id\":\"a{i}\"}}")) + "]}";
+        await api.Rank(Post(RankBody), default);
+
+        Assert.Equal(400, ((ObjectResult)await api.Rank(Post(tooMany), default)).StatusCode);
+        Assert.Equal(400, ((ObjectResult)await api.Rank(Post(RankBody), default)).StatusCode); // EVENT-1 again
+        Assert.Equal(400, ((ObjectResult)await api.Reward(Post("""{"value": 7}"""), "EVENT-1", default)).StatusCode);
+        Assert.Equal(400, ((ObjectResult)await api.Reward(Post("""{}"""), "EVENT-1", default)).StatusCode);
+        Assert.Equal(404, ((ObjectResult)await api.Reward(Post("""{"value": 1}"""), "never-ranked", default)).StatusCode);
+    }
+
+    /// <summary>Generated malformed and hostile requests across the HTTP functions: always an answer below 500.</summary>
+    [Fact]
+    public async Task A_thousand_hostile_requests_get_4xx_never_5xx()
+    {
+        var (api, services) = await ServeAsync();
+        var ingest = new IngestEventsOverHttp(services.Ingestor);
+        var random = new Random(12345);
+        string[] fragments =
+        [
+            "{", "}", "[", "]", "\"actions\":", "\"contextFeatures\":", "\"eventId\":", "\"value\":", "\"id\":", "null", "true", "1e999", "-0",
+            "\"\\u0000\"", "\"" + new string('x', 300) + "\"", ",", ":", "\"deferActivation\":", "\"excludedActions\":", "{\"id\":\"item1\"}", "\"\\ud800\"",
+        ];
+        string Garbage() => string.Concat(Enumerable.Range(0, random.Next(0, 12)).Select(_ => fragments[random.Next(fragments.Length)]));
+        string HostileId() => random.Next(4) switch { 0 => new string('e', 200), 1 => "../../etc", 2 => "a%2Fb#?", _ => "\u0001" };
+
+        for (var n = 0; n < 1000; n++)
+        {
+            var result = (n % 4) switch
+            {
+                0 => await api.Rank(Post(Garbage()), default),
+                1 => await api.PersonalizerReward(Post(Garbage()), HostileId(), default),
+                2 => await api.Activate(Post(Garbage()), HostileId(), default),
+                _ => await ingest.Run(Post(Garbage()), default),
+            };
+            var status = result switch { ObjectResult o => o.StatusCode ?? 200, StatusCodeResult s => s.StatusCode, _ => 200 };
+            Assert.True(status < 500, $"request {n} got {status}");
+        }
+    }
+}
