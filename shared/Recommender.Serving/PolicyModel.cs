@@ -122,6 +122,20 @@ public sealed class PolicyModel
     /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
     public float[] Score(IReadOnlyList<int> history, long[]? userTokens, out (int Item, float Score)[] top, int k)
     {
+        using var results = _session.Run(Inputs(history, userTokens, k), ["scores", "top_scores", "top_items"]);
+        top = Top(results[1], results[2]);
+        return ((DenseTensor<float>)results[0].AsTensor<float>()).Buffer.ToArray();
+    }
+
+    /// <summary>Only the model's top-k for one history: the score vector stays inside ONNX Runtime (cheaper on large catalogs).</summary>
+    public (int Item, float Score)[] TopK(IReadOnlyList<int> history, long[]? userTokens, int k)
+    {
+        using var results = _session.Run(Inputs(history, userTokens, k), ["top_scores", "top_items"]);
+        return Top(results[0], results[1]);
+    }
+
+    private List<NamedOnnxValue> Inputs(IReadOnlyList<int> history, long[]? userTokens, int k)
+    {
         var length = Manifest.MaxLength;
         var input = new DenseTensor<long>([1, length]);
         var take = Math.Min(length, history.Count);
@@ -130,27 +144,31 @@ public sealed class PolicyModel
         var inputs = new List<NamedOnnxValue>
         {
             NamedOnnxValue.CreateFromTensor("history", input),
-            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { k }, [1])),
+            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { Math.Clamp(k, 1, Manifest.ItemIds.Count - 1) }, [1])),
         };
         if (_takesUserTokens)
         {
             var tokens = userTokens is { Length: > 0 } ? userTokens : [0L];
             inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", new DenseTensor<long>(tokens, [1, tokens.Length])));
         }
-        using var results = _session.Run(inputs);
-        var scores = results.First(r => r.Name == "scores").AsEnumerable<float>().ToArray();
-        var topItems = results.First(r => r.Name == "top_items").AsEnumerable<long>().ToArray();
-        var topScores = results.First(r => r.Name == "top_scores").AsEnumerable<float>().ToArray();
-        top = topItems.Select((item, i) => ((int)item, topScores[i])).ToArray();
-        return scores;
+        return inputs;
+    }
+
+    private static (int Item, float Score)[] Top(DisposableNamedOnnxValue scores, DisposableNamedOnnxValue items)
+    {
+        var s = ((DenseTensor<float>)scores.AsTensor<float>()).Buffer.Span;
+        var i = ((DenseTensor<long>)items.AsTensor<long>()).Buffer.Span;
+        var top = new (int, float)[i.Length];
+        for (var n = 0; n < top.Length; n++)
+            top[n] = ((int)i[n], s[n]);
+        return top;
     }
 
     /// <summary>The best <paramref name="k"/> items for a history of catalog ids; unknown ids are skipped.</summary>
     public IReadOnlyList<ScoredItem> Recommend(IReadOnlyList<string> historyItemIds, int k)
     {
         var history = historyItemIds.Select(id => _itemNumbers.GetValueOrDefault(id)).Where(n => n > 0).ToList();
-        Score(history, null, out var top, Math.Min(k, Manifest.ItemIds.Count - 1));
-        return top.Select(t => new ScoredItem(Manifest.ItemIds[t.Item], t.Item, t.Score)).ToList();
+        return TopK(history, null, k).Select(t => new ScoredItem(Manifest.ItemIds[t.Item], t.Item, t.Score)).ToList();
     }
 
     internal bool TryAcquire()

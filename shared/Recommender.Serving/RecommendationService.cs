@@ -59,12 +59,12 @@ public sealed class RecommendationService(
         if (path == ServingPath.Sequence)
         {
             var numbers = known.Select(id => { model.TryGetItemNumber(id, out var n); return n; }).ToList();
-            var scores = model.Score(numbers, null, out _, 1);
-            candidates = Enumerable.Range(1, scores.Length - 1)
-                .Where(i => Allowed(model.Manifest.ItemIds[i]))
-                .OrderByDescending(i => scores[i]).ThenBy(i => i)
+            // Ask the graph for enough of its top to fill the candidates after leaving out seen and unavailable items.
+            var top = model.TopK(numbers, null, _options.Exploration.Candidates + seen.Count + unavailable.Count);
+            candidates = top
+                .Where(t => Allowed(model.Manifest.ItemIds[t.Item]))
                 .Take(_options.Exploration.Candidates)
-                .Select(i => (model.Manifest.ItemIds[i], scores[i], model.ClosestInHistory(i, numbers) is { } h ? model.Manifest.ItemIds[h] : null))
+                .Select(t => (model.Manifest.ItemIds[t.Item], t.Score, model.ClosestInHistory(t.Item, numbers) is { } h ? model.Manifest.ItemIds[h] : null))
                 .ToList();
         }
         else

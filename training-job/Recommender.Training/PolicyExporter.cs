@@ -41,11 +41,9 @@ public static class PolicyExporter
 
         var itemVectors = model.ItemVectors().detach().cpu().to(float32);
         g.Initializer("item_vectors", itemVectors.data<float>().ToArray(), [items, d]);
-        g.Initializer("item_vectors_t", itemVectors.t().contiguous().data<float>().ToArray(), [d, items]);
         g.Initializer("position", W("_positionEmbedding.weight"), [config.MaxLength, d]);
         g.Initializer("sqrt_d", [(float)Math.Sqrt(d)], []);
         g.Initializer("zero_i64", [0L], []);
-        g.Initializer("one_f", [1f], []);
         g.Initializer("axis_minus1", [-1L], [1]);
         g.Initializer("axis_1", [1L], [1]);
         g.Initializer("last_position", [(long)config.MaxLength - 1], [1]);
@@ -66,6 +64,7 @@ public static class PolicyExporter
         if (usesUsers)
         {
             g.Initializer("user_embedding", W("_userEmbedding.weight"), weights["_userEmbedding.weight"].shape);
+            g.Initializer("one_f", [1f], []);
             g.Node("Gather", ["user_embedding", "user_tokens"], ["user_vectors"], ("axis", 0L));
             MeanOverPresent(g, "user_tokens", "user_vectors", "user_mean");
             g.Node("Unsqueeze", ["user_mean", "axis_1"], ["user_row"]);
@@ -117,7 +116,7 @@ public static class PolicyExporter
         LayerNorm(g, x, W("_finalNorm.weight"), W("_finalNorm.bias"), "final");
         g.Node("Gather", ["final", "last_position"], ["last_3d"], ("axis", 1L));
         g.Node("Squeeze", ["last_3d", "axis_1"], ["state"]);
-        g.Node("MatMul", ["state", "item_vectors_t"], ["raw_scores"]);
+        g.Node("Gemm", ["state", "item_vectors"], ["raw_scores"], ("transB", 1L)); // one copy of the item matrix serves lookup and scoring
         g.Node("Add", ["raw_scores", "padding_mask"], ["scores"]);
         g.Node("TopK", ["scores", "k"], ["top_scores", "top_items"], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
         g.Node("Identity", ["item_vectors"], ["item_embeddings"]);
