@@ -6,6 +6,7 @@ using Recommender.Training;
 namespace Recommender.Training.Tests;
 
 /// <summary>The exported ONNX graph answers as the TorchSharp model does, on real histories.</summary>
+[Collection("Torch")]
 public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]

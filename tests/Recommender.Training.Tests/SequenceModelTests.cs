@@ -4,6 +4,7 @@ using Recommender.Training;
 namespace Recommender.Training.Tests;
 
 /// <summary>The sequence model on a small synthetic world: learns within seconds, is deterministic, saves and reloads.</summary>
+[Collection("Torch")]
 public sealed class SequenceModelTests
 {
     private static readonly SequenceModelConfig Small = new()
