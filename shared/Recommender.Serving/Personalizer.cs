@@ -41,8 +41,8 @@ public sealed partial class PersonalizerJsonContext : JsonSerializerContext;
 /// <summary>
 /// Personalizer's Rank, Reward and Activate over this product's model. The user is the context feature
 /// <c>userId</c> when present (their online history drives the ranking), else "anonymous". Actions the
-/// model knows are ranked by it; unknown actions rank after them in popularity order, then as given
-/// (scoring unseen actions from their features arrives with the cold-start item generator).
+/// model knows are ranked by it, and so are unseen actions whose features name content tokens it was
+/// trained with (<see cref="ContentTokens"/>); the rest follow in popularity order, then as given.
 /// Every rank is stored by event id; its impressions enter the event log when it is activated (at once
 /// unless <c>deferActivation</c>), and a reward is logged as a <c>reward</c> interaction on the
 /// rewarded action, joined by the event id as the recommendation id.
@@ -72,7 +72,8 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
 
         var excluded = (request.ExcludedActions ?? []).ToHashSet(StringComparer.Ordinal);
         var rankable = actions.Where(a => !excluded.Contains(a.Id)).Select(a => a.Id).ToList();
-        var scores = await ScoreAsync(userId, rankable, cancellationToken);
+        var features = actions.ToDictionary(a => a.Id, a => a.Features, StringComparer.Ordinal);
+        var scores = await ScoreAsync(userId, rankable, features, cancellationToken);
         var ordered = rankable.Select((id, i) => (Id: id, Score: scores[i], Given: i))
             .OrderByDescending(x => x.Score).ThenBy(x => x.Given).ToList();
         var probabilities = FirstSlotProbabilities(ordered.Select(o => o.Score).ToList());
@@ -156,7 +157,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         return response.HasValue ? response.Value! : throw new UnknownEventException(eventId);
     }
 
-    private async Task<double[]> ScoreAsync(string userId, List<string> actionIds, CancellationToken cancellationToken)
+    private async Task<double[]> ScoreAsync(string userId, List<string> actionIds, Dictionary<string, List<JsonElement>?> features, CancellationToken cancellationToken)
     {
         using var lease = await models.AcquireAsync(cancellationToken) ?? throw new NoModelException();
         var model = lease.Model;
@@ -164,9 +165,15 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var state = userId == AnonymousUser ? null : await userStates.GetAsync(userId, cancellationToken);
         var history = (state?.Recent ?? []).Select(r => model.TryGetItemNumber(r.ItemId, out var n) ? n : 0).Where(n => n > 0).ToList();
         var modelScores = history.Count > 0 ? model.Score(history, null, out _, 1) : null;
-        // Known actions by the model (or popularity without history) first; unknown actions after, in the order given.
+        // Unknown actions with features the model knows are scored from their content, in the same space.
+        var unseen = actionIds.Where(id => !model.TryGetItemNumber(id, out _)).ToList();
+        var contentScores = modelScores is not null && model.ScoresContent
+            ? unseen.Zip(model.ScoreByContent(history, unseen.Select(id => ContentTokens.FromFeatures(features[id])).ToList())).ToDictionary(x => x.First, x => x.Second)
+            : [];
+        // Scored by the model first (known actions, or unseen ones from content), then by popularity, then as given.
         return actionIds.Select(id =>
             model.TryGetItemNumber(id, out var n) && modelScores is not null ? 1e6 + modelScores[n]
+            : contentScores.GetValueOrDefault(id) is { } content ? 1e6 + content
             : popularity.TryGetValue(id, out var rank) ? 1e3 - rank
             : 0.0).ToArray();
     }

@@ -19,6 +19,8 @@ public sealed class PolicyModel
     private readonly InferenceSession _session;
     private readonly Dictionary<string, int> _itemNumbers;
     private readonly bool _takesUserTokens;
+    private readonly bool _takesCandidateTokens;
+    private readonly Dictionary<string, int> _contentTokens;
     private int _references = 1;
     private float[] _itemEmbeddings = [];
     private int _dimension;
@@ -29,6 +31,8 @@ public sealed class PolicyModel
         _session = session;
         _itemNumbers = manifest.ItemIds.Select((id, i) => (id, i)).Where(x => x.i > 0).ToDictionary(x => x.id, x => x.i);
         _takesUserTokens = session.InputMetadata.ContainsKey("user_tokens");
+        _takesCandidateTokens = session.InputMetadata.ContainsKey("candidate_tokens");
+        _contentTokens = (manifest.ContentVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
     }
 
     public ModelManifest Manifest { get; }
@@ -106,14 +110,7 @@ public sealed class PolicyModel
     {
         if (!_session.OutputMetadata.ContainsKey("item_embeddings"))
             return;
-        var inputs = new List<NamedOnnxValue>
-        {
-            NamedOnnxValue.CreateFromTensor("history", new DenseTensor<long>([1, Manifest.MaxLength])),
-            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { 1 }, [1])),
-        };
-        if (_takesUserTokens)
-            inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", new DenseTensor<long>([1, 1])));
-        using var results = _session.Run(inputs, ["item_embeddings"]);
+        using var results = _session.Run(Inputs([], null, 1), ["item_embeddings"]);
         var tensor = results[0].AsTensor<float>();
         _dimension = tensor.Dimensions[1];
         _itemEmbeddings = tensor.ToArray();
@@ -134,7 +131,30 @@ public sealed class PolicyModel
         return Top(results[0], results[1]);
     }
 
-    private List<NamedOnnxValue> Inputs(IReadOnlyList<int> history, long[]? userTokens, int k)
+    /// <summary>Whether items the model never saw can be scored from their content tokens.</summary>
+    public bool ScoresContent => _takesCandidateTokens && _contentTokens.Count > 0;
+
+    /// <summary>
+    /// Scores of items the model never saw, from their content tokens (as <see cref="ContentTokens"/> names
+    /// them) for one history; a candidate none of whose tokens the model knows gets null.
+    /// </summary>
+    public float?[] ScoreByContent(IReadOnlyList<int> history, IReadOnlyList<IReadOnlyList<string>> candidateTokens)
+    {
+        if (!ScoresContent || candidateTokens.Count == 0)
+            return new float?[candidateTokens.Count];
+        var ids = candidateTokens.Select(tokens => tokens.Select(t => _contentTokens.GetValueOrDefault(t)).Where(i => i > 0).Distinct().ToArray()).ToList();
+        var width = Math.Max(1, ids.Max(i => i.Length));
+        var tensor = new DenseTensor<long>([ids.Count, width]);
+        for (var c = 0; c < ids.Count; c++)
+            for (var t = 0; t < ids[c].Length; t++)
+                tensor[c, t] = ids[c][t];
+        var inputs = Inputs(history, null, 1, tensor);
+        using var results = _session.Run(inputs, ["candidate_scores"]);
+        var scores = ((DenseTensor<float>)results[0].AsTensor<float>()).Buffer.ToArray();
+        return ids.Select((known, c) => known.Length > 0 ? scores[c] : (float?)null).ToArray();
+    }
+
+    private List<NamedOnnxValue> Inputs(IReadOnlyList<int> history, long[]? userTokens, int k, DenseTensor<long>? candidateTokens = null)
     {
         var length = Manifest.MaxLength;
         var input = new DenseTensor<long>([1, length]);
@@ -151,6 +171,8 @@ public sealed class PolicyModel
             var tokens = userTokens is { Length: > 0 } ? userTokens : [0L];
             inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", new DenseTensor<long>(tokens, [1, tokens.Length])));
         }
+        if (_takesCandidateTokens)
+            inputs.Add(NamedOnnxValue.CreateFromTensor("candidate_tokens", candidateTokens ?? new DenseTensor<long>([1, 1])));
         return inputs;
     }
 

@@ -24,7 +24,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         return context.Request;
     }
 
-    private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync()
+    private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync(ExplorationOptions? exploration = null)
     {
         var services = await Azurite.CreateServicesAsync();
         var container = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
@@ -33,7 +33,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         await RunPublisher.PublishAsync(registry, run.Directory, "v1", "test", promote: true);
         var rankEvents = new TableClient(Azurite.ConnectionString, "RankEvents" + Guid.NewGuid().ToString("N")[..10]);
         await rankEvents.CreateIfNotExistsAsync();
-        return (new PersonalizerApi(new PersonalizerService(new ModelSwitcher(registry), services.UserStates, rankEvents, services.Ingestor)), services);
+        return (new PersonalizerApi(new PersonalizerService(new ModelSwitcher(registry), services.UserStates, rankEvents, services.Ingestor, exploration)), services);
     }
 
     private const string RankBody = """
@@ -76,6 +76,33 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         var rewardRow = Assert.Single(log, r => r.Type == "reward");
         Assert.Equal(3, impressions.Count);
         Assert.Equal(("EVENT-1", "carol", response.RewardActionId, 1.0), (rewardRow.RecommendationId, rewardRow.UserId, rewardRow.ItemId, rewardRow.Value));
+    }
+
+    [Fact]
+    public async Task Actions_the_model_never_saw_are_ranked_from_their_features()
+    {
+        var (api, services) = await ServeAsync(new ExplorationOptions { Mode = ExplorationMode.Greedy });
+        await services.Ingestor.IngestEventsAsync([new WireEvent { EventId = "h2", UserId = "dave", ItemId = "item9", Type = "click", Timestamp = TestEvents.Start }]);
+        var category = run.World.ItemCategory[9];
+        var tag = run.World.ItemTags[9][0];
+        var body = $$"""
+            {"contextFeatures": [{"userId": "dave"}],
+             "actions": [{"id": "mystery"}, {"id": "new-release", "features": [{"category": "{{category}}"}, {"tags": ["{{tag}}"]}]}],
+             "eventId": "EVENT-3"}
+            """;
+
+        var response = (RankResponse)((OkObjectResult)await api.Rank(Post(body), default)).Value!;
+
+        Assert.Equal("new-release", response.RewardActionId); // scored by the model from its content; "mystery" has nothing to score
+        Assert.Equal(["new-release", "mystery"], response.Ranking.Select(r => r.Id));
+    }
+
+    [Fact]
+    public void Feature_objects_become_the_content_tokens_training_used()
+    {
+        var features = JsonSerializer.Deserialize<List<JsonElement>>("""[{"categories": ["games", "retro"]}, {"tags": "co-op", "year": 1999, "x": null}]""");
+
+        Assert.Equal(["category:games", "category:retro", "tag:co-op", "year:1999"], ContentTokens.FromFeatures(features));
     }
 
     [Fact]

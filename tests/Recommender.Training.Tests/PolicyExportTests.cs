@@ -52,7 +52,9 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
                     tokens[b, t] = data.UserFeatures.Tokens[users[b]][t];
             inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", tokens));
         }
-        using var results = session.Run(inputs);
+        using var results = session.Run(features
+            ? inputs.Append(NamedOnnxValue.CreateFromTensor("candidate_tokens", new DenseTensor<long>([1, 1]))).ToList()
+            : inputs);
         var scores = results.First(r => r.Name == "scores").AsTensor<float>();
         var topItems = results.First(r => r.Name == "top_items").AsTensor<long>();
 
@@ -67,5 +69,39 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
         output.WriteLine($"max |onnx - torch| = {maxDiff:E2} over {users.Length} users x {data.ItemCount} items");
         Assert.True(maxDiff <= 1e-5, $"max |onnx - torch| = {maxDiff:E2}");
+
+        if (features)
+        {
+            // Items scored from content alone: torch's content part of ItemVectors (minus the id embedding) against the same state.
+            var candidates = new[] { 1, 2, 3 };
+            var state = outcome.Model.forward(SequenceBatches.Histories([histories[0]], config.MaxLength, TorchSharp.torch.CPU),
+                SequenceBatches.UserTokens(data.UserFeatures, [users[0]], TorchSharp.torch.CPU))[.., -1, ..];
+            var content = outcome.Model.ItemVectors() - outcome.Model.state_dict()["_itemEmbedding.weight"];
+            var expectedContent = state.matmul(content.index_select(0, TorchSharp.torch.tensor(candidates.Select(c => (long)c).ToArray())).T).data<float>().ToArray();
+            var width = candidates.Max(c => data.ItemFeatures!.Tokens[c].Length);
+            var candidateTokens = new DenseTensor<long>([candidates.Length, width]);
+            for (var c = 0; c < candidates.Length; c++)
+                for (var t = 0; t < data.ItemFeatures!.Tokens[candidates[c]].Length; t++)
+                    candidateTokens[c, t] = data.ItemFeatures.Tokens[candidates[c]][t];
+            var single = inputs.Select(i => i.Name switch
+            {
+                "history" => NamedOnnxValue.CreateFromTensor("history", Row(history, 0)),
+                "user_tokens" => NamedOnnxValue.CreateFromTensor("user_tokens", Row(i.AsTensor<long>(), 0)),
+                _ => i,
+            }).Append(NamedOnnxValue.CreateFromTensor("candidate_tokens", candidateTokens)).ToList();
+            using var candidateResults = session.Run(single, ["candidate_scores"]);
+            var actual = candidateResults[0].AsTensor<float>().ToArray();
+            for (var c = 0; c < candidates.Length; c++)
+                Assert.Equal(expectedContent[c], actual[c], 5);
+        }
+    }
+
+    private static DenseTensor<long> Row(Tensor<long> tensor, int row)
+    {
+        var width = tensor.Dimensions[1];
+        var result = new DenseTensor<long>([1, width]);
+        for (var t = 0; t < width; t++)
+            result[0, t] = tensor[row, t];
+        return result;
     }
 }

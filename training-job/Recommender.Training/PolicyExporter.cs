@@ -13,6 +13,8 @@ namespace Recommender.Training;
 /// <remarks>
 /// Inputs: <c>history</c> int64 [batch, maxLength], left-padded with 0; <c>user_tokens</c> int64 [batch, T]
 /// (0-padded attribute tokens; only when the model uses user features); <c>k</c> int64 [1].
+/// <c>candidate_tokens</c> int64 [candidates, T] (only when the model has item content): content tokens of items
+/// the model never saw, 0-padded, scored into <c>candidate_scores</c> [batch, candidates].
 /// Outputs: <c>scores</c> float [batch, items + 1] (item 0, padding, is -inf), <c>top_scores</c> float [batch, k],
 /// <c>top_items</c> int64 [batch, k] (item numbers), <c>item_embeddings</c> float [items + 1, d] (the item
 /// vectors, for explanations: which history item is closest to a recommended one).
@@ -32,12 +34,15 @@ public static class PolicyExporter
         var d = config.Dimension;
         var items = model.ItemCount + 1;
         var usesUsers = weights.ContainsKey("_userEmbedding.weight");
+        var usesContent = weights.ContainsKey("_contentEmbedding.weight");
 
         var g = new OnnxGraph();
         g.Input("history", TensorProto.Types.DataType.Int64, ["batch", config.MaxLength]);
         if (usesUsers)
             g.Input("user_tokens", TensorProto.Types.DataType.Int64, ["batch", "user_tokens"]);
         g.Input("k", TensorProto.Types.DataType.Int64, [1]);
+        if (usesContent)
+            g.Input("candidate_tokens", TensorProto.Types.DataType.Int64, ["candidates", "candidate_tokens"]);
 
         var itemVectors = model.ItemVectors().detach().cpu().to(float32);
         g.Initializer("item_vectors", itemVectors.data<float>().ToArray(), [items, d]);
@@ -119,11 +124,31 @@ public static class PolicyExporter
         g.Node("Gemm", ["state", "item_vectors"], ["raw_scores"], ("transB", 1L)); // one copy of the item matrix serves lookup and scoring
         g.Node("Add", ["raw_scores", "padding_mask"], ["scores"]);
         g.Node("TopK", ["scores", "k"], ["top_scores", "top_items"], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
+        if (usesContent)
+        {
+            // Items the model never saw, from their content tokens alone: the mean content embedding, as
+            // SasRecModel.ItemVectors adds it to a known item's id embedding.
+            g.Initializer("content_embedding", W("_contentEmbedding.weight"), weights["_contentEmbedding.weight"].shape);
+            g.Initializer("one_c", [1f], []);
+            g.Node("Gather", ["content_embedding", "candidate_tokens"], ["candidate_token_vectors"], ("axis", 0L));
+            g.Node("Equal", ["candidate_tokens", "zero_i64"], ["candidate_pad"]);
+            g.Node("Not", ["candidate_pad"], ["candidate_present"]);
+            g.Node("Cast", ["candidate_present"], ["candidate_mask2"], ("to", (long)TensorProto.Types.DataType.Float));
+            g.Node("Unsqueeze", ["candidate_mask2", "axis_minus1"], ["candidate_mask"]);
+            g.Node("Mul", ["candidate_token_vectors", "candidate_mask"], ["candidate_masked"]);
+            g.Node("ReduceSum", ["candidate_masked", "axis_1"], ["candidate_sum"], ("keepdims", 0L));
+            g.Node("ReduceSum", ["candidate_mask", "axis_1"], ["candidate_count"], ("keepdims", 0L));
+            g.Node("Max", ["candidate_count", "one_c"], ["candidate_count1"]);
+            g.Node("Div", ["candidate_sum", "candidate_count1"], ["candidate_vectors"]);
+            g.Node("Gemm", ["state", "candidate_vectors"], ["candidate_scores"], ("transB", 1L));
+        }
         g.Node("Identity", ["item_vectors"], ["item_embeddings"]);
         g.Output("scores", TensorProto.Types.DataType.Float, ["batch", items]);
         g.Output("top_scores", TensorProto.Types.DataType.Float, ["batch", "k"]);
         g.Output("top_items", TensorProto.Types.DataType.Int64, ["batch", "k"]);
         g.Output("item_embeddings", TensorProto.Types.DataType.Float, [items, d]);
+        if (usesContent)
+            g.Output("candidate_scores", TensorProto.Types.DataType.Float, ["batch", "candidates"]);
         return g.ToModel("recommender-sasrec", Opset).ToByteArray();
     }
 

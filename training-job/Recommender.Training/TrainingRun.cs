@@ -9,7 +9,7 @@ namespace Recommender.Training;
 /// <summary>
 /// One training run, start to finish: split, baselines, train, evaluate on the test targets, and write
 /// the run folder: <c>metrics.json</c> (keys in DESIGN.md), <c>model.bin</c> (weights), <c>config.json</c>,
-/// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>report.html</c> (learning curve and metric table).
+/// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>content-vocabulary.json</c> (content tokens, when used), <c>report.html</c> (learning curve and metric table).
 /// </summary>
 public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, TextWriter? progress = null)
 {
@@ -39,6 +39,8 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "items.json"), JsonSerializer.Serialize(data.ItemIds.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
         var popular = split.Train.SelectMany(s => s).GroupBy(i => i).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).Take(200).Select(g => data.ItemIds[g.Key]).ToArray();
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "popular.json"), JsonSerializer.Serialize(popular, ItemIdsJsonContext.Default.StringArray), cancellationToken);
+        if (config.ItemContent && data.ItemFeatures is { VocabularySize: > 1 } content)
+            await File.WriteAllTextAsync(Path.Combine(outputDirectory, "content-vocabulary.json"), JsonSerializer.Serialize(content.Vocabulary.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
         var metrics = Metrics(data, model, results, outcome);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), metrics.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.html"), RunReport.Html(data.ToString(), protocol.ToString(), config, results, outcome.Curve), cancellationToken);
