@@ -17,6 +17,9 @@ switch (options.Command)
     case "ingestion":
         await IngestionBenchmark.RunAsync(options, outDir);
         break;
+    case "http-load":
+        await HttpLoadBenchmark.RunAsync(options, outDir);
+        break;
     case "serving-latency":
         await ServingLatencyBenchmark.RunAsync(options, outDir);
         break;
@@ -24,6 +27,7 @@ switch (options.Command)
         await TrainingThroughputBenchmark.RunAsync(options, outDir);
         break;
     default:
+        Console.Error.WriteLine("usage: Recommender.Benchmarks http-load [--url http://127.0.0.1:7071] [--requests 3000] [--concurrency 8] [--users 1000]   (against scripts/demo.sh --serve)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-latency [--requests 3000] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks training-throughput [--items 3700] [--steps 60] [--threads 1] [--loss bce] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks ingestion [--events 1000000] [--users 20000] [--items 5000] [--batch 4000] [--partitions 4] [--active-sessions 500] [--out artifacts/benchmarks]");
