@@ -23,25 +23,13 @@ builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().I
 builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Deletion);
 builder.Services.AddSingleton(sp =>
 {
-    var connection = sp.GetRequiredService<IConfiguration>()["AzureWebJobsStorage"]!;
-    var models = new BlobContainerClient(connection, sp.GetRequiredService<IConfiguration>()["ModelContainer"] ?? "models");
-    models.CreateIfNotExists();
-    return new ModelSwitcher(new ModelRegistry(models));
+    var configuration = sp.GetRequiredService<IConfiguration>();
+    var serving = ServingServices.FromConnectionString(configuration["AzureWebJobsStorage"]!, sp.GetRequiredService<IngestionServices>(),
+        configuration["ModelContainer"] ?? "models");
+    serving.EnsureCreatedAsync().GetAwaiter().GetResult();
+    return serving;
 });
-builder.Services.AddSingleton(sp =>
-{
-    var ingestion = sp.GetRequiredService<IngestionServices>();
-    return new RecommendationService(sp.GetRequiredService<ModelSwitcher>(), ingestion.UserStates,
-        new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor);
-});
-
-builder.Services.AddSingleton(sp =>
-{
-    var connection = sp.GetRequiredService<IConfiguration>()["AzureWebJobsStorage"]!;
-    var rankEvents = new TableClient(connection, "RankEvents");
-    rankEvents.CreateIfNotExists();
-    var ingestion = sp.GetRequiredService<IngestionServices>();
-    return new PersonalizerService(sp.GetRequiredService<ModelSwitcher>(), ingestion.UserStates, rankEvents, ingestion.Ingestor);
-});
+builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Recommendations);
+builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
 
 builder.Build().Run();

@@ -14,13 +14,10 @@ builder.Services.AddMvcCore(); // executes the functions' IActionResults as the 
 var storage = builder.Configuration["AzureWebJobsStorage"] ?? "UseDevelopmentStorage=true";
 var ingestion = new IngestionServices(new BlobServiceClient(storage), new TableServiceClient(storage));
 await ingestion.EnsureCreatedAsync();
-var models = new BlobContainerClient(storage, builder.Configuration["ModelContainer"] ?? "models");
-await models.CreateIfNotExistsAsync();
-var switcher = new ModelSwitcher(new ModelRegistry(models));
-var recommendations = new RecommendationService(switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor);
-var rankEvents = new Azure.Data.Tables.TableClient(storage, "RankEvents");
-await rankEvents.CreateIfNotExistsAsync();
-var personalizer = new PersonalizerApi(new PersonalizerService(switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor));
+var serving = ServingServices.FromConnectionString(storage, ingestion, builder.Configuration["ModelContainer"] ?? "models");
+await serving.EnsureCreatedAsync();
+var recommendations = serving.Recommendations;
+var personalizer = new PersonalizerApi(serving.Personalizer);
 
 var app = builder.Build();
 app.MapPost("/api/events", (HttpContext http, CancellationToken ct) =>

@@ -27,13 +27,9 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
     private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync(ExplorationOptions? exploration = null)
     {
         var services = await Azurite.CreateServicesAsync();
-        var container = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
-        await container.CreateIfNotExistsAsync();
-        var registry = new ModelRegistry(container);
-        await RunPublisher.PublishAsync(registry, run.Directory, "v1", "test", promote: true);
-        var rankEvents = new TableClient(Azurite.ConnectionString, "RankEvents" + Guid.NewGuid().ToString("N")[..10]);
-        await rankEvents.CreateIfNotExistsAsync();
-        return (new PersonalizerApi(new PersonalizerService(new ModelSwitcher(registry), services.UserStates, rankEvents, services.Ingestor, exploration)), services);
+        var serving = await ServingFixture.CreateAsync(services, personalizerExploration: exploration);
+        await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
+        return (new PersonalizerApi(serving.Personalizer), services);
     }
 
     private const string RankBody = """

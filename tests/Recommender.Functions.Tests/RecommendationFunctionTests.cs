@@ -39,14 +39,10 @@ public sealed class RecommendationFunctionTests(TrainedRun run) : IClassFixture<
     private async Task<(GetRecommendations Function, IngestionServices Services, ModelRegistry Registry)> ServeAsync(bool publish = true, ExplorationOptions? exploration = null)
     {
         var services = await Azurite.CreateServicesAsync();
-        var container = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
-        await container.CreateIfNotExistsAsync();
-        var registry = new ModelRegistry(container);
+        var serving = await ServingFixture.CreateAsync(services, new RecommendationOptions { Exploration = exploration ?? new ExplorationOptions() });
         if (publish)
-            await RunPublisher.PublishAsync(registry, run.Directory, "v1", "test", promote: true);
-        var service = new RecommendationService(new ModelSwitcher(registry), services.UserStates, new CatalogAvailability(services.Catalog), services.Ingestor,
-            new RecommendationOptions { Exploration = exploration ?? new ExplorationOptions() });
-        return (new GetRecommendations(service), services, registry);
+            await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
+        return (new GetRecommendations(serving.Recommendations), services, serving.Registry);
     }
 
     private static Task IngestAsync(IngestionServices services, params WireEvent[] events) => services.Ingestor.IngestEventsAsync(events);

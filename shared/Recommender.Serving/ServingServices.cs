@@ -1,0 +1,42 @@
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Recommender.Ingestion;
+
+namespace Recommender.Serving;
+
+/// <summary>
+/// Builds the serving clients over one storage account, beside <see cref="IngestionServices"/>: the model
+/// registry and switcher, recommendations and the Personalizer API. The Functions app, the local host and
+/// the tests all start here.
+/// </summary>
+public sealed class ServingServices
+{
+    public ServingServices(IngestionServices ingestion, BlobContainerClient models, TableClient rankEvents,
+        RecommendationOptions? recommendation = null, ExplorationOptions? personalizerExploration = null)
+    {
+        Models = models;
+        RankEvents = rankEvents;
+        Registry = new ModelRegistry(models);
+        Switcher = new ModelSwitcher(Registry);
+        Recommendations = new RecommendationService(Switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor, recommendation);
+        Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, personalizerExploration);
+    }
+
+    /// <summary>From a storage connection string (<c>UseDevelopmentStorage=true</c> for Azurite).</summary>
+    public static ServingServices FromConnectionString(string connectionString, IngestionServices ingestion, string modelContainer = "models", string rankEventTable = "RankEvents") =>
+        new(ingestion, new BlobContainerClient(connectionString, modelContainer), new TableClient(connectionString, rankEventTable));
+
+    public BlobContainerClient Models { get; }
+    public TableClient RankEvents { get; }
+    public ModelRegistry Registry { get; }
+    public ModelSwitcher Switcher { get; }
+    public RecommendationService Recommendations { get; }
+    public PersonalizerService Personalizer { get; }
+
+    /// <summary>Creates the model container and the rank-event table; safe to call at every start.</summary>
+    public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)
+    {
+        await Models.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        await RankEvents.CreateIfNotExistsAsync(cancellationToken);
+    }
+}
