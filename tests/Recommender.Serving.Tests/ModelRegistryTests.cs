@@ -16,7 +16,9 @@ public sealed class ModelRegistryTests(ModelFixture models) : IClassFixture<Mode
         var (manifest, policy) = await registry.DownloadAsync("v1");
         Assert.Equal("v1", current!.Pointer.Version);
         Assert.Equal(("snapshot-1", 10), (manifest.DataSnapshot, manifest.MaxLength));
-        Assert.Equal(["history", "user_tokens", "k"], manifest.Inputs);
+        Assert.Equal(["history", "user_tokens", "k", "candidate_tokens"], manifest.Inputs);
+        Assert.Equal(["scores", "top_scores", "top_items", "item_embeddings", "candidate_scores"], manifest.Outputs);
+        Assert.NotEmpty(manifest.ContentVocabulary!);
         Assert.Equal(models.Data.ItemIds, manifest.ItemIds);
         Assert.True(manifest.Metrics!.ContainsKey("ndcg@10"));
         Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(models.RunA, "policy.onnx")), policy);
