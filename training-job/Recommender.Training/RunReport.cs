@@ -47,8 +47,8 @@ public static class RunReport
         svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{height - bottom}\" stroke=\"#888\"/>");
         foreach (var y in new[] { minY, (minY + maxY) / 2, maxY })
             svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{left - 5}\" y=\"{Py(y) + 4:F1}\" font-size=\"10\" text-anchor=\"end\">{y:G3}</text>");
-        foreach (var x in new[] { minX, maxX })
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Px(x):F1}\" y=\"{height - bottom + 14}\" font-size=\"10\" text-anchor=\"middle\">epoch {x:G4}</text>");
+        foreach (var (x, anchor) in new[] { (minX, "start"), (maxX, "end") })
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Px(x):F1}\" y=\"{height - bottom + 14}\" font-size=\"10\" text-anchor=\"{anchor}\">epoch {x:G4}</text>");
         svg.Append(CultureInfo.InvariantCulture, $"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"");
         foreach (var (x, y) in data)
             svg.Append(CultureInfo.InvariantCulture, $"{Px(x):F1},{Py(y):F1} ");
