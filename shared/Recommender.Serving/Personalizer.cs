@@ -111,19 +111,9 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var ranking = JsonSerializer.Deserialize(record.GetString("Ranking")!, PersonalizerJsonContext.Default.ListRankedAction)!;
         // Stamped with the rank's time, so a repeated activation sends identical events: the same delivery, logged once.
         var rankedAt = record.GetDateTimeOffset("RankedAt") ?? _time.GetUtcNow();
-        var impressions = ranking.Where(r => r.Probability > 0).Select((r, position) => new WireEvent
-        {
-            SchemaVersion = EventParser.CurrentSchemaVersion,
-            EventId = $"{eventId}-{position}",
-            UserId = record.GetString("UserId"),
-            ItemId = r.Id,
-            Type = EventParser.WireName(InteractionType.Impression),
-            Timestamp = rankedAt,
-            RecommendationId = eventId,
-            Position = position,
-            Context = new Dictionary<string, string> { ["propensity"] = r.Probability.ToString("R", System.Globalization.CultureInfo.InvariantCulture), ["api"] = "personalizer" },
-        });
-        await ingestor.IngestEventsAsync(impressions.ToList(), cancellationToken);
+        var impressions = Impressions.ToEvents(record.GetString("UserId")!, eventId, rankedAt,
+            ranking.Where(r => r.Probability > 0).Select(r => (r.Id, r.Probability)), new Dictionary<string, string> { ["api"] = "personalizer" });
+        await ingestor.IngestEventsAsync(impressions, cancellationToken);
         record["Activated"] = true;
         await rankEvents.UpdateEntityAsync(record, record.ETag, TableUpdateMode.Merge, cancellationToken);
     }

@@ -91,24 +91,8 @@ public sealed class RecommendationService(
     {
         if (items.Count == 0)
             return;
-        var now = _time.GetUtcNow();
-        var events = items.Select(item => new WireEvent
-        {
-            SchemaVersion = EventParser.CurrentSchemaVersion,
-            EventId = $"{recommendationId}-{item.Position}",
-            UserId = userId,
-            ItemId = item.ItemId,
-            Type = EventParser.WireName(InteractionType.Impression),
-            Timestamp = now,
-            RecommendationId = recommendationId,
-            Position = item.Position,
-            Context = new Dictionary<string, string>
-            {
-                ["propensity"] = item.Propensity.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-                ["modelVersion"] = version,
-                ["path"] = path,
-            },
-        }).ToList();
+        var events = Impressions.ToEvents(userId, recommendationId, _time.GetUtcNow(), items.Select(i => (i.ItemId, i.Propensity)),
+            new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path });
         await ingestor.IngestEventsAsync(events, cancellationToken);
     }
 }
