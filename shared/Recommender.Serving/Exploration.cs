@@ -27,43 +27,53 @@ public readonly record struct SlateChoice(int Candidate, double Propensity);
 /// <summary>Draws a slate of k from candidates sorted best first, recording each choice's propensity.</summary>
 public static class SlatePolicy
 {
-    public static IReadOnlyList<SlateChoice> Draw(IReadOnlyList<float> sortedScores, int k, ExplorationOptions options, Random random)
+    /// <summary>
+    /// The policy's probability of putting each candidate (sorted best first) in the next slot: the one
+    /// distribution both drawing a slate and reporting Personalizer's ranking probabilities use.
+    /// </summary>
+    public static double[] SlotProbabilities(IReadOnlyList<double> sortedScores, ExplorationOptions options)
+    {
+        var n = sortedScores.Count;
+        var probabilities = new double[n];
+        if (n == 0)
+            return probabilities;
+        switch (options.Mode)
+        {
+            case ExplorationMode.Greedy:
+                probabilities[0] = 1;
+                break;
+            case ExplorationMode.EpsilonGreedy:
+                for (var i = 0; i < n; i++)
+                    probabilities[i] = (i == 0 ? 1 - options.Epsilon : 0) + options.Epsilon / n;
+                break;
+            case ExplorationMode.Softmax:
+            {
+                var max = sortedScores.Max();
+                for (var i = 0; i < n; i++)
+                    probabilities[i] = Math.Exp((sortedScores[i] - max) / options.Temperature);
+                var total = probabilities.Sum();
+                for (var i = 0; i < n; i++)
+                    probabilities[i] /= total;
+                break;
+            }
+            default:
+                throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "unknown exploration mode");
+        }
+        return probabilities;
+    }
+
+    public static IReadOnlyList<SlateChoice> Draw(IReadOnlyList<double> sortedScores, int k, ExplorationOptions options, Random random)
     {
         var remaining = Enumerable.Range(0, sortedScores.Count).ToList();
         var slate = new List<SlateChoice>(k);
         while (slate.Count < k && remaining.Count > 0)
         {
-            int pick;
-            double propensity;
-            switch (options.Mode)
-            {
-                case ExplorationMode.Greedy:
-                    (pick, propensity) = (remaining[0], 1.0);
-                    break;
-                case ExplorationMode.EpsilonGreedy:
-                {
-                    var explore = random.NextDouble() < options.Epsilon;
-                    pick = explore ? remaining[random.Next(remaining.Count)] : remaining[0];
-                    propensity = (pick == remaining[0] ? 1 - options.Epsilon : 0) + options.Epsilon / remaining.Count;
-                    break;
-                }
-                case ExplorationMode.Softmax:
-                {
-                    var max = remaining.Max(i => sortedScores[i]);
-                    var weights = remaining.Select(i => Math.Exp((sortedScores[i] - max) / options.Temperature)).ToArray();
-                    var total = weights.Sum();
-                    var r = random.NextDouble() * total;
-                    var at = 0;
-                    while (at < weights.Length - 1 && (r -= weights[at]) > 0)
-                        at++;
-                    (pick, propensity) = (remaining[at], weights[at] / total);
-                    break;
-                }
-                default:
-                    throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "unknown exploration mode");
-            }
-            slate.Add(new SlateChoice(pick, propensity));
-            remaining.Remove(pick);
+            var probabilities = SlotProbabilities(remaining.Select(i => sortedScores[i]).ToList(), options);
+            var at = 0;
+            for (var r = random.NextDouble(); at < probabilities.Length - 1 && (r -= probabilities[at]) > 0;)
+                at++;
+            slate.Add(new SlateChoice(remaining[at], probabilities[at]));
+            remaining.RemoveAt(at);
         }
         return slate;
     }

@@ -33,6 +33,9 @@ public sealed class ModelSwitcher(ModelRegistry registry, TimeSpan? refreshInter
     private readonly TimeSpan _refreshInterval = refreshInterval ?? TimeSpan.FromSeconds(15);
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private long _lastCheckTicks;
+
+    /// <summary>While nothing is published, requests look for a model at most this often (each gets a 503 meanwhile).</summary>
+    private static readonly TimeSpan NoModelRecheck = TimeSpan.FromSeconds(1);
     private PolicyModel? _current;
     private ETag? _pointerETag;
     private readonly SemaphoreSlim _refreshing = new(1, 1);
@@ -67,7 +70,7 @@ public sealed class ModelSwitcher(ModelRegistry registry, TimeSpan? refreshInter
         var last = Interlocked.Read(ref _lastCheckTicks);
         if (Volatile.Read(ref _current) is null)
         {
-            if (now - last > _refreshInterval.Ticks / 15 || last == 0) // without a model, check at most once a second
+            if (now - last > NoModelRecheck.Ticks || last == 0)
             {
                 Interlocked.Exchange(ref _lastCheckTicks, now);
                 await RefreshAsync(cancellationToken);

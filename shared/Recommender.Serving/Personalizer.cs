@@ -65,9 +65,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             throw new InvalidRankRequestException($"every action needs an id of 1 to {limits.MaxIdLength} characters");
         if (actions.Select(a => a.Id).Distinct(StringComparer.Ordinal).Count() != actions.Count)
             throw new InvalidRankRequestException("action ids must be unique");
-        var eventId = request.EventId ?? Guid.NewGuid().ToString("N");
-        if (eventId.Length > limits.MaxIdLength || eventId.Any(char.IsControl))
-            throw new InvalidRankRequestException($"eventId must be 1 to {limits.MaxIdLength} printable characters");
+        var eventId = CheckEventId(request.EventId ?? Guid.NewGuid().ToString("N"));
         var userId = UserIdFrom(request.ContextFeatures) ?? AnonymousUser;
 
         var excluded = (request.ExcludedActions ?? []).ToHashSet(StringComparer.Ordinal);
@@ -76,8 +74,9 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var scores = await ScoreAsync(userId, rankable, features, cancellationToken);
         var ordered = rankable.Select((id, i) => (Id: id, Score: scores[i], Given: i))
             .OrderByDescending(x => x.Score).ThenBy(x => x.Given).ToList();
-        var probabilities = FirstSlotProbabilities(ordered.Select(o => o.Score).ToList());
-        var slate = SlatePolicy.Draw(ordered.Select(o => (float)o.Score).ToList(), ordered.Count, _exploration, new Random(eventId.GetHashCode(StringComparison.Ordinal)));
+        var sortedScores = ordered.Select(o => o.Score).ToList();
+        var probabilities = SlatePolicy.SlotProbabilities(sortedScores, _exploration); // Personalizer's probability: of being ranked first
+        var slate = SlatePolicy.Draw(sortedScores, ordered.Count, _exploration, new Random(eventId.GetHashCode(StringComparison.Ordinal)));
         var ranking = slate.Select(s => new RankedAction(ordered[s.Candidate].Id, probabilities[s.Candidate]))
             .Concat(actions.Where(a => excluded.Contains(a.Id)).Select(a => new RankedAction(a.Id, 0)))
             .ToList();
@@ -140,9 +139,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
 
     private async Task<TableEntity> GetAsync(string eventId, CancellationToken cancellationToken)
     {
-        // Checked here, not left to the table service, which refuses control characters with its own error.
-        if (string.IsNullOrWhiteSpace(eventId) || eventId.Length > EventLimits.Default.MaxIdLength || eventId.Any(char.IsControl))
-            throw new InvalidRankRequestException($"eventId must be 1 to {EventLimits.Default.MaxIdLength} printable characters");
+        CheckEventId(eventId);
         var response = await rankEvents.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(eventId), TableKeys.Encode(eventId), cancellationToken: cancellationToken);
         return response.HasValue ? response.Value! : throw new UnknownEventException(eventId);
     }
@@ -153,7 +150,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var model = lease.Model;
         var popularity = (model.Manifest.PopularItems ?? []).Select((id, rank) => (id, rank)).ToDictionary(x => x.id, x => x.rank);
         var state = userId == AnonymousUser ? null : await userStates.GetAsync(userId, cancellationToken);
-        var history = (state?.Recent ?? []).Select(r => model.TryGetItemNumber(r.ItemId, out var n) ? n : 0).Where(n => n > 0).ToList();
+        var history = model.ItemNumbers((state?.Recent ?? []).Select(r => r.ItemId));
         var modelScores = history.Count > 0 ? model.Score(history, null, out _, 1) : null;
         // Unknown actions with features the model knows are scored from their content, in the same space.
         var unseen = actionIds.Where(id => !model.TryGetItemNumber(id, out _)).ToList();
@@ -168,24 +165,13 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             : 0.0).ToArray();
     }
 
-    /// <summary>Probability of each candidate (sorted best first) being put first, the rewarded slot.</summary>
-    private List<double> FirstSlotProbabilities(List<double> sortedScores)
+    /// <summary>Event ids become table keys: checked here, not left to the table service, which refuses control characters with its own error.</summary>
+    private static string CheckEventId(string eventId)
     {
-        var n = sortedScores.Count;
-        return _exploration.Mode switch
-        {
-            ExplorationMode.Greedy => Enumerable.Range(0, n).Select(i => i == 0 ? 1.0 : 0.0).ToList(),
-            ExplorationMode.EpsilonGreedy => Enumerable.Range(0, n).Select(i => (i == 0 ? 1 - _exploration.Epsilon : 0) + _exploration.Epsilon / n).ToList(),
-            _ => Softmax(sortedScores, _exploration.Temperature),
-        };
-    }
-
-    private static List<double> Softmax(List<double> scores, double temperature)
-    {
-        var max = scores.Max();
-        var weights = scores.Select(s => Math.Exp((s - max) / temperature)).ToList();
-        var total = weights.Sum();
-        return weights.Select(w => w / total).ToList();
+        var max = EventLimits.Default.MaxIdLength;
+        if (string.IsNullOrWhiteSpace(eventId) || eventId.Length > max || eventId.Any(char.IsControl))
+            throw new InvalidRankRequestException($"eventId must be 1 to {max} printable characters");
+        return eventId;
     }
 
     private static string? UserIdFrom(List<JsonElement>? contextFeatures)

@@ -86,6 +86,10 @@ public sealed class PolicyModel
 
     public bool TryGetItemNumber(string itemId, out int number) => _itemNumbers.TryGetValue(itemId, out number);
 
+    /// <summary>The model's numbers of the catalog ids it knows, in order; ids it never saw are left out.</summary>
+    public List<int> ItemNumbers(IEnumerable<string> itemIds) =>
+        itemIds.Select(id => _itemNumbers.GetValueOrDefault(id)).Where(n => n > 0).ToList();
+
     /// <summary>
     /// The explanation of a recommendation: the history item closest to it in the model's item space
     /// (largest dot product of item vectors), or null when the model has no item vectors or the history is empty.
@@ -189,8 +193,7 @@ public sealed class PolicyModel
     /// <summary>The best <paramref name="k"/> items for a history of catalog ids; unknown ids are skipped.</summary>
     public IReadOnlyList<ScoredItem> Recommend(IReadOnlyList<string> historyItemIds, int k)
     {
-        var history = historyItemIds.Select(id => _itemNumbers.GetValueOrDefault(id)).Where(n => n > 0).ToList();
-        return TopK(history, null, k).Select(t => new ScoredItem(Manifest.ItemIds[t.Item], t.Item, t.Score)).ToList();
+        return TopK(ItemNumbers(historyItemIds), null, k).Select(t => new ScoredItem(Manifest.ItemIds[t.Item], t.Item, t.Score)).ToList();
     }
 
     internal bool TryAcquire()

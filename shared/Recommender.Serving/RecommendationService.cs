@@ -53,12 +53,11 @@ public sealed class RecommendationService(
         var seen = _options.ExcludeSeen ? history.ToHashSet(StringComparer.Ordinal) : [];
         bool Allowed(string itemId) => !seen.Contains(itemId) && !unavailable.Contains(itemId);
 
-        var known = history.Where(id => model.TryGetItemNumber(id, out _)).ToList();
-        var path = known.Count > 0 ? ServingPath.Sequence : ServingPath.Popular;
+        var numbers = model.ItemNumbers(history);
+        var path = numbers.Count > 0 ? ServingPath.Sequence : ServingPath.Popular;
         List<(string ItemId, float Score, string? BecauseOf)> candidates;
         if (path == ServingPath.Sequence)
         {
-            var numbers = known.Select(id => { model.TryGetItemNumber(id, out var n); return n; }).ToList();
             // Ask the graph for enough of its top to fill the candidates after leaving out seen and unavailable items.
             var top = model.TopK(numbers, null, _options.Exploration.Candidates + seen.Count + unavailable.Count);
             candidates = top
@@ -76,7 +75,7 @@ public sealed class RecommendationService(
 
         var recommendationId = Guid.NewGuid().ToString("N");
         var random = new Random(recommendationId.GetHashCode(StringComparison.Ordinal));
-        var slate = SlatePolicy.Draw(candidates.Select(c => c.Score).ToList(), Math.Min(k, candidates.Count), _options.Exploration, random);
+        var slate = SlatePolicy.Draw(candidates.Select(c => (double)c.Score).ToList(), Math.Min(k, candidates.Count), _options.Exploration, random);
         var items = slate.Select((choice, position) =>
         {
             var c = candidates[choice.Candidate];

@@ -132,7 +132,7 @@ public sealed class SlatePolicyTests
     [Fact]
     public void Epsilon_greedy_propensities_match_how_often_each_slate_is_drawn()
     {
-        var scores = new float[] { 5, 4, 3, 2, 1 };
+        var scores = new double[] { 5, 4, 3, 2, 1 };
         var options = new ExplorationOptions { Mode = ExplorationMode.EpsilonGreedy, Epsilon = 0.3 };
         var random = new Random(1);
         var firstSlot = new int[5];
@@ -153,7 +153,7 @@ public sealed class SlatePolicyTests
     [Fact]
     public void Softmax_propensities_sum_to_one_over_the_candidates_of_a_slot()
     {
-        var scores = new float[] { 2, 1, 0.5f, 0 };
+        var scores = new double[] { 2, 1, 0.5, 0 };
         var options = new ExplorationOptions { Mode = ExplorationMode.Softmax, Temperature = 0.5 };
         var seen = new Dictionary<int, double>();
         var random = new Random(3);
