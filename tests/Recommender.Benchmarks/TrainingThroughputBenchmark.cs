@@ -41,13 +41,7 @@ internal static class TrainingThroughputBenchmark
         {
             var users = Enumerable.Range((step % 8) * config.BatchSize, config.BatchSize).ToArray();
             var clock = Stopwatch.StartNew();
-            using (var scope = NewDisposeScope())
-            {
-                optimizer.zero_grad();
-                var l = trainer.Loss(model, data, split, users, CPU, rng);
-                l.backward();
-                optimizer.step();
-            }
+            trainer.Step(model, optimizer, data, split, users, CPU, rng);
             if (step >= warmup)
                 times.Add(clock.Elapsed.TotalMilliseconds);
         }

@@ -19,6 +19,10 @@ public sealed class PopularityScorer : ISequenceScorer
 
     public string Name => "Popularity";
 
+    /// <summary>The most interacted-with items (numbers), most first; ties by item number. Serves users without history.</summary>
+    public IEnumerable<int> MostPopular(int count) =>
+        Enumerable.Range(1, _counts.Length - 1).Where(i => _counts[i] > 0).OrderByDescending(i => _counts[i]).ThenBy(i => i).Take(count);
+
     public float[][] Score(IReadOnlyList<int> users, IReadOnlyList<int[]> histories) =>
         users.Select(_ => (float[])_counts.Clone()).ToArray();
 }

@@ -46,12 +46,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
             var batches = 0;
             foreach (var batch in order.Chunk(config.BatchSize))
             {
-                using var scope = NewDisposeScope();
-                optimizer.zero_grad();
-                var loss = Loss(model, data, split, batch, device, rng);
-                loss.backward();
-                optimizer.step();
-                lossSum += loss.item<float>();
+                lossSum += Step(model, optimizer, data, split, batch, device, rng);
                 batches++;
             }
             var seconds = epochClock.Elapsed.TotalSeconds;
@@ -94,8 +89,19 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         return new TrainingOutcome(model, curve, best.Epoch, trainSeconds, sequencesSeen / Math.Max(trainSeconds, 1e-9), device);
     }
 
+    /// <summary>One optimisation step on a batch of users; returns its loss.</summary>
+    public double Step(SasRecModel model, optim.Optimizer optimizer, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
+    {
+        using var scope = NewDisposeScope();
+        optimizer.zero_grad();
+        var loss = Loss(model, data, split, users, device, rng);
+        loss.backward();
+        optimizer.step();
+        return loss.item<float>();
+    }
+
     /// <summary>The configured next-item loss on one batch of users.</summary>
-    public Tensor Loss(SasRecModel model, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
+    private Tensor Loss(SasRecModel model, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
     {
         var sequences = users.Select(u => split.Train[u]).ToList();
         var (inputs, targets) = SequenceBatches.NextItem(sequences, config.MaxLength, device);

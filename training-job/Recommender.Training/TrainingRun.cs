@@ -20,9 +20,10 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         progress?.WriteLine($"protocol: {protocol}");
         var split = LeaveOneOutSplit.Create(data);
 
+        var popularity = new PopularityScorer(split, data.ItemCount);
         var results = new List<EvaluationResult>
         {
-            Evaluator.Evaluate(new PopularityScorer(split, data.ItemCount), split, data.ItemCount, EvaluationStage.Test, protocol),
+            Evaluator.Evaluate(popularity, split, data.ItemCount, EvaluationStage.Test, protocol),
             Evaluator.Evaluate(new ItemKnnScorer(split, data.ItemCount), split, data.ItemCount, EvaluationStage.Test, protocol),
         };
         foreach (var baseline in results)
@@ -37,7 +38,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         await File.WriteAllBytesAsync(Path.Combine(outputDirectory, "policy.onnx"), PolicyExporter.Export(outcome.Model, config), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "config.json"), config.ToJson(), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "items.json"), JsonSerializer.Serialize(data.ItemIds.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
-        var popular = split.Train.SelectMany(s => s).GroupBy(i => i).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).Take(200).Select(g => data.ItemIds[g.Key]).ToArray();
+        var popular = popularity.MostPopular(200).Select(i => data.ItemIds[i]).ToArray();
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "popular.json"), JsonSerializer.Serialize(popular, ItemIdsJsonContext.Default.StringArray), cancellationToken);
         if (config.ItemContent && data.ItemFeatures is { VocabularySize: > 1 } content)
             await File.WriteAllTextAsync(Path.Combine(outputDirectory, "content-vocabulary.json"), JsonSerializer.Serialize(content.Vocabulary.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
