@@ -14,7 +14,22 @@ public sealed class EventLog(BlobContainerClient container)
 {
     private static readonly ParquetOptions Options = new() { CompressionMethod = CompressionMethod.Snappy };
 
+    /// <summary>Blob metadata holding the number of events in the blob, so new data is counted from a listing alone.</summary>
+    public const string EventCountMetadata = "events";
+
     public BlobContainerClient Container => container;
+
+    /// <summary>Events in the log blobs written at or after <paramref name="since"/>, counted from blob metadata (one listing, no downloads).</summary>
+    public async Task<long> CountEventsWrittenSinceAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
+    {
+        long count = 0;
+        await foreach (var blob in container.GetBlobsAsync(new GetBlobsOptions { Prefix = StorageLayout.EventLogPrefix, Traits = BlobTraits.Metadata }, cancellationToken))
+        {
+            if (blob.Properties.LastModified >= since && blob.Metadata.TryGetValue(EventCountMetadata, out var n) && long.TryParse(n, System.Globalization.CultureInfo.InvariantCulture, out var events))
+                count += events;
+        }
+        return count;
+    }
 
     /// <summary>Writes the blob unless it exists. Returns false when it was already there (a redelivery).</summary>
     public async Task<bool> AppendAsync(string blobName, IReadOnlyCollection<EventLogRecord> records, CancellationToken cancellationToken = default)
@@ -25,7 +40,11 @@ public sealed class EventLog(BlobContainerClient container)
         try
         {
             await container.GetBlobClient(blobName).UploadAsync(buffer,
-                new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } },
+                new BlobUploadOptions
+                {
+                    Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
+                    Metadata = new Dictionary<string, string> { [EventCountMetadata] = records.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                },
                 cancellationToken);
             return true;
         }

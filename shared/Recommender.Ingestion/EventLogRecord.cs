@@ -25,6 +25,9 @@ public sealed class EventLogRecord
     public long? SequenceNumber { get; set; }
     public DateTime IngestedAt { get; set; }
 
+    /// <summary>Whether the event enters the user's history (a view, click, purchase... of an item), as training reads it.</summary>
+    public bool IsEngagement() => ItemId is not null && EventParser.TryParseType(Type, out var type) && type.IsEngagement();
+
     public static EventLogRecord From(Interaction e, string deliveryKey, long? sequenceNumber, DateTimeOffset ingestedAt) => new()
     {
         EventId = e.EventId,

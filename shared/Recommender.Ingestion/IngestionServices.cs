@@ -23,6 +23,7 @@ public sealed class IngestionServices
         Ingestor = new EventIngestor(Parser, EventLog, DeadLetters, Catalog, UserStates, Ledger, time);
         Deletion = new UserDataDeletion(Tombstones, UserStates, Catalog, time);
         SnapshotReader = new EventLogSnapshotReader(EventLog, Tombstones);
+        Snapshots = new TrainingSnapshotStore(blobs.GetBlobContainerClient(Layout.TrainingContainer), EventLog, Tombstones, Catalog);
         _blobs = blobs;
         _tables = tables;
     }
@@ -45,11 +46,12 @@ public sealed class IngestionServices
     public EventIngestor Ingestor { get; }
     public UserDataDeletion Deletion { get; }
     public EventLogSnapshotReader SnapshotReader { get; }
+    public TrainingSnapshotStore Snapshots { get; }
 
     /// <summary>Creates every container and table that ingestion writes to; safe to call at every start.</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var container in new[] { Layout.EventLogContainer, Layout.DeadLetterContainer, Layout.IngestStateContainer })
+        foreach (var container in new[] { Layout.EventLogContainer, Layout.DeadLetterContainer, Layout.IngestStateContainer, Layout.TrainingContainer })
         {
             await _blobs.GetBlobContainerClient(container).CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         }

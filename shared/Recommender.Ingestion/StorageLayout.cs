@@ -13,6 +13,7 @@ namespace Recommender.Ingestion;
 /// the hour is that of the batch's earliest event, so the name depends only on the delivery.</item>
 /// <item><c>deadletter</c>: <c>{source}/{deliveryKey}.jsonl</c>, one refused event per line with the reason.</item>
 /// <item><c>ingest-state</c>: <c>eventhubs/{consumerGroup}/{partition}.json</c>, the delivery ledger of each partition.</item>
+/// <item><c>training</c>: <c>snapshots/{id}/...</c>, frozen training data (see <see cref="TrainingSnapshotStore"/>).</item>
 /// </list>
 /// Tables: <c>UserState</c> (online features), <c>UserProfiles</c>, <c>CatalogItems</c>, <c>Tombstones</c>.
 /// </remarks>
@@ -23,6 +24,7 @@ public sealed record StorageLayout
     public string EventLogContainer { get; init; } = "eventlog";
     public string DeadLetterContainer { get; init; } = "deadletter";
     public string IngestStateContainer { get; init; } = "ingest-state";
+    public string TrainingContainer { get; init; } = "training";
     public string UserStateTable { get; init; } = "UserState";
     public string UserProfileTable { get; init; } = "UserProfiles";
     public string CatalogTable { get; init; } = "CatalogItems";

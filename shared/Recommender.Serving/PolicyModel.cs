@@ -39,6 +39,9 @@ public sealed class PolicyModel
 
     public string Version => Manifest.Version;
 
+    /// <summary>Loads, smoke-checks and unloads a policy (the promotion gate's check); throws <see cref="InvalidModelException"/> when it is unusable.</summary>
+    public static void SmokeTest(ModelManifest manifest, byte[] onnx) => Load(manifest, onnx).Release();
+
     /// <summary>Loads and smoke-checks a policy; throws <see cref="InvalidModelException"/> when it is unusable.</summary>
     public static PolicyModel Load(ModelManifest manifest, byte[] onnx)
     {

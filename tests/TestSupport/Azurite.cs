@@ -27,6 +27,7 @@ public static class Azurite
             UserProfileTable = $"UserProfiles{id}",
             CatalogTable = $"Catalog{id}",
             TombstoneTable = $"Tombstones{id}",
+            TrainingContainer = $"training-{id}",
         };
     }
 

@@ -7,11 +7,14 @@ namespace Recommender.TrainingJob;
 /// <summary>
 /// Opens a data source named on the command line:
 /// <c>sasrec:&lt;file&gt;</c>, <c>movielens:&lt;dir&gt;</c>, <c>synthetic:&lt;options&gt;</c> (e.g. <c>synthetic:users=1000,items=500,seed=7</c>),
-/// <c>eventlog:&lt;connection&gt;</c> (the product's event log in Blob Storage, "dev" for Azurite, deleted users excluded).
+/// <c>eventlog:&lt;connection&gt;</c> (the product's event log in Blob Storage, "dev" for Azurite, deleted users excluded),
+/// <c>snapshot:&lt;id&gt;</c> (a training snapshot frozen by the orchestration, in the storage account of <paramref name="storage"/>).
 /// </summary>
 public static class DataSources
 {
-    public static async Task<InteractionDataset> OpenAsync(string source, CancellationToken cancellationToken = default)
+    public const string DevelopmentStorage = "UseDevelopmentStorage=true";
+
+    public static async Task<InteractionDataset> OpenAsync(string source, string storage = DevelopmentStorage, CancellationToken cancellationToken = default)
     {
         var colon = source.IndexOf(':');
         if (colon < 0)
@@ -22,8 +25,9 @@ public static class DataSources
             "sasrec" => SasRecFile.Load(argument),
             "movielens" => MovieLens.Load(argument),
             "synthetic" => OpenSynthetic(argument),
-            "eventlog" => await OpenEventLogAsync(argument.Length == 0 || argument == "dev" ? "UseDevelopmentStorage=true" : argument, cancellationToken),
-            _ => throw new ArgumentException($"unknown data source kind '{kind}' (sasrec, movielens, synthetic, eventlog)"),
+            "eventlog" => await OpenEventLogAsync(IngestionServices.FromConnectionString(argument.Length == 0 || argument == "dev" ? DevelopmentStorage : argument), cancellationToken),
+            "snapshot" => await OpenSnapshotAsync(IngestionServices.FromConnectionString(storage), argument, cancellationToken),
+            _ => throw new ArgumentException($"unknown data source kind '{kind}' (sasrec, movielens, synthetic, eventlog, snapshot)"),
         };
     }
 
@@ -33,23 +37,29 @@ public static class DataSources
         return world.ToDataset(world.GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)));
     }
 
-    /// <summary>The event log's engagements (what enters a user's history), with catalog content as item features.</summary>
-    private static Task<InteractionDataset> OpenEventLogAsync(string connection, CancellationToken cancellationToken) =>
-        OpenEventLogAsync(IngestionServices.FromConnectionString(connection), cancellationToken);
-
+    /// <summary>The event log as it is now: its engagements (what enters a user's history), with catalog content as item features.</summary>
     internal static async Task<InteractionDataset> OpenEventLogAsync(IngestionServices services, CancellationToken cancellationToken = default)
     {
         var records = await services.SnapshotReader.ReadAsync(cancellationToken: cancellationToken);
-        var engagements = records
-            .Where(r => r.ItemId is not null && EventParser.TryParseType(r.Type, out var type) && type.IsEngagement())
-            .Select(r => (r.UserId, r.ItemId!, r.Timestamp.Ticks));
-        var data = InteractionDataset.FromInteractions("eventlog", engagements);
-        var catalog = new Dictionary<string, IReadOnlyList<string>>();
+        var catalog = new Dictionary<string, string[]>();
         await foreach (var item in services.Catalog.ListItemsAsync(cancellationToken))
-            catalog[item.ItemId] = [.. item.Categories.Select(c => "category:" + c), .. item.Tags.Select(t => "tag:" + t)];
+            catalog[item.ItemId] = TrainingSnapshotStore.ContentTokens(item);
+        return ToDataset("eventlog", records.Where(r => r.IsEngagement()), catalog);
+    }
+
+    /// <summary>A frozen training snapshot: the same data however often it is read.</summary>
+    internal static async Task<InteractionDataset> OpenSnapshotAsync(IngestionServices services, string id, CancellationToken cancellationToken = default)
+    {
+        var (engagements, catalog) = await services.Snapshots.ReadAsync(id, cancellationToken);
+        return ToDataset("snapshot:" + id, engagements, catalog);
+    }
+
+    private static InteractionDataset ToDataset(string name, IEnumerable<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> itemContent)
+    {
+        var data = InteractionDataset.FromInteractions(name, engagements.Select(r => (r.UserId, r.ItemId!, r.Timestamp.Ticks)));
         return data with
         {
-            ItemFeatures = FeatureTable.FromStrings(data.ItemIds.Select(id => catalog.GetValueOrDefault(id) ?? []).ToList()),
+            ItemFeatures = FeatureTable.FromStrings(data.ItemIds.Select(id => (IReadOnlyList<string>)(itemContent.GetValueOrDefault(id) ?? [])).ToList()),
         };
     }
 }

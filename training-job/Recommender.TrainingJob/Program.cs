@@ -3,6 +3,7 @@ using Recommender.TrainingJob;
 
 // training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--quiet] [--<setting> <value> ...]
 // training-job evaluate --model <dir> --data <source> [--quiet]
+// training-job retrain --snapshot <id> --version <v> [--storage <connection>] [--out <dir>] [settings]   (what the orchestration launches)
 var command = args.FirstOrDefault();
 var options = CommandLine.Parse(args.Skip(1).ToArray());
 var progress = options.Flags.Contains("quiet") ? null : Console.Out;
@@ -12,19 +13,27 @@ try
     {
         case "train":
         {
-            var data = await DataSources.OpenAsync(options.Required("data"));
-            var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users")).ToDictionary();
-            var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
-            var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
-            var metrics = await new TrainingRun(config, protocol, progress).RunAsync(data, options.Required("out"));
+            var metrics = await TrainAsync(await DataSources.OpenAsync(options.Required("data"), Storage()), options.Required("out"));
             if (progress is null)
                 Console.WriteLine(metrics.ToJsonString());
             return 0;
         }
+        case "retrain":
+        {
+            // One run of the learning loop: train on a frozen snapshot, publish the candidate (not promoted:
+            // the orchestration's gate decides). Exit 0 only when the candidate is published.
+            var snapshot = options.Required("snapshot");
+            var version = options.Required("version");
+            var output = options.Values.GetValueOrDefault("out") ?? Path.Combine(Path.GetTempPath(), "retrain-" + version);
+            await TrainAsync(await DataSources.OpenAsync("snapshot:" + snapshot, Storage()), output);
+            var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(Storage(), options.Values.GetValueOrDefault("container", "models")));
+            await RunPublisher.PublishAsync(registry, output, version, "snapshot:" + snapshot, promote: false);
+            Console.WriteLine($"published candidate {version} (trained on snapshot {snapshot})");
+            return 0;
+        }
         case "publish":
         {
-            var connection = options.Values.GetValueOrDefault("storage", "UseDevelopmentStorage=true");
-            var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(connection, options.Values.GetValueOrDefault("container", "models")));
+            var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(Storage(), options.Values.GetValueOrDefault("container", "models")));
             var version = options.Values.GetValueOrDefault("version") ?? DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
             var promoted = await RunPublisher.PublishAsync(registry, options.Required("run"), version, options.Values.GetValueOrDefault("snapshot", "unknown"), options.Flags.Contains("promote"));
             Console.WriteLine(options.Flags.Contains("promote")
@@ -35,13 +44,13 @@ try
         case "simulate":
         {
             // Development: fill the local event log (Azurite) with the synthetic world's traffic.
-            var services = Recommender.Ingestion.IngestionServices.FromConnectionString(options.Values.GetValueOrDefault("storage", "UseDevelopmentStorage=true"));
+            var services = Recommender.Ingestion.IngestionServices.FromConnectionString(Storage());
             await SyntheticTraffic.SendAsync(services, Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")), Console.Out);
             return 0;
         }
         case "evaluate":
         {
-            var data = await DataSources.OpenAsync(options.Required("data"));
+            var data = await DataSources.OpenAsync(options.Required("data"), Storage());
             var result = SavedModel.Evaluate(options.Required("model"), data, new EvaluationProtocol());
             Console.WriteLine(TrainingRun.Describe(result));
             return 0;
@@ -51,9 +60,10 @@ try
                 usage:
                   training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--eval-users N] [--quiet] [--<setting> <value> ...]
                   training-job evaluate --model <dir> --data <source>
+                  training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
                   training-job simulate [--world users=1000,items=500,seed=7] [--storage <connection string>]   (sends synthetic traffic through ingestion; Azurite by default)
-                sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string>
+                sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
                   learningRate, weightDecay, batchSize, epochs, evaluateEvery, patience, validationUsers, itemContent, userFeatures,
                   threads, timeBudgetSeconds, seed
@@ -65,6 +75,17 @@ catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or D
 {
     Console.Error.WriteLine($"training-job: {ex.Message}");
     return 2;
+}
+
+// Storage account of the event log, snapshots and models: --storage, else TRAINING_STORAGE, else Azurite.
+string Storage() => options.Values.GetValueOrDefault("storage") ?? Environment.GetEnvironmentVariable("TRAINING_STORAGE") ?? DataSources.DevelopmentStorage;
+
+Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionDataset data, string output)
+{
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "version" or "container")).ToDictionary();
+    var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
+    var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
+    return new TrainingRun(config, protocol, progress).RunAsync(data, output);
 }
 
 /// <summary>--name value pairs and bare --flags.</summary>

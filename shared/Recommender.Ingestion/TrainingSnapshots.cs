@@ -1,0 +1,195 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Parquet;
+using Parquet.Serialization;
+using Recommender.Events;
+
+namespace Recommender.Ingestion;
+
+/// <summary>What a training snapshot holds and whether it is fit to train on.</summary>
+public sealed record SnapshotStatistics(
+    int LogBlobs,
+    long Events,
+    long Engagements,
+    int Users,
+    int Items,
+    int TrainableUsers,
+    long DeletedUserEvents,
+    long DuplicateEvents,
+    IReadOnlyList<string> UnreadableBlobs);
+
+/// <summary>
+/// A frozen copy of the event log up to <see cref="Watermark"/>. <see cref="Id"/> is a hash of the log
+/// blobs it was made from and of the deletions it honoured, so the same data gives the same id (and a
+/// second snapshot of unchanged data is recognised as such).
+/// </summary>
+public sealed record TrainingSnapshot(string Id, DateTimeOffset Watermark, SnapshotStatistics Statistics, bool Accepted, string? RefusedBecause);
+
+/// <summary>When a snapshot is too small or too broken to train on.</summary>
+public sealed record SnapshotRequirements
+{
+    /// <summary>Fewest engagements (events that enter a user's history) worth a training run.</summary>
+    public long MinEngagements { get; init; } = 1_000;
+    /// <summary>Fewest users with at least 3 engagements (leave-one-out needs a training item, a validation item and a test item).</summary>
+    public int MinTrainableUsers { get; init; } = 50;
+}
+
+/// <summary>
+/// Training snapshots in Blob Storage: <c>snapshots/{id}/events.parquet</c> (the engagements of the log up
+/// to a watermark, deleted users' events removed, each event id once), <c>catalog.json</c> (item content
+/// tokens) and <c>snapshot.json</c> (watermark and statistics). Written once per id; the training job
+/// reads exactly these blobs, so a run is reproducible whatever arrives in the log afterwards.
+/// </summary>
+public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLog eventLog, TombstoneStore tombstones, CatalogStore catalog)
+{
+    public const string Prefix = "snapshots/";
+    private static readonly ParquetOptions Parquet = new() { CompressionMethod = CompressionMethod.Snappy };
+
+    public BlobContainerClient Container => container;
+
+    /// <summary>A copy of the description of the latest accepted snapshot; a hint, overwritten each time.</summary>
+    public const string LatestBlob = Prefix + "latest.json";
+
+    public static string EventsBlob(string id) => $"{Prefix}{id}/events.parquet";
+    public static string CatalogBlob(string id) => $"{Prefix}{id}/catalog.json";
+    public static string DescriptionBlob(string id) => $"{Prefix}{id}/snapshot.json";
+
+    /// <summary>
+    /// Freezes the log blobs written before <paramref name="watermark"/> (to the whole second). A refused snapshot (too little
+    /// data, unreadable blobs) is described but its events are not written.
+    /// </summary>
+    public async Task<TrainingSnapshot> CreateAsync(DateTimeOffset watermark, SnapshotRequirements requirements, CancellationToken cancellationToken = default)
+    {
+        await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        // Blob times have whole seconds: the snapshot takes the blobs of the seconds before the watermark's,
+        // and everything of its second or later belongs to the next snapshot.
+        watermark = new DateTimeOffset(watermark.UtcTicks - watermark.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+        var deleted = await tombstones.ReadAllAsync(cancellationToken);
+        var blobs = new List<BlobItem>();
+        await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
+        {
+            if (blob.Properties.LastModified is { } written && written < watermark)
+                blobs.Add(blob);
+        }
+        var id = SnapshotId(blobs, deleted);
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var engagements = new List<EventLogRecord>();
+        var unreadable = new List<string>();
+        long events = 0, deletedEvents = 0, duplicates = 0;
+        foreach (var blob in blobs)
+        {
+            IList<EventLogRecord> records;
+            try
+            {
+                records = await eventLog.ReadBlobAsync(blob.Name, cancellationToken);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
+            {
+                unreadable.Add(blob.Name);
+                continue;
+            }
+            foreach (var record in records)
+            {
+                events++;
+                if (deleted.TryGetValue(record.UserId, out var deletedAt) && record.IngestedAt <= deletedAt.UtcDateTime)
+                    deletedEvents++;
+                else if (!seen.Add(record.EventId))
+                    duplicates++;
+                else if (record.IsEngagement())
+                    engagements.Add(record);
+            }
+        }
+        engagements.Sort((a, b) => a.Timestamp.CompareTo(b.Timestamp));
+
+        var perUser = engagements.GroupBy(r => r.UserId).Select(g => g.Count()).ToList();
+        var statistics = new SnapshotStatistics(blobs.Count, events, engagements.Count, perUser.Count,
+            engagements.Select(r => r.ItemId).Distinct().Count(), perUser.Count(n => n >= 3), deletedEvents, duplicates, unreadable);
+        var refusal = unreadable.Count > 0 ? $"{unreadable.Count} log blob(s) could not be read, first {unreadable[0]}"
+            : statistics.Engagements < requirements.MinEngagements ? $"{statistics.Engagements} engagements, fewer than the {requirements.MinEngagements} required"
+            : statistics.TrainableUsers < requirements.MinTrainableUsers ? $"{statistics.TrainableUsers} users with 3 or more engagements, fewer than the {requirements.MinTrainableUsers} required"
+            : null;
+        var snapshot = new TrainingSnapshot(id, watermark, statistics, refusal is null, refusal);
+        if (snapshot.Accepted && !await ExistsAsync(id, cancellationToken))
+        {
+            var items = new Dictionary<string, string[]>(StringComparer.Ordinal);
+            await foreach (var item in catalog.ListItemsAsync(cancellationToken))
+                items[item.ItemId] = ContentTokens(item);
+            using var buffer = new MemoryStream();
+            await ParquetSerializer.SerializeAsync(engagements, buffer, Parquet, cancellationToken: cancellationToken);
+            await UploadOnceAsync(EventsBlob(id), new BinaryData(buffer.ToArray()), cancellationToken);
+            await UploadOnceAsync(CatalogBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(items, SnapshotJsonContext.Default.DictionaryStringStringArray)), cancellationToken);
+            // The description goes last: a snapshot without one is incomplete and is never read.
+            await UploadOnceAsync(DescriptionBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(snapshot, SnapshotJsonContext.Default.TrainingSnapshot)), cancellationToken);
+        }
+        if (snapshot.Accepted)
+            await container.GetBlobClient(LatestBlob).UploadAsync(BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(snapshot, SnapshotJsonContext.Default.TrainingSnapshot)), overwrite: true, cancellationToken);
+        return snapshot;
+    }
+
+    /// <summary>The most recent accepted snapshot (null before the first), to count what arrived since.</summary>
+    public async Task<TrainingSnapshot?> GetLatestAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var content = await container.GetBlobClient(LatestBlob).DownloadContentAsync(cancellationToken);
+            return JsonSerializer.Deserialize(content.Value.Content.ToMemory().Span, SnapshotJsonContext.Default.TrainingSnapshot);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    public async Task<bool> ExistsAsync(string id, CancellationToken cancellationToken = default) =>
+        (await container.GetBlobClient(DescriptionBlob(id)).ExistsAsync(cancellationToken)).Value;
+
+    /// <summary>The snapshot's engagements (time-ordered) and the content tokens of the catalog's items.</summary>
+    public async Task<(IList<EventLogRecord> Engagements, IReadOnlyDictionary<string, string[]> ItemContent)> ReadAsync(string id, CancellationToken cancellationToken = default)
+    {
+        if (!await ExistsAsync(id, cancellationToken))
+            throw new InvalidOperationException($"training snapshot {id} does not exist or is incomplete");
+        var events = await container.GetBlobClient(EventsBlob(id)).DownloadContentAsync(cancellationToken);
+        using var stream = events.Value.Content.ToStream();
+        var records = await EventLog.ReadParquetAsync(stream, cancellationToken);
+        var items = await container.GetBlobClient(CatalogBlob(id)).DownloadContentAsync(cancellationToken);
+        return (records, JsonSerializer.Deserialize(items.Value.Content.ToMemory().Span, SnapshotJsonContext.Default.DictionaryStringStringArray)!);
+    }
+
+    /// <summary>The tokens that describe an item's content to the model: its categories and tags.</summary>
+    public static string[] ContentTokens(CatalogItem item) =>
+        [.. item.Categories.Select(c => "category:" + c), .. item.Tags.Select(t => "tag:" + t)];
+
+    private static string SnapshotId(IEnumerable<BlobItem> blobs, IReadOnlyDictionary<string, DateTimeOffset> deleted)
+    {
+        var text = new StringBuilder();
+        foreach (var blob in blobs.OrderBy(b => b.Name, StringComparer.Ordinal))
+            text.Append(blob.Name).Append('@').Append(blob.Properties.ETag).Append('\n');
+        foreach (var (user, at) in deleted.OrderBy(d => d.Key, StringComparer.Ordinal))
+            text.Append("deleted:").Append(user).Append('@').Append(at.UtcTicks).Append('\n');
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16];
+    }
+
+    private async Task UploadOnceAsync(string name, BinaryData content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await container.GetBlobClient(name).UploadAsync(content,
+                new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+        {
+            // Another snapshotter wrote the same id: same inputs, same content.
+        }
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(TrainingSnapshot))]
+[JsonSerializable(typeof(Dictionary<string, string[]>))]
+internal sealed partial class SnapshotJsonContext : JsonSerializerContext;

@@ -1,0 +1,59 @@
+using Recommender.Ingestion;
+
+namespace Recommender.Orchestration;
+
+/// <summary>How the learning loop runs; travels in the orchestration's input so every replay sees the same values.</summary>
+public sealed record RetrainingSettings
+{
+    public SnapshotRequirements Snapshot { get; init; } = new();
+    /// <summary>How often the job's status is checked.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>An execution still running after this long is stopped and counted as failed.</summary>
+    public TimeSpan JobTimeout { get; init; } = TimeSpan.FromHours(3);
+    /// <summary>Executions tried before the run gives up (the first included).</summary>
+    public int MaxJobAttempts { get; init; } = 3;
+    /// <summary>Wait before the second execution; doubled before each one after it.</summary>
+    public TimeSpan RetryBackoff { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>Metrics the candidate must not lose on (offline ranking quality, the off-policy estimate of reward).</summary>
+    public IReadOnlyList<string> GateMetrics { get; init; } = ["ndcg@10", "rl.ope_reward"];
+    public double MinRelativeImprovement { get; init; }
+    /// <summary>Skip training when the champion was trained on exactly this snapshot's data.</summary>
+    public bool SkipWhenChampionIsCurrent { get; init; } = true;
+}
+
+/// <summary>The orchestration's input.</summary>
+public sealed record RetrainingRequest(string Trigger, RetrainingSettings Settings);
+
+public enum RetrainingResult
+{
+    /// <summary>The candidate beat the champion and serves now.</summary>
+    Promoted,
+    /// <summary>The candidate was trained and published but did not pass the gate; the champion serves on.</summary>
+    ChampionKept,
+    /// <summary>The champion was trained on the same data: nothing to do.</summary>
+    UpToDate,
+    /// <summary>The snapshot was too small or unreadable.</summary>
+    SnapshotRefused,
+    /// <summary>Every execution of the training job failed or timed out.</summary>
+    TrainingFailed,
+    /// <summary>The candidate passed, but another model was promoted while it was judged.</summary>
+    PromotionConflict,
+}
+
+/// <summary>The orchestration's output: what happened and why, for the status endpoint and the logs.</summary>
+public sealed record RetrainingOutcome(
+    RetrainingResult Result,
+    string Reason,
+    TrainingSnapshot? Snapshot = null,
+    string? CandidateVersion = null,
+    IReadOnlyList<string>? JobAttempts = null,
+    GateVerdict? Verdict = null);
+
+public sealed record SnapshotRequest(DateTimeOffset Watermark, SnapshotRequirements Requirements);
+
+/// <summary>The snapshot activity's answer: the snapshot, and whether the champion was trained on it.</summary>
+public sealed record SnapshotResult(TrainingSnapshot Snapshot, string? ChampionVersion, bool ChampionTrainedOnIt);
+
+public sealed record GateRequest(string CandidateVersion, IReadOnlyList<string> GateMetrics, double MinRelativeImprovement);
+
+public sealed record PromotionRequest(string CandidateVersion, string? ExpectedChampionVersion, string Reason);

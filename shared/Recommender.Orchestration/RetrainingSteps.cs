@@ -1,0 +1,69 @@
+using Azure;
+using Recommender.Ingestion;
+using Recommender.Serving;
+
+namespace Recommender.Orchestration;
+
+/// <summary>
+/// The work behind each activity of the retraining orchestration. Activities may run more than once
+/// (at-least-once delivery), so each step is safe to repeat: snapshots are content-addressed, versions
+/// immutable, and promotion a conditional write.
+/// </summary>
+public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegistry registry, ITrainingJobLauncher launcher)
+{
+    public async Task<SnapshotResult> CreateSnapshotAsync(SnapshotRequest request, CancellationToken cancellationToken = default)
+    {
+        var snapshot = await snapshots.CreateAsync(request.Watermark, request.Requirements, cancellationToken);
+        var champion = await registry.GetCurrentAsync(cancellationToken);
+        if (champion is null)
+            return new SnapshotResult(snapshot, null, false);
+        var (manifest, _) = await registry.DownloadAsync(champion.Pointer.Version, cancellationToken);
+        return new SnapshotResult(snapshot, champion.Pointer.Version, manifest.DataSnapshot == DataSnapshotName(snapshot.Id));
+    }
+
+    /// <summary>How a manifest names the snapshot it was trained on (what <c>training-job retrain</c> records).</summary>
+    public static string DataSnapshotName(string snapshotId) => "snapshot:" + snapshotId;
+
+    public Task<string> StartTrainingJobAsync(TrainingJobRequest request, CancellationToken cancellationToken = default) =>
+        launcher.StartAsync(request, cancellationToken);
+
+    public Task<TrainingJobStatus> GetTrainingJobStatusAsync(string executionId, CancellationToken cancellationToken = default) =>
+        launcher.GetStatusAsync(executionId, cancellationToken);
+
+    public Task StopTrainingJobAsync(string executionId, CancellationToken cancellationToken = default) =>
+        launcher.StopAsync(executionId, cancellationToken);
+
+    /// <summary>Reads the candidate and the champion from the registry, smoke-tests the candidate's ONNX, and applies <see cref="PromotionGate"/>.</summary>
+    public async Task<GateVerdict> EvaluateCandidateAsync(GateRequest request, CancellationToken cancellationToken = default)
+    {
+        ModelManifest candidate;
+        try
+        {
+            var (manifest, policy) = await registry.DownloadAsync(request.CandidateVersion, cancellationToken);
+            candidate = manifest;
+            PolicyModel.SmokeTest(manifest, policy);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return PromotionGate.Decide(null, null, null, $"version {request.CandidateVersion} is not published", request.GateMetrics, request.MinRelativeImprovement);
+        }
+        catch (Exception ex) when (ex is InvalidModelException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            return PromotionGate.Decide(null, null, null, ex.Message, request.GateMetrics, request.MinRelativeImprovement);
+        }
+        var current = await registry.GetCurrentAsync(cancellationToken);
+        var champion = current is null ? null : (await registry.DownloadAsync(current.Pointer.Version, cancellationToken)).Manifest;
+        return PromotionGate.Decide(candidate.Metrics, champion?.Metrics, champion?.Version, smokeTestFailure: null, request.GateMetrics, request.MinRelativeImprovement);
+    }
+
+    /// <summary>Promotes the candidate if the champion is still the one it was judged against; false otherwise.</summary>
+    public async Task<bool> PromoteAsync(PromotionRequest request, CancellationToken cancellationToken = default)
+    {
+        var current = await registry.GetCurrentAsync(cancellationToken);
+        if (current?.Pointer.Version == request.CandidateVersion)
+            return true; // this activity ran before and its answer was lost
+        if (current?.Pointer.Version != request.ExpectedChampionVersion)
+            return false;
+        return await registry.PromoteAsync(request.CandidateVersion, current, request.Reason, cancellationToken);
+    }
+}

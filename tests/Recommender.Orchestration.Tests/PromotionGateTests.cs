@@ -1,0 +1,65 @@
+using System.Text.Json.Nodes;
+
+namespace Recommender.Orchestration.Tests;
+
+public sealed class PromotionGateTests
+{
+    private static readonly string[] Gate = ["ndcg@10", "rl.ope_reward"];
+
+    private static JsonObject Metrics(double ndcg, double? reward = null)
+    {
+        var metrics = new JsonObject { ["ndcg@10"] = ndcg, ["hr@10"] = 0.5 };
+        if (reward is not null)
+            metrics["rl.ope_reward"] = reward.Value;
+        return metrics;
+    }
+
+    [Fact]
+    public void The_first_model_is_promoted_when_it_loads()
+    {
+        var verdict = PromotionGate.Decide(Metrics(0.2), null, null, null, Gate, 0);
+        Assert.True(verdict.Promote);
+    }
+
+    [Fact]
+    public void A_candidate_better_on_every_metric_the_champion_reports_is_promoted()
+    {
+        var verdict = PromotionGate.Decide(Metrics(0.31, 1.2), Metrics(0.30, 1.1), "v1", null, Gate, 0);
+        Assert.True(verdict.Promote, verdict.Reason);
+        Assert.Equal(0.31, verdict.Candidate["ndcg@10"]);
+        Assert.Equal("v1", verdict.ChampionVersion);
+    }
+
+    [Theory]
+    [InlineData(0.29, 1.3, "ndcg@10")]       // worse offline
+    [InlineData(0.35, 1.0, "rl.ope_reward")] // worse off-policy estimate
+    public void A_candidate_worse_on_any_gate_metric_is_kept_out(double ndcg, double reward, string failing)
+    {
+        var verdict = PromotionGate.Decide(Metrics(ndcg, reward), Metrics(0.30, 1.1), "v1", null, Gate, 0);
+        Assert.False(verdict.Promote);
+        Assert.StartsWith(failing, verdict.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_required_improvement_is_applied_relative_to_the_champion()
+    {
+        Assert.False(PromotionGate.Decide(Metrics(0.305), Metrics(0.30), "v1", null, Gate, 0.05).Promote);
+        Assert.True(PromotionGate.Decide(Metrics(0.316), Metrics(0.30), "v1", null, Gate, 0.05).Promote);
+    }
+
+    [Fact]
+    public void A_tie_missing_metric_smoke_failure_or_non_finite_metric_keeps_the_champion()
+    {
+        Assert.Contains("ties", PromotionGate.Decide(Metrics(0.30), Metrics(0.30), "v1", null, Gate, 0).Reason, StringComparison.Ordinal);
+        Assert.Contains("does not report rl.ope_reward", PromotionGate.Decide(Metrics(0.5), Metrics(0.3, 1.0), "v1", null, Gate, 0).Reason, StringComparison.Ordinal);
+        Assert.False(PromotionGate.Decide(Metrics(0.9), null, null, "does not load", Gate, 0).Promote);
+        Assert.False(PromotionGate.Decide(Metrics(double.NaN), null, null, null, Gate, 0).Promote);
+    }
+
+    [Fact]
+    public void A_metric_only_the_candidate_reports_neither_helps_nor_hurts()
+    {
+        Assert.True(PromotionGate.Decide(Metrics(0.31, 9.0), Metrics(0.30), "v1", null, Gate, 0).Promote);
+        Assert.False(PromotionGate.Decide(Metrics(0.29, 9.0), Metrics(0.30), "v1", null, Gate, 0).Promote);
+    }
+}
