@@ -1,10 +1,12 @@
 using Azure.Data.Tables;
+using Azure.Identity;
 using Azure.Storage.Blobs;
 using Microsoft.Azure.Functions.Worker.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Recommender.Ingestion;
+using Recommender.Orchestration;
 using Recommender.Serving;
 
 // Startup wiring, in one place. Storage uses the AzureWebJobsStorage connection (Azurite locally).
@@ -31,5 +33,20 @@ builder.Services.AddSingleton(sp =>
 });
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Recommendations);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
+
+// The learning loop: the launcher named by TrainingJob:Launcher (a Container Apps job in Azure, with the
+// app's managed identity), the orchestration's steps and its triggers (Retraining:* settings).
+builder.Services.AddSingleton(sp =>
+{
+    var configuration = sp.GetRequiredService<IConfiguration>();
+    var ingestion = sp.GetRequiredService<IngestionServices>();
+    var launcher = RetrainingConfiguration.Launcher(configuration, configuration["AzureWebJobsStorage"]!, new DefaultAzureCredential());
+    return new RetrainingSteps(ingestion.Snapshots, sp.GetRequiredService<ServingServices>().Registry, launcher);
+});
+builder.Services.AddSingleton(sp =>
+{
+    var ingestion = sp.GetRequiredService<IngestionServices>();
+    return new RetrainingTrigger(RetrainingConfiguration.TriggerOptions(sp.GetRequiredService<IConfiguration>()), ingestion.EventLog, ingestion.Snapshots);
+});
 
 builder.Build().Run();

@@ -24,6 +24,7 @@ public sealed record RetrainingSettings
 /// <summary>The orchestration's input.</summary>
 public sealed record RetrainingRequest(string Trigger, RetrainingSettings Settings);
 
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<RetrainingResult>))]
 public enum RetrainingResult
 {
     /// <summary>The candidate beat the champion and serves now.</summary>

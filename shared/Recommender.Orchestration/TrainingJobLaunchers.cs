@@ -3,6 +3,7 @@ namespace Recommender.Orchestration;
 /// <summary>What one training-job execution is asked to do: train on a snapshot and publish the candidate as a version.</summary>
 public sealed record TrainingJobRequest(string SnapshotId, string CandidateVersion);
 
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<TrainingJobState>))]
 public enum TrainingJobState { Running, Succeeded, Failed }
 
 public sealed record TrainingJobStatus(TrainingJobState State, string? Detail = null);

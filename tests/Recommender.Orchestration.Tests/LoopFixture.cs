@@ -102,7 +102,7 @@ public sealed class Loop : IAsyncDisposable
         MaxJobAttempts = 2,
     };
 
-    public static async Task<Loop> StartAsync(Func<ModelRegistry, ITrainingJobLauncher> launcher, RetrainingSettings? settings = null, int users = 60)
+    public static async Task<Loop> StartAsync(Func<ModelRegistry, IngestionServices, ITrainingJobLauncher> launcher, RetrainingSettings? settings = null, int users = 60)
     {
         var ingestion = await Azurite.CreateServicesAsync();
         await SyntheticTraffic.SendAsync(ingestion, new SyntheticWorldOptions { Users = users, Items = 40, Seed = 5 }, progress: null);
@@ -110,7 +110,7 @@ public sealed class Loop : IAsyncDisposable
         var models = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
         await models.CreateIfNotExistsAsync();
         var registry = new ModelRegistry(models);
-        var steps = new RetrainingSteps(ingestion.Snapshots, registry, launcher(registry));
+        var steps = new RetrainingSteps(ingestion.Snapshots, registry, launcher(registry, ingestion));
         var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddRetraining(),
             new DurableTaskTestHostOptions { ConfigureServices = services => services.AddSingleton(steps) });
         var trigger = new RetrainingTrigger(new RetrainingTriggerOptions { Settings = settings ?? FastSettings, NewEventsThreshold = 100 }, ingestion.EventLog, ingestion.Snapshots);

@@ -9,7 +9,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     public async Task A_first_candidate_is_trained_on_a_snapshot_and_promoted_with_each_activity_run_once()
     {
         FakeLauncher launcher = null!;
-        await using var loop = await Loop.StartAsync(registry => launcher = new FakeLauncher(registry, fixture.Run));
+        await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run));
 
         var outcome = await loop.RunAsync();
 
@@ -29,7 +29,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     public async Task A_failed_job_is_retried_after_a_backoff_and_the_retry_is_promoted()
     {
         FakeLauncher launcher = null!;
-        await using var loop = await Loop.StartAsync(registry => launcher = new FakeLauncher(registry, fixture.Run)
+        await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run)
         {
             Outcome = attempt => attempt == 1 ? TrainingJobState.Failed : TrainingJobState.Succeeded,
         });
@@ -47,7 +47,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     public async Task A_job_that_never_ends_is_stopped_at_the_timeout_and_nothing_is_promoted()
     {
         FakeLauncher launcher = null!;
-        await using var loop = await Loop.StartAsync(registry => launcher = new FakeLauncher(registry, fixture.Run) { Outcome = _ => TrainingJobState.Running });
+        await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run) { Outcome = _ => TrainingJobState.Running });
 
         var outcome = await loop.RunAsync();
 
@@ -61,7 +61,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     [Fact]
     public async Task A_candidate_worse_than_the_champion_is_published_but_not_promoted()
     {
-        await using var loop = await Loop.StartAsync(registry => new FakeLauncher(registry, fixture.Run) { CandidateNdcg = 0.40 });
+        await using var loop = await Loop.StartAsync((registry, _) => new FakeLauncher(registry, fixture.Run) { CandidateNdcg = 0.40 });
         await FakeLauncher.PublishAsync(loop.Registry, fixture.Run, "champion", ndcg: 0.45);
         Assert.True(await loop.Registry.PromoteAsync("champion", null));
 
@@ -76,7 +76,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     [Fact]
     public async Task A_corrupt_candidate_fails_the_smoke_test_and_is_not_promoted()
     {
-        await using var loop = await Loop.StartAsync(registry => new FakeLauncher(registry, fixture.Run) { CorruptPolicy = true, CandidateNdcg = 0.99 });
+        await using var loop = await Loop.StartAsync((registry, _) => new FakeLauncher(registry, fixture.Run) { CorruptPolicy = true, CandidateNdcg = 0.99 });
 
         var outcome = await loop.RunAsync();
 
@@ -89,7 +89,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     public async Task A_second_run_on_unchanged_data_does_not_train_and_new_data_starts_one()
     {
         FakeLauncher launcher = null!;
-        await using var loop = await Loop.StartAsync(registry => launcher = new FakeLauncher(registry, fixture.Run));
+        await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run));
         var first = await loop.RunAsync();
 
         var second = await loop.RunAsync();
@@ -112,7 +112,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     public async Task Too_little_data_is_refused_before_any_training()
     {
         FakeLauncher launcher = null!;
-        await using var loop = await Loop.StartAsync(registry => launcher = new FakeLauncher(registry, fixture.Run),
+        await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run),
             Loop.FastSettings with { Snapshot = new Ingestion.SnapshotRequirements { MinEngagements = 1_000_000 } });
 
         var outcome = await loop.RunAsync();

@@ -8,7 +8,7 @@ namespace Recommender.TrainingJob;
 /// Opens a data source named on the command line:
 /// <c>sasrec:&lt;file&gt;</c>, <c>movielens:&lt;dir&gt;</c>, <c>synthetic:&lt;options&gt;</c> (e.g. <c>synthetic:users=1000,items=500,seed=7</c>),
 /// <c>eventlog:&lt;connection&gt;</c> (the product's event log in Blob Storage, "dev" for Azurite, deleted users excluded),
-/// <c>snapshot:&lt;id&gt;</c> (a training snapshot frozen by the orchestration, in the storage account of <paramref name="storage"/>).
+/// <c>snapshot:[&lt;container&gt;/]&lt;id&gt;</c> (a training snapshot frozen by the orchestration, in the storage account of <paramref name="storage"/>).
 /// </summary>
 public static class DataSources
 {
@@ -26,7 +26,7 @@ public static class DataSources
             "movielens" => MovieLens.Load(argument),
             "synthetic" => OpenSynthetic(argument),
             "eventlog" => await OpenEventLogAsync(IngestionServices.FromConnectionString(argument.Length == 0 || argument == "dev" ? DevelopmentStorage : argument), cancellationToken),
-            "snapshot" => await OpenSnapshotAsync(IngestionServices.FromConnectionString(storage), argument, cancellationToken),
+            "snapshot" => await OpenSnapshotAsync(storage, argument, cancellationToken),
             _ => throw new ArgumentException($"unknown data source kind '{kind}' (sasrec, movielens, synthetic, eventlog, snapshot)"),
         };
     }
@@ -47,10 +47,13 @@ public static class DataSources
         return ToDataset("eventlog", records.Where(r => r.IsEngagement()), catalog);
     }
 
-    /// <summary>A frozen training snapshot: the same data however often it is read.</summary>
-    internal static async Task<InteractionDataset> OpenSnapshotAsync(IngestionServices services, string id, CancellationToken cancellationToken = default)
+    /// <summary>A frozen training snapshot (<c>[container/]id</c>, the layout's training container by default): the same data however often it is read.</summary>
+    private static async Task<InteractionDataset> OpenSnapshotAsync(string storage, string argument, CancellationToken cancellationToken)
     {
-        var (engagements, catalog) = await services.Snapshots.ReadAsync(id, cancellationToken);
+        var slash = argument.LastIndexOf('/');
+        var layout = slash < 0 ? StorageLayout.Default : StorageLayout.Default with { TrainingContainer = argument[..slash] };
+        var id = argument[(slash + 1)..];
+        var (engagements, catalog) = await IngestionServices.FromConnectionString(storage, layout).Snapshots.ReadAsync(id, cancellationToken);
         return ToDataset("snapshot:" + id, engagements, catalog);
     }
 

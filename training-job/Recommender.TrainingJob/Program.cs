@@ -25,7 +25,8 @@ try
             var snapshot = options.Required("snapshot");
             var version = options.Required("version");
             var output = options.Values.GetValueOrDefault("out") ?? Path.Combine(Path.GetTempPath(), "retrain-" + version);
-            await TrainAsync(await DataSources.OpenAsync("snapshot:" + snapshot, Storage()), output);
+            var container = options.Values.TryGetValue("snapshot-container", out var c) ? c + "/" : "";
+            await TrainAsync(await DataSources.OpenAsync($"snapshot:{container}{snapshot}", Storage()), output);
             var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(Storage(), options.Values.GetValueOrDefault("container", "models")));
             await RunPublisher.PublishAsync(registry, output, version, "snapshot:" + snapshot, promote: false);
             Console.WriteLine($"published candidate {version} (trained on snapshot {snapshot})");
@@ -44,8 +45,12 @@ try
         case "simulate":
         {
             // Development: fill the local event log (Azurite) with the synthetic world's traffic.
+            // With --data, any source's interactions (e.g. movielens:<dir>) instead of the synthetic world.
             var services = Recommender.Ingestion.IngestionServices.FromConnectionString(Storage());
-            await SyntheticTraffic.SendAsync(services, Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")), Console.Out);
+            if (options.Values.TryGetValue("data", out var source))
+                await SyntheticTraffic.SendDatasetAsync(services, await DataSources.OpenAsync(source, Storage()), Console.Out);
+            else
+                await SyntheticTraffic.SendAsync(services, Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")), Console.Out);
             return 0;
         }
         case "evaluate":
@@ -60,9 +65,9 @@ try
                 usage:
                   training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--eval-users N] [--quiet] [--<setting> <value> ...]
                   training-job evaluate --model <dir> --data <source>
-                  training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--container models] [--out <dir>] [--<setting> <value> ...]
+                  training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
-                  training-job simulate [--world users=1000,items=500,seed=7] [--storage <connection string>]   (sends synthetic traffic through ingestion; Azurite by default)
+                  training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
                   learningRate, weightDecay, batchSize, epochs, evaluateEvery, patience, validationUsers, itemContent, userFeatures,
@@ -82,7 +87,7 @@ string Storage() => options.Values.GetValueOrDefault("storage") ?? Environment.G
 
 Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionDataset data, string output)
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "version" or "container")).ToDictionary();
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container")).ToDictionary();
     var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
     var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
     return new TrainingRun(config, protocol, progress).RunAsync(data, output);

@@ -1,0 +1,57 @@
+using Recommender.Data;
+using Recommender.Ingestion;
+using Recommender.TestSupport;
+using Recommender.TrainingJob;
+
+namespace Recommender.Orchestration.Tests;
+
+/// <summary>Training snapshots over Azurite: what is frozen, what is left out, when one is refused.</summary>
+public sealed class TrainingSnapshotTests
+{
+    private static readonly SnapshotRequirements Small = new() { MinEngagements = 100, MinTrainableUsers = 5 };
+
+    [Fact]
+    public async Task A_snapshot_freezes_the_engagements_written_before_its_watermark_without_deleted_users()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        var world = new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 };
+        await SyntheticTraffic.SendAsync(services, world, progress: null);
+        await services.Deletion.DeleteAsync(SyntheticWorld.UserId(0));
+        await Loop.PastTheSecondAsync();
+        var watermark = DateTimeOffset.UtcNow;
+        await SyntheticTraffic.SendAsync(services, world with { Seed = 22 }, progress: null); // after the watermark
+
+        var snapshot = await services.Snapshots.CreateAsync(watermark, Small);
+        var again = await services.Snapshots.CreateAsync(watermark, Small);
+        var (engagements, content) = await services.Snapshots.ReadAsync(snapshot.Id);
+
+        var expected = new SyntheticWorld(world).GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        Assert.True(snapshot.Accepted, snapshot.RefusedBecause);
+        Assert.Equal(snapshot.Id, again.Id); // same data, same id
+        Assert.Equal(expected.Count(e => e.UserId != SyntheticWorld.UserId(0)), engagements.Count);
+        Assert.DoesNotContain(engagements, e => e.UserId == SyntheticWorld.UserId(0));
+        Assert.True(snapshot.Statistics.DeletedUserEvents > 0);
+        Assert.True(engagements.Zip(engagements.Skip(1)).All(p => p.First.Timestamp <= p.Second.Timestamp));
+        Assert.Equal(world.Items, content.Count);
+        Assert.Equal((snapshot.Id, snapshot.Watermark), await services.Snapshots.GetLatestAsync() is { } latest ? (latest.Id, latest.Watermark) : default);
+        // The traffic after the watermark is what the next snapshot adds.
+        var later = new SyntheticWorld(world with { Seed = 22 }).GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        Assert.Equal(later.Count, await services.EventLog.CountEventsWrittenSinceAsync(snapshot.Watermark));
+    }
+
+    [Fact]
+    public async Task An_unreadable_log_blob_refuses_the_snapshot_and_names_the_blob()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        await SyntheticTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
+        await services.EventLog.Container.UploadBlobAsync(StorageLayout.EventLogPrefix + "2026/01/01/00/broken.parquet", BinaryData.FromString("not parquet"));
+        await Loop.PastTheSecondAsync();
+
+        var snapshot = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
+
+        Assert.False(snapshot.Accepted);
+        Assert.Contains("broken.parquet", snapshot.RefusedBecause, StringComparison.Ordinal);
+        Assert.False(await services.Snapshots.ExistsAsync(snapshot.Id));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => services.Snapshots.ReadAsync(snapshot.Id));
+    }
+}
