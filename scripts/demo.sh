@@ -1,35 +1,74 @@
 #!/usr/bin/env bash
-# The product end to end, as far as it is built: Azurite; synthetic traffic through the ingestion code
-# into the event log; a training run on that log (metrics against baselines); the model exported to
-# ONNX, published and promoted; the HTTP API served locally; recommendations for a warm and a cold user.
-#   scripts/demo.sh                 # about a minute on 2 cores after the first build
-#   scripts/demo.sh --serve         # keep serving on http://127.0.0.1:7071 until Ctrl-C
-#   DEMO_EPOCHS=40 scripts/demo.sh
+# The product end to end on this machine: Azurite; traffic sent through the ingestion code into the event
+# log; the retraining orchestration (snapshot -> the real training job as a local process -> gate ->
+# promotion), run in memory by the local host; the promoted model served over HTTP; recommendations for a
+# warm and a cold user and the model's metrics. Then it keeps serving until Ctrl-C.
+#   scripts/demo.sh                                         # synthetic world, a few minutes on 2 cores after the first build
+#   scripts/demo.sh --data movielens:../shared/data/ml-100k # a real data set instead
+#   scripts/demo.sh --once                                  # stop after the demo (CI runs this)
+# A second run reuses what is there: the same data gives the same snapshot, which the champion was
+# trained on, so the orchestration answers UpToDate without training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-serve=false; [ "${1:-}" = "--serve" ] && serve=true
+once=false; data=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --once) once=true ;;
+    --data) data="$2"; shift ;;
+    *) echo "usage: scripts/demo.sh [--data <source>] [--once]" >&2; exit 2 ;;
+  esac
+  shift
+done
 port=${DEMO_PORT:-7071}
+url="http://127.0.0.1:$port"
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
+[ -x node_modules/.bin/azurite ] || npm ci --no-audit --no-fund --loglevel=error
 scripts/azurite.sh start
 dotnet build -c Release training-job/Recommender.TrainingJob -v:q -nologo
 dotnet build -c Release functions/Recommender.LocalHost -v:q -nologo
-job="dotnet training-job/Recommender.TrainingJob/bin/Release/net10.0/linux-x64/training-job.dll"
+job="$PWD/training-job/Recommender.TrainingJob/bin/Release/net10.0/linux-x64/training-job.dll"
 
-$job simulate --world "users=1000,items=500,seed=7"
-$job train --data eventlog:dev --out artifacts/runs/demo --epochs "${DEMO_EPOCHS:-30}" --evaluateEvery 10 \
-  --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003
-$job publish --run artifacts/runs/demo --version "demo-$(date -u +%Y%m%dT%H%M%SZ)" --snapshot eventlog:dev --promote
+echo; echo "== 1. events in, through the ingestion code"
+if [ -n "$data" ]; then dotnet "$job" simulate --data "$data"; else dotnet "$job" simulate --world "users=1000,items=500,seed=7"; fi
 
-dotnet functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll \
-  --urls "http://127.0.0.1:$port" --Logging:LogLevel:Default=Warning > artifacts/localhost.log 2>&1 &
+echo; echo "== 2. the local host: the HTTP API and the retraining orchestration (in memory)"
+dotnet functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll --urls "$url" \
+  --Logging:LogLevel:Default=Warning \
+  --TrainingJob:Launcher local --TrainingJob:Command "dotnet $job" \
+  --TrainingJob:Settings "${DEMO_TRAINING:---epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003}" \
+  --Retraining:PollInterval 00:00:02 --Retraining:RetryBackoff 00:00:05 --Retraining:JobTimeout 00:30:00 \
+  > artifacts/localhost.log 2>&1 &
 host=$!
 trap 'kill $host 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 100); do curl -sf "$url/" >/dev/null && break; sleep 0.2; done
 
-echo; echo "GET /api/users/user5/recommendations?k=5   (a user with history)"
-curl -sf "http://127.0.0.1:$port/api/users/user5/recommendations?k=5"; echo
-echo; echo "GET /api/users/someone-new/recommendations?k=5   (no history: popular items)"
-curl -sf "http://127.0.0.1:$port/api/users/someone-new/recommendations?k=5"; echo
-echo; echo "metrics: artifacts/runs/demo/metrics.json   report: artifacts/runs/demo/report.html"
-if $serve; then echo "serving on http://127.0.0.1:$port (Ctrl-C stops)"; wait $host; fi
+echo; echo "== 3. POST /api/training, then GET its status until the run ends"
+status_url=$(curl -sf -X POST "$url/api/training" | json 'print(d["statusUri"])')
+echo "$status_url"
+started=$(date +%s)
+while :; do
+  state=$(curl -sf "$status_url")
+  runtime=$(echo "$state" | json 'print(d["status"])')
+  [ "$runtime" = "Running" ] || [ "$runtime" = "Pending" ] || break
+  printf '\r  %s for %ss' "$runtime" $(( $(date +%s) - started )); sleep 2
+done
+echo; echo "$state" | json 'o=d.get("outcome") or {}; print("  run", d["status"] + ":", o.get("result"), "-", o.get("reason") or d.get("failure")); [print("  attempt:", a) for a in (o.get("jobAttempts") or [])]'
+
+echo; echo "== 4. the model being served: GET /api/models/current"
+curl -sf "$url/api/models/current" | json '
+m=d["metrics"]; print("  version", d["version"], "trained on", d["dataSnapshot"], "-", d["items"], "items")
+rows=[("model", m)] + list((m.get("baselines") or {}).items())
+print("  %-16s %8s %8s %8s %8s" % ("", "HR@10", "NDCG@10", "HR@10 full", "NDCG full"))
+[print("  %-16s %8.4f %8.4f %8.4f %8.4f" % (n, r["hr@10"], r["ndcg@10"], r["hr@10_full"], r["ndcg@10_full"])) for n, r in rows]'
+
+user=$(echo "${data:-synthetic}" | grep -q movielens && echo 1 || echo user5)
+echo; echo "== 5. GET /api/users/$user/recommendations?k=5   (a user with history)"
+curl -sf "$url/api/users/$user/recommendations?k=5"; echo
+echo; echo "== 6. GET /api/users/someone-new/recommendations?k=5   (no history: popular items)"
+curl -sf "$url/api/users/someone-new/recommendations?k=5"; echo
+
+if $once; then exit 0; fi
+echo; echo "serving on $url (Ctrl-C stops); POST /api/training retrains"
+wait $host

@@ -33,6 +33,7 @@ builder.Services.AddSingleton(sp =>
 });
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Recommendations);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
+builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Registry);
 
 // The learning loop: the launcher named by TrainingJob:Launcher (a Container Apps job in Azure, with the
 // app's managed identity), the orchestration's steps and its triggers (Retraining:* settings).

@@ -42,10 +42,11 @@ foreach (var prefix in new[] { "/api", "/personalizer/v1.0" })
     app.MapPost(prefix + "/events/{eventId}/reward", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Reward(http.Request, eventId, ct)));
     app.MapPost(prefix + "/events/{eventId}/activate", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Activate(http.Request, eventId, ct)));
 }
+app.MapGet("/api/models/current", (HttpContext http, CancellationToken ct) => Execute(http, new GetCurrentModel(serving.Registry).Run(http.Request, ct)));
 var training = new TrainingApi(retraining);
 app.MapPost("/api/training", (HttpContext http, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Start(http.Request, client, ct)));
 app.MapGet("/api/training/{instanceId}", (HttpContext http, string instanceId, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Status(http.Request, instanceId, client, ct)));
-app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate (also under /personalizer/v1.0), POST /api/training, GET /api/training/{instanceId}\n"));
+app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate (also under /personalizer/v1.0), POST /api/training, GET /api/training/{instanceId}, GET /api/models/current\n"));
 app.Run();
 
 static async Task Execute(HttpContext http, Task<IActionResult> function)

@@ -24,8 +24,8 @@ public sealed record SnapshotStatistics(
     IReadOnlyList<string> UnreadableBlobs);
 
 /// <summary>
-/// A frozen copy of the event log up to <see cref="Watermark"/>. <see cref="Id"/> is a hash of the log
-/// blobs it was made from and of the deletions it honoured, so the same data gives the same id (and a
+/// A frozen copy of the event log up to <see cref="Watermark"/>. <see cref="Id"/> is a hash of the training
+/// data it holds (deleted users' events already removed), so the same data gives the same id (and a
 /// second snapshot of unchanged data is recognised as such).
 /// </summary>
 public sealed record TrainingSnapshot(string Id, DateTimeOffset Watermark, SnapshotStatistics Statistics, bool Accepted, string? RefusedBecause);
@@ -76,7 +76,6 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
             if (blob.Properties.LastModified is { } written && written < watermark)
                 blobs.Add(blob);
         }
-        var id = SnapshotId(blobs, deleted);
 
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var engagements = new List<EventLogRecord>();
@@ -105,7 +104,11 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
                     engagements.Add(record);
             }
         }
-        engagements.Sort((a, b) => a.Timestamp.CompareTo(b.Timestamp));
+        engagements.Sort((a, b) => a.Timestamp != b.Timestamp ? a.Timestamp.CompareTo(b.Timestamp) : string.CompareOrdinal(a.EventId, b.EventId));
+        var items = new SortedDictionary<string, string[]>(StringComparer.Ordinal);
+        await foreach (var item in catalog.ListItemsAsync(cancellationToken))
+            items[item.ItemId] = ContentTokens(item);
+        var id = SnapshotId(engagements, items);
 
         var perUser = engagements.GroupBy(r => r.UserId).Select(g => g.Count()).ToList();
         var statistics = new SnapshotStatistics(blobs.Count, events, engagements.Count, perUser.Count,
@@ -117,13 +120,10 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
         var snapshot = new TrainingSnapshot(id, watermark, statistics, refusal is null, refusal);
         if (snapshot.Accepted && !await ExistsAsync(id, cancellationToken))
         {
-            var items = new Dictionary<string, string[]>(StringComparer.Ordinal);
-            await foreach (var item in catalog.ListItemsAsync(cancellationToken))
-                items[item.ItemId] = ContentTokens(item);
             using var buffer = new MemoryStream();
             await ParquetSerializer.SerializeAsync(engagements, buffer, Parquet, cancellationToken: cancellationToken);
             await UploadOnceAsync(EventsBlob(id), new BinaryData(buffer.ToArray()), cancellationToken);
-            await UploadOnceAsync(CatalogBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(items, SnapshotJsonContext.Default.DictionaryStringStringArray)), cancellationToken);
+            await UploadOnceAsync(CatalogBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(items, SnapshotJsonContext.Default.SortedDictionaryStringStringArray)), cancellationToken);
             // The description goes last: a snapshot without one is incomplete and is never read.
             await UploadOnceAsync(DescriptionBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(snapshot, SnapshotJsonContext.Default.TrainingSnapshot)), cancellationToken);
         }
@@ -165,14 +165,16 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
     public static string[] ContentTokens(CatalogItem item) =>
         [.. item.Categories.Select(c => "category:" + c), .. item.Tags.Select(t => "tag:" + t)];
 
-    private static string SnapshotId(IEnumerable<BlobItem> blobs, IReadOnlyDictionary<string, DateTimeOffset> deleted)
+    /// <summary>A hash of what training will read (the engagements in order and the items' content), so
+    /// events that do not train the model (impressions, rewards) and redeliveries leave it unchanged.</summary>
+    private static string SnapshotId(IEnumerable<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> items)
     {
-        var text = new StringBuilder();
-        foreach (var blob in blobs.OrderBy(b => b.Name, StringComparer.Ordinal))
-            text.Append(blob.Name).Append('@').Append(blob.Properties.ETag).Append('\n');
-        foreach (var (user, at) in deleted.OrderBy(d => d.Key, StringComparer.Ordinal))
-            text.Append("deleted:").Append(user).Append('@').Append(at.UtcTicks).Append('\n');
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16];
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var record in engagements)
+            hash.AppendData(Encoding.UTF8.GetBytes($"{record.EventId}\n"));
+        foreach (var (item, tokens) in items)
+            hash.AppendData(Encoding.UTF8.GetBytes($"item:{item}={string.Join(',', tokens)}\n"));
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 
     private async Task UploadOnceAsync(string name, BinaryData content, CancellationToken cancellationToken)
@@ -192,4 +194,5 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
 [JsonSerializable(typeof(TrainingSnapshot))]
 [JsonSerializable(typeof(Dictionary<string, string[]>))]
+[JsonSerializable(typeof(SortedDictionary<string, string[]>))]
 internal sealed partial class SnapshotJsonContext : JsonSerializerContext;

@@ -17,7 +17,7 @@ public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegist
         var champion = await registry.GetCurrentAsync(cancellationToken);
         if (champion is null)
             return new SnapshotResult(snapshot, null, false);
-        var (manifest, _) = await registry.DownloadAsync(champion.Pointer.Version, cancellationToken);
+        var manifest = await registry.GetManifestAsync(champion.Pointer.Version, cancellationToken);
         return new SnapshotResult(snapshot, champion.Pointer.Version, manifest.DataSnapshot == DataSnapshotName(snapshot.Id));
     }
 
@@ -52,7 +52,7 @@ public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegist
             return PromotionGate.Decide(null, null, null, ex.Message, request.GateMetrics, request.MinRelativeImprovement);
         }
         var current = await registry.GetCurrentAsync(cancellationToken);
-        var champion = current is null ? null : (await registry.DownloadAsync(current.Pointer.Version, cancellationToken)).Manifest;
+        var champion = current is null ? null : await registry.GetManifestAsync(current.Pointer.Version, cancellationToken);
         return PromotionGate.Decide(candidate.Metrics, champion?.Metrics, champion?.Version, smokeTestFailure: null, request.GateMetrics, request.MinRelativeImprovement);
     }
 

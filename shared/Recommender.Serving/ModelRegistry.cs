@@ -101,6 +101,13 @@ public sealed class ModelRegistry(BlobContainerClient container)
         }
     }
 
+    /// <summary>A version's manifest alone (its metrics, data snapshot, item map), without the policy.</summary>
+    public async Task<ModelManifest> GetManifestAsync(string version, CancellationToken cancellationToken = default)
+    {
+        var manifest = await container.GetBlobClient(ManifestBlob(version)).DownloadContentAsync(cancellationToken);
+        return ModelManifest.FromUtf8Json(manifest.Value.Content.ToMemory().Span);
+    }
+
     public async Task<(ModelManifest Manifest, byte[] Policy)> DownloadAsync(string version, CancellationToken cancellationToken = default)
     {
         var manifest = await container.GetBlobClient(ManifestBlob(version)).DownloadContentAsync(cancellationToken);

@@ -40,6 +40,22 @@ public sealed class TrainingSnapshotTests
     }
 
     [Fact]
+    public async Task Events_that_do_not_train_the_model_leave_the_snapshot_id_unchanged()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        await SyntheticTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
+        await Loop.PastTheSecondAsync();
+        var before = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
+
+        await services.Ingestor.IngestEventsAsync([TestEvents.Interaction(1, userId: SyntheticWorld.UserId(1), type: "impression")]);
+        await Loop.PastTheSecondAsync();
+        var after = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
+
+        Assert.Equal(before.Statistics.Events + 1, after.Statistics.Events);
+        Assert.Equal(before.Id, after.Id);
+    }
+
+    [Fact]
     public async Task An_unreadable_log_blob_refuses_the_snapshot_and_names_the_blob()
     {
         var services = await Azurite.CreateServicesAsync();
