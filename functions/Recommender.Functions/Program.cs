@@ -9,15 +9,15 @@ using Recommender.Ingestion;
 using Recommender.Orchestration;
 using Recommender.Serving;
 
-// Startup wiring, in one place. Storage uses the AzureWebJobsStorage connection (Azurite locally).
+// Startup wiring, in one place. Storage is the host's own account: AzureWebJobsStorage (Azurite locally) or,
+// in Azure, AzureWebJobsStorage__accountName with the app's managed identity.
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
+string Storage(IServiceProvider sp) => StorageAccount.FromFunctionsSetting(key => sp.GetRequiredService<IConfiguration>()[key]);
 
 builder.Services.AddSingleton(sp =>
 {
-    var connection = sp.GetRequiredService<IConfiguration>()["AzureWebJobsStorage"]
-        ?? throw new InvalidOperationException("AzureWebJobsStorage is not set");
-    var services = new IngestionServices(new BlobServiceClient(connection), new TableServiceClient(connection));
+    var services = IngestionServices.Connect(Storage(sp));
     services.EnsureCreatedAsync().GetAwaiter().GetResult();
     return services;
 });
@@ -26,7 +26,7 @@ builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().D
 builder.Services.AddSingleton(sp =>
 {
     var configuration = sp.GetRequiredService<IConfiguration>();
-    var serving = ServingServices.FromConnectionString(configuration["AzureWebJobsStorage"]!, sp.GetRequiredService<IngestionServices>(),
+    var serving = ServingServices.Connect(Storage(sp), sp.GetRequiredService<IngestionServices>(),
         configuration["ModelContainer"] ?? "models");
     serving.EnsureCreatedAsync().GetAwaiter().GetResult();
     return serving;
@@ -41,7 +41,7 @@ builder.Services.AddSingleton(sp =>
 {
     var configuration = sp.GetRequiredService<IConfiguration>();
     var ingestion = sp.GetRequiredService<IngestionServices>();
-    var launcher = RetrainingConfiguration.Launcher(configuration, configuration["AzureWebJobsStorage"]!, new DefaultAzureCredential());
+    var launcher = RetrainingConfiguration.Launcher(configuration, Storage(sp), new DefaultAzureCredential());
     return new RetrainingSteps(ingestion.Snapshots, sp.GetRequiredService<ServingServices>().Registry, launcher);
 });
 builder.Services.AddSingleton(sp =>

@@ -16,9 +16,9 @@ using Recommender.Serving;
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddMvcCore(); // executes the functions' IActionResults as the Functions host does
 var storage = builder.Configuration["AzureWebJobsStorage"] ?? "UseDevelopmentStorage=true";
-var ingestion = new IngestionServices(new BlobServiceClient(storage), new TableServiceClient(storage));
+var ingestion = IngestionServices.Connect(storage);
 await ingestion.EnsureCreatedAsync();
-var serving = ServingServices.FromConnectionString(storage, ingestion, builder.Configuration["ModelContainer"] ?? "models");
+var serving = ServingServices.Connect(storage, ingestion, builder.Configuration["ModelContainer"] ?? "models");
 await serving.EnsureCreatedAsync();
 var recommendations = serving.Recommendations;
 var personalizer = new PersonalizerApi(serving.Personalizer);

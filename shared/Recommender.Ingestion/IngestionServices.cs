@@ -28,9 +28,12 @@ public sealed class IngestionServices
         _tables = tables;
     }
 
-    /// <summary>From a storage connection string (<c>UseDevelopmentStorage=true</c> for Azurite).</summary>
-    public static IngestionServices FromConnectionString(string connectionString, StorageLayout? layout = null) =>
-        new(new BlobServiceClient(connectionString), new TableServiceClient(connectionString), layout);
+    /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
+    public static IngestionServices Connect(string storage, StorageLayout? layout = null)
+    {
+        var account = StorageAccount.Connect(storage);
+        return new(account.Blobs, account.Tables, layout);
+    }
 
     private readonly BlobServiceClient _blobs;
     private readonly TableServiceClient _tables;

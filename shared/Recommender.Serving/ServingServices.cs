@@ -22,9 +22,12 @@ public sealed class ServingServices
         Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, personalizerExploration);
     }
 
-    /// <summary>From a storage connection string (<c>UseDevelopmentStorage=true</c> for Azurite).</summary>
-    public static ServingServices FromConnectionString(string connectionString, IngestionServices ingestion, string modelContainer = "models", string rankEventTable = "RankEvents") =>
-        new(ingestion, new BlobContainerClient(connectionString, modelContainer), new TableClient(connectionString, rankEventTable));
+    /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
+    public static ServingServices Connect(string storage, IngestionServices ingestion, string modelContainer = "models", string rankEventTable = "RankEvents")
+    {
+        var account = StorageAccount.Connect(storage);
+        return new(ingestion, account.Blobs.GetBlobContainerClient(modelContainer), account.Tables.GetTableClient(rankEventTable));
+    }
 
     public BlobContainerClient Models { get; }
     public TableClient RankEvents { get; }

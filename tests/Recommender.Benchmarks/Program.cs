@@ -77,7 +77,7 @@ internal static class IngestionBenchmark
         Console.WriteLine($"parse+validate+serialize: {parseRate:N0} events/s on one thread ({parquetBytes / (double)parseEvents:F1} bytes/event in Parquet+snappy)");
 
         // 2. End to end into Azurite: Event Hubs deliveries from several partitions at once, as the host would run them.
-        var services = IngestionServices.FromConnectionString(connection, new StorageLayout
+        var services = IngestionServices.Connect(connection, new StorageLayout
         {
             EventLogContainer = "bench-eventlog", DeadLetterContainer = "bench-deadletter", IngestStateContainer = "bench-ingest",
             UserStateTable = "BenchUserState", CatalogTable = "BenchCatalog", UserProfileTable = "BenchProfiles", TombstoneTable = "BenchTombstones",

@@ -25,7 +25,7 @@ public static class DataSources
             "sasrec" => SasRecFile.Load(argument),
             "movielens" => MovieLens.Load(argument),
             "synthetic" => OpenSynthetic(argument),
-            "eventlog" => await OpenEventLogAsync(IngestionServices.FromConnectionString(argument.Length == 0 || argument == "dev" ? DevelopmentStorage : argument), cancellationToken),
+            "eventlog" => await OpenEventLogAsync(IngestionServices.Connect(argument.Length == 0 || argument == "dev" ? DevelopmentStorage : argument), cancellationToken),
             "snapshot" => await OpenSnapshotAsync(storage, argument, cancellationToken),
             _ => throw new ArgumentException($"unknown data source kind '{kind}' (sasrec, movielens, synthetic, eventlog, snapshot)"),
         };
@@ -53,7 +53,7 @@ public static class DataSources
         var slash = argument.LastIndexOf('/');
         var layout = slash < 0 ? StorageLayout.Default : StorageLayout.Default with { TrainingContainer = argument[..slash] };
         var id = argument[(slash + 1)..];
-        var (engagements, catalog) = await IngestionServices.FromConnectionString(storage, layout).Snapshots.ReadAsync(id, cancellationToken);
+        var (engagements, catalog) = await IngestionServices.Connect(storage, layout).Snapshots.ReadAsync(id, cancellationToken);
         return ToDataset("snapshot:" + id, engagements, catalog);
     }
 

@@ -27,14 +27,14 @@ try
             var output = options.Values.GetValueOrDefault("out") ?? Path.Combine(Path.GetTempPath(), "retrain-" + version);
             var container = options.Values.TryGetValue("snapshot-container", out var c) ? c + "/" : "";
             await TrainAsync(await DataSources.OpenAsync($"snapshot:{container}{snapshot}", Storage()), output);
-            var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(Storage(), options.Values.GetValueOrDefault("container", "models")));
+            var registry = new Recommender.Serving.ModelRegistry(Recommender.Ingestion.StorageAccount.Connect(Storage()).Blobs.GetBlobContainerClient(options.Values.GetValueOrDefault("container", "models")));
             await RunPublisher.PublishAsync(registry, output, version, "snapshot:" + snapshot, promote: false);
             Console.WriteLine($"published candidate {version} (trained on snapshot {snapshot})");
             return 0;
         }
         case "publish":
         {
-            var registry = new Recommender.Serving.ModelRegistry(new Azure.Storage.Blobs.BlobContainerClient(Storage(), options.Values.GetValueOrDefault("container", "models")));
+            var registry = new Recommender.Serving.ModelRegistry(Recommender.Ingestion.StorageAccount.Connect(Storage()).Blobs.GetBlobContainerClient(options.Values.GetValueOrDefault("container", "models")));
             var version = options.Values.GetValueOrDefault("version") ?? DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
             var promoted = await RunPublisher.PublishAsync(registry, options.Required("run"), version, options.Values.GetValueOrDefault("snapshot", "unknown"), options.Flags.Contains("promote"));
             Console.WriteLine(options.Flags.Contains("promote")
@@ -46,7 +46,7 @@ try
         {
             // Development: fill the local event log (Azurite) with the synthetic world's traffic.
             // With --data, any source's interactions (e.g. movielens:<dir>) instead of the synthetic world.
-            var services = Recommender.Ingestion.IngestionServices.FromConnectionString(Storage());
+            var services = Recommender.Ingestion.IngestionServices.Connect(Storage());
             if (options.Values.TryGetValue("data", out var source))
                 await SyntheticTraffic.SendDatasetAsync(services, await DataSources.OpenAsync(source, Storage()), Console.Out);
             else
