@@ -5,6 +5,10 @@ using Microsoft.Azure.Functions.Worker.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Azure.Monitor.OpenTelemetry.Exporter;
+using Microsoft.Azure.Functions.Worker.OpenTelemetry;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
 using Recommender.Ingestion;
 using Recommender.Orchestration;
 using Recommender.Serving;
@@ -13,6 +17,15 @@ using Recommender.Serving;
 // in Azure, AzureWebJobsStorage__accountName with the app's managed identity.
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
+
+// Telemetry: the host's and the worker's traces and logs, and the Recommender meter (ingest rate, dead
+// letters, recommendation latency by path and model version, rewards, training verdicts), to Application
+// Insights with the app's identity where APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+var telemetry = builder.Services.AddOpenTelemetry().UseFunctionsWorkerDefaults()
+    .WithMetrics(metrics => metrics.AddMeter(RecommenderMetrics.MeterName));
+if (!string.IsNullOrEmpty(builder.Configuration["APPLICATIONINSIGHTS_CONNECTION_STRING"]))
+    telemetry.UseAzureMonitorExporter(options => options.Credential = new DefaultAzureCredential());
+
 string Storage(IServiceProvider sp) => StorageAccount.FromFunctionsSetting(key => sp.GetRequiredService<IConfiguration>()[key]);
 
 builder.Services.AddSingleton(sp =>

@@ -124,13 +124,16 @@ public sealed class EventIngestor(
             await catalog.UpsertItemsAsync(batch.Items, cancellationToken);
         if (batch.Profiles.Count > 0)
             await catalog.UpsertProfilesAsync(batch.Profiles, cancellationToken);
+        var firstTime = true;
         if (blobName is not null)
         {
             var records = batch.Interactions.Select((e, i) => EventLogRecord.From(e, deliveryKey, batch.InteractionSequenceNumbers[i], now)).ToList();
-            await eventLog.AppendAsync(blobName, records, cancellationToken);
+            firstTime = await eventLog.AppendAsync(blobName, records, cancellationToken);
         }
         if (batch.Interactions.Count > 0)
             await userStates.ApplyAsync(deliveryKey, batch.Interactions, cancellationToken);
+        if (firstTime)
+            RecommenderMetrics.RecordAccepted(source, batch.Interactions.Count + batch.Items.Count + batch.Profiles.Count, batch.DeadLetters.Count, batch.Interactions);
     }
 
     private ParsedBatch ParseBatch(IReadOnlyList<(ReadOnlyMemory<byte> Body, long? SequenceNumber, DateTimeOffset? EnqueuedTime)> raw, string deliveryKey, DateTimeOffset now)

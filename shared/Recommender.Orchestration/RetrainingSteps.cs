@@ -49,11 +49,14 @@ public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegist
         }
         catch (Exception ex) when (ex is InvalidModelException or InvalidDataException or System.Text.Json.JsonException)
         {
+            RecommenderMetrics.TrainingCandidates.Add(1, new KeyValuePair<string, object?>("verdict", "broken"));
             return PromotionGate.Decide(null, null, null, ex.Message, request.GateMetrics, request.MinRelativeImprovement);
         }
         var current = await registry.GetCurrentAsync(cancellationToken);
         var champion = current is null ? null : await registry.GetManifestAsync(current.Pointer.Version, cancellationToken);
-        return PromotionGate.Decide(candidate.Metrics, champion?.Metrics, champion?.Version, smokeTestFailure: null, request.GateMetrics, request.MinRelativeImprovement);
+        var verdict = PromotionGate.Decide(candidate.Metrics, champion?.Metrics, champion?.Version, smokeTestFailure: null, request.GateMetrics, request.MinRelativeImprovement);
+        RecommenderMetrics.TrainingCandidates.Add(1, new KeyValuePair<string, object?>("verdict", verdict.Promote ? "promote" : "keep"));
+        return verdict;
     }
 
     /// <summary>Promotes the candidate if the champion is still the one it was judged against; false otherwise.</summary>

@@ -71,7 +71,8 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var excluded = (request.ExcludedActions ?? []).ToHashSet(StringComparer.Ordinal);
         var rankable = actions.Where(a => !excluded.Contains(a.Id)).Select(a => a.Id).ToList();
         var features = actions.ToDictionary(a => a.Id, a => a.Features, StringComparer.Ordinal);
-        var scores = await ScoreAsync(userId, rankable, features, cancellationToken);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var (scores, modelVersion) = await ScoreAsync(userId, rankable, features, cancellationToken);
         var ordered = rankable.Select((id, i) => (Id: id, Score: scores[i], Given: i))
             .OrderByDescending(x => x.Score).ThenBy(x => x.Given).ToList();
         var sortedScores = ordered.Select(o => o.Score).ToList();
@@ -89,6 +90,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             ["Ranking"] = JsonSerializer.Serialize(ranking, PersonalizerJsonContext.Default.ListRankedAction),
             ["Activated"] = false,
             ["RankedAt"] = _time.GetUtcNow(),
+            ["ModelVersion"] = modelVersion,
         };
         try
         {
@@ -100,6 +102,8 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         }
         if (!request.DeferActivation)
             await ActivateAsync(eventId, cancellationToken);
+        RecommenderMetrics.RecommendationDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+            new("path", "personalizer"), new("model_version", modelVersion));
         return response;
     }
 
@@ -111,8 +115,10 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         // Stamped with the rank's time, so a repeated activation sends identical events: the same delivery, logged once.
         var rankedAt = record.GetDateTimeOffset("RankedAt") ?? _time.GetUtcNow();
         var impressions = Impressions.ToEvents(record.GetString("UserId")!, eventId, rankedAt,
-            ranking.Where(r => r.Probability > 0).Select(r => (r.Id, r.Probability)), new Dictionary<string, string> { ["api"] = "personalizer" });
+            ranking.Where(r => r.Probability > 0).Select(r => (r.Id, r.Probability)), Context(record));
         await ingestor.IngestEventsAsync(impressions, cancellationToken);
+        if (record.GetBoolean("Activated") != true)
+            RecommenderMetrics.Impressions.Add(impressions.Count, new("path", "personalizer"), new("model_version", record.GetString("ModelVersion")));
         record["Activated"] = true;
         await rankEvents.UpdateEntityAsync(record, record.ETag, TableUpdateMode.Merge, cancellationToken);
     }
@@ -133,9 +139,14 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             Type = EventParser.WireName(InteractionType.Reward),
             Value = value,
             Timestamp = _time.GetUtcNow(),
+            Context = Context(record),
         };
         await ingestor.IngestEventsAsync([rewarded], cancellationToken);
     }
+
+    /// <summary>The context a rank's events carry: the API, and the model version that ranked (rewards are counted per version).</summary>
+    private static Dictionary<string, string> Context(TableEntity record) =>
+        record.GetString("ModelVersion") is { } version ? new() { ["api"] = "personalizer", ["modelVersion"] = version } : new() { ["api"] = "personalizer" };
 
     private async Task<TableEntity> GetAsync(string eventId, CancellationToken cancellationToken)
     {
@@ -144,7 +155,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         return response.HasValue ? response.Value! : throw new UnknownEventException(eventId);
     }
 
-    private async Task<double[]> ScoreAsync(string userId, List<string> actionIds, Dictionary<string, List<JsonElement>?> features, CancellationToken cancellationToken)
+    private async Task<(double[] Scores, string ModelVersion)> ScoreAsync(string userId, List<string> actionIds, Dictionary<string, List<JsonElement>?> features, CancellationToken cancellationToken)
     {
         using var lease = await models.AcquireAsync(cancellationToken) ?? throw new NoModelException();
         var model = lease.Model;
@@ -158,11 +169,11 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             ? unseen.Zip(model.ScoreByContent(history, unseen.Select(id => ContentTokens.FromFeatures(features[id])).ToList())).ToDictionary(x => x.First, x => x.Second)
             : [];
         // Scored by the model first (known actions, or unseen ones from content), then by popularity, then as given.
-        return actionIds.Select(id =>
+        return (actionIds.Select(id =>
             model.TryGetItemNumber(id, out var n) && modelScores is not null ? 1e6 + modelScores[n]
             : contentScores.GetValueOrDefault(id) is { } content ? 1e6 + content
             : popularity.TryGetValue(id, out var rank) ? 1e3 - rank
-            : 0.0).ToArray();
+            : 0.0).ToArray(), model.Version);
     }
 
     /// <summary>Event ids become table keys: checked here, not left to the table service, which refuses control characters with its own error.</summary>

@@ -45,6 +45,7 @@ public sealed class RecommendationService(
 
     public async Task<Recommendations> RecommendAsync(string userId, int k, CancellationToken cancellationToken = default)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         using var lease = await models.AcquireAsync(cancellationToken) ?? throw new NoModelException();
         var model = lease.Model;
         var state = await userStates.GetAsync(userId, cancellationToken);
@@ -83,6 +84,9 @@ public sealed class RecommendationService(
         }).ToList();
 
         await LogImpressionsAsync(userId, recommendationId, model.Version, path, items, cancellationToken);
+        KeyValuePair<string, object?>[] tags = [new("path", path), new("model_version", model.Version)];
+        RecommenderMetrics.Impressions.Add(items.Count, tags);
+        RecommenderMetrics.RecommendationDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, tags);
         return new Recommendations(recommendationId, userId, model.Version, path, items);
     }
 
