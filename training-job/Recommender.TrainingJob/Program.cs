@@ -42,6 +42,17 @@ try
                 : $"published {version}");
             return promoted ? 0 : 3;
         }
+        case "promote":
+        {
+            // Roll back (or forward) by hand: point models/current.json at a published version, unless
+            // someone promoted in between (then read the pointer again and retry).
+            var registry = new Recommender.Serving.ModelRegistry(Recommender.Ingestion.StorageAccount.Connect(Storage()).Blobs.GetBlobContainerClient(options.Values.GetValueOrDefault("container", "models")));
+            var version = options.Required("version");
+            var current = await registry.GetCurrentAsync();
+            var promoted = await registry.PromoteAsync(version, current, options.Values.GetValueOrDefault("reason", "promoted by hand"));
+            Console.WriteLine(promoted ? $"promoted {version} (was {current?.Pointer.Version ?? "none"})" : "not promoted: the pointer changed meanwhile; run again");
+            return promoted ? 0 : 3;
+        }
         case "simulate":
         {
             // Development: fill the local event log (Azurite) with the synthetic world's traffic.
@@ -67,6 +78,7 @@ try
                   training-job evaluate --model <dir> --data <source>
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
+                  training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
