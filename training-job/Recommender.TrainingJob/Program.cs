@@ -42,6 +42,33 @@ try
                 : $"published {version}");
             return promoted ? 0 : 3;
         }
+        case "rl":
+        {
+            // Pretrain on the synthetic world's logs (or reuse --pretrained), then fine-tune with PPO and A2C
+            // against the world and judge every policy on held-out users and seeds; rl.* keys join metrics.json.
+            var world = new Recommender.Data.SyntheticWorld(Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")));
+            var data = world.ToDataset(world.GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)));
+            var output = options.Required("out");
+            var pretrained = options.Values.GetValueOrDefault("pretrained") ?? output;
+            if (!options.Values.ContainsKey("pretrained"))
+                await TrainAsync(data, output);
+            var iterations = options.Values.TryGetValue("rl-iterations", out var it) ? int.Parse(it, System.Globalization.CultureInfo.InvariantCulture) : 40;
+            var rlConfig = new Recommender.Training.Reinforcement.ReinforcementConfig();
+            rlConfig = rlConfig with { Ppo = rlConfig.Ppo with { Iterations = iterations }, A2C = rlConfig.A2C with { Iterations = iterations } };
+            var (rlMetrics, report) = new Recommender.Training.Reinforcement.ReinforcementRun(rlConfig, progress).Run(world, data, pretrained, new EvaluationProtocol());
+            Directory.CreateDirectory(output);
+            var metricsPath = Path.Combine(output, "metrics.json");
+            var merged = File.Exists(metricsPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metricsPath))!.AsObject() : new System.Text.Json.Nodes.JsonObject();
+            foreach (var (key, value) in rlMetrics.ToList())
+            {
+                rlMetrics.Remove(key);
+                merged[key] = value;
+            }
+            File.WriteAllText(metricsPath, merged.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            File.WriteAllText(Path.Combine(output, "report-rl.html"), report);
+            Console.WriteLine($"wrote {metricsPath} (rl.*) and {Path.Combine(output, "report-rl.html")}");
+            return 0;
+        }
         case "promote":
         {
             // Roll back (or forward) by hand: point models/current.json at a published version, unless
@@ -78,6 +105,7 @@ try
                   training-job evaluate --model <dir> --data <source>
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
+                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 40] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
                   training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
@@ -99,7 +127,7 @@ string Storage() => options.Values.GetValueOrDefault("storage") ?? Environment.G
 
 Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionDataset data, string output)
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container")).ToDictionary();
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations")).ToDictionary();
     var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
     var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
     return new TrainingRun(config, protocol, progress).RunAsync(data, output);

@@ -1,0 +1,218 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using static TorchSharp.torch;
+
+namespace Recommender.Training.Reinforcement;
+
+/// <summary>Settings of the RL stage, with documented defaults.</summary>
+public sealed record ReinforcementConfig
+{
+    public int SlateSize { get; init; } = 5;
+    /// <summary>Items the actor chooses among (the encoder's top-M not yet consumed).</summary>
+    public int Candidates { get; init; } = 50;
+    /// <summary>Softmax temperature of the actor over candidate scores.</summary>
+    public double Temperature { get; init; } = 0.5;
+    public int MaxSessionSteps { get; init; } = 30;
+    public RewardConfig Rewards { get; init; } = new();
+    public PolicyOptimizationConfig Ppo { get; init; } = new();
+    public PolicyOptimizationConfig A2C { get; init; } = new() { Algorithm = "a2c", LearningRate = 1e-4 };
+    /// <summary>Share of users whose sessions train the policies; the rest, on other seeds, judge them.</summary>
+    public double TrainingUserShare { get; init; } = 0.8;
+    public int[] EvaluationSeeds { get; init; } = [1001, 1002, 1003, 1004, 1005];
+    public int EpisodesPerSeed { get; init; } = 100;
+    /// <summary>Logged decisions for off-policy evaluation, made by the pretrained policy sampling at <see cref="BehaviourTemperature"/>.</summary>
+    public int OffPolicyDecisions { get; init; } = 4000;
+    public double BehaviourTemperature { get; init; } = 1.0;
+}
+
+/// <summary>
+/// The RL stage of a run on the synthetic world: fine-tune the pretrained sequence model with PPO and with
+/// A2C against sessions of training users; judge PPO, A2C, the greedy pretrained policy, popularity and
+/// random on held-out users and seeds of the ground truth; compare offline HR/NDCG of PPO and greedy;
+/// estimate PPO's per-step reward off-policy from logs of the pretrained policy and check it against the truth.
+/// </summary>
+public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? progress = null)
+{
+    public (JsonObject Metrics, string Report) Run(SyntheticWorld world, InteractionDataset data, string pretrainedDirectory, EvaluationProtocol protocol)
+    {
+        var split = LeaveOneOutSplit.Create(data);
+        var users = Enumerable.Range(0, data.UserCount).Where(u => data.Sequences[u].Length > 0).ToList();
+        var trainUsers = users.Where(u => TrainingUser(u)).ToList();
+        var heldOut = users.Where(u => !TrainingUser(u)).ToList();
+        SessionEnvironment Environment(IReadOnlyList<int> who) => new(world, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
+        SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig) =>
+            new(SavedModel.Load(pretrainedDirectory, data, out modelConfig), modelConfig, data.UserFeatures, config.Candidates, config.Temperature);
+
+        // Fine-tune from the pretrained weights, once with PPO and once with A2C.
+        var ppo = Pretrained(out var modelConfig);
+        var ppoCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppo, Environment(trainUsers), progress).Train();
+        var a2c = Pretrained(out _);
+        var a2cCurve = new PolicyOptimizer<SessionState>(config.A2C, a2c, Environment(trainUsers), progress).Train();
+        var greedy = Pretrained(out _);
+
+        // Judge every policy on held-out users and seeds of the ground truth.
+        var popular = new PopularityScorer(split, data.ItemCount).MostPopular(data.ItemCount).ToArray();
+        var scores = new[]
+        {
+            Judge("PPO", Sampled(ppo), heldOut),
+            Judge("A2C", Sampled(a2c), heldOut),
+            Judge("greedy", (s, _) => PolicyEvaluation.TopK(greedy.Scores(s), config.SlateSize), heldOut),
+            Judge("popularity", (s, _) => popular.Where(i => !s.History.Contains(i)).Take(config.SlateSize).Select(i => (long)i).ToList(), heldOut),
+            Judge("random", (s, r) => Enumerable.Range(1, data.ItemCount).Where(i => !s.History.Contains(i)).OrderBy(_ => r.Next()).Take(config.SlateSize).Select(i => (long)i).ToList(), heldOut),
+        };
+
+        // Offline ranking quality of the fine-tuned encoder next to the pretrained one.
+        var offlinePpo = Evaluator.Evaluate(new SasRecScorer(ppo.Encoder, modelConfig, data.UserFeatures, CPU), split, data.ItemCount, EvaluationStage.Test, protocol);
+        var offlineGreedy = Evaluator.Evaluate(new SasRecScorer(greedy.Encoder, modelConfig, data.UserFeatures, CPU), split, data.ItemCount, EvaluationStage.Test, protocol);
+
+        var ope = OffPolicy(ppo, greedy, Environment(heldOut));
+        var metrics = Metrics(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve);
+        return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve));
+
+        PolicyScore Judge(string name, SlatePolicyFunction policy, IReadOnlyList<int> who)
+        {
+            var score = PolicyEvaluation.Evaluate(name, policy, () => Environment(who), config.EvaluationSeeds, config.EpisodesPerSeed);
+            progress?.WriteLine($"{name,-11} return {score.Return}  session length {score.SessionLength}");
+            return score;
+        }
+    }
+
+    private bool TrainingUser(int u) => (u * 2654435761u % 1000) < config.TrainingUserShare * 1000;
+
+    /// <summary>The trained stochastic policy: a Plackett-Luce slate from its candidates.</summary>
+    private SlatePolicyFunction Sampled(SequenceActorCritic policy) => (state, random) =>
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var candidates = policy.Candidates(state);
+        var (logits, _) = policy.Forward([state], [candidates]);
+        var slate = SlateDistribution.Sample(logits[0].to(ScalarType.Float64).data<double>().ToArray(), Math.Min(config.SlateSize, candidates.Length), random);
+        return slate.Select(i => candidates[i]).ToList();
+    };
+
+    private sealed record OffPolicyResult(Estimate Truth, Estimate Ips, Estimate Snips, Estimate DoublyRobust, Estimate Logged, int Decisions);
+
+    /// <summary>
+    /// Logs of the pretrained policy sampling slates at the behaviour temperature on held-out sessions, with
+    /// each slate's probability; PPO's probability of the same slate gives the weight. The truth is PPO's own
+    /// slate answered by a copy of the same user at the same moment.
+    /// </summary>
+    private OffPolicyResult OffPolicy(SequenceActorCritic target, SequenceActorCritic behaviour, SessionEnvironment environment)
+    {
+        var random = new Random(config.EvaluationSeeds[0] + 17);
+        var logs = new List<LoggedDecision>();
+        var truth = new List<double>();
+        var target_ = Sampled(target);
+        while (logs.Count < config.OffPolicyDecisions)
+        {
+            var state = environment.Reset(random);
+            var done = false;
+            while (!done && logs.Count < config.OffPolicyDecisions)
+            {
+                var candidates = behaviour.Candidates(state);
+                double[] behaviourLogits;
+                using (NewDisposeScope())
+                using (no_grad())
+                    behaviourLogits = behaviour.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().Select(l => l * config.Temperature / config.BehaviourTemperature).ToArray();
+                var slate = SlateDistribution.Sample(behaviourLogits, config.SlateSize, random);
+                var shown = slate.Select(i => candidates[i]).ToList();
+                var behaviourProbability = SlateProbability(behaviourLogits, slate);
+                var targetProbability = TargetProbability(target, state, shown);
+
+                var counterfactual = environment.Respond(environment.CurrentUser, target_(state, random), random).Reward;
+                truth.Add(counterfactual);
+                (state, var reward, done) = environment.Step(shown, random);
+                logs.Add(new LoggedDecision(reward, behaviourProbability, targetProbability));
+            }
+        }
+        // Doubly robust with the simplest reward model: the logged mean reward, for every slate.
+        var baseline = logs.Average(d => d.Reward);
+        var withModel = logs.Select(d => d with { ModelReward = baseline, ModelValue = baseline }).ToList();
+        var result = new OffPolicyResult(Estimate.Of(truth), OffPolicyEstimators.Ips(logs), OffPolicyEstimators.Snips(logs),
+            OffPolicyEstimators.DoublyRobust(withModel), Estimate.Of(logs.Select(d => d.Reward).ToList()), logs.Count);
+        progress?.WriteLine($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  (logging policy {result.Logged})");
+        return result;
+    }
+
+    private static double SlateProbability(double[] logits, int[] slate)
+    {
+        var (logProbability, _) = SlateDistribution.LogProbability(tensor(logits).unsqueeze(0), [slate]);
+        return Math.Exp(logProbability.item<double>());
+    }
+
+    private static double TargetProbability(SequenceActorCritic target, SessionState state, IReadOnlyList<long> shown)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var candidates = target.Candidates(state);
+        var positions = shown.Select(item => Array.IndexOf(candidates, item)).ToArray();
+        if (positions.Any(p => p < 0))
+            return 0; // the target never shows an item outside its candidates
+        var logits = target.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().ToArray();
+        return SlateProbability(logits, positions);
+    }
+
+    private static JsonObject Metrics(PolicyScore[] scores, EvaluationResult offlinePpo, EvaluationResult offlineGreedy, OffPolicyResult ope,
+        IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve)
+    {
+        PolicyScore Of(string name) => scores.Single(s => s.Policy == name);
+        var metrics = new JsonObject
+        {
+            ["rl.return_policy"] = Of("PPO").Return.Mean,
+            ["rl.return_a2c"] = Of("A2C").Return.Mean,
+            ["rl.return_greedy"] = Of("greedy").Return.Mean,
+            ["rl.return_popularity"] = Of("popularity").Return.Mean,
+            ["rl.return_random"] = Of("random").Return.Mean,
+            ["rl.return_gain_over_greedy"] = Of("PPO").Return.Mean / Of("greedy").Return.Mean - 1,
+            ["rl.hr@10_policy"] = offlinePpo.All.HitRate,
+            ["rl.ndcg@10_policy"] = offlinePpo.All.Ndcg,
+            ["rl.hr@10_greedy"] = offlineGreedy.All.HitRate,
+            ["rl.ndcg@10_greedy"] = offlineGreedy.All.Ndcg,
+            ["rl.ope_reward"] = ope.Snips.Mean,
+            ["rl.ope_true_reward"] = ope.Truth.Mean,
+            ["rl.ope"] = new JsonObject
+            {
+                ["decisions"] = ope.Decisions,
+                ["truth"] = Json(ope.Truth), ["ips"] = Json(ope.Ips), ["snips"] = Json(ope.Snips), ["dr"] = Json(ope.DoublyRobust), ["logging_policy"] = Json(ope.Logged),
+            },
+            ["rl.policies"] = new JsonObject(scores.Select(s => KeyValuePair.Create(s.Policy, (JsonNode?)new JsonObject
+            {
+                ["return"] = Json(s.Return), ["session_length"] = Json(s.SessionLength),
+            }))),
+            ["rl.curve_ppo"] = Curve(ppoCurve),
+            ["rl.curve_a2c"] = Curve(a2cCurve),
+        };
+        return metrics;
+
+        static JsonObject Json(Estimate e) => new() { ["mean"] = e.Mean, ["ci95"] = double.IsFinite(e.HalfWidth) ? e.HalfWidth : null, ["n"] = e.Samples };
+        static JsonArray Curve(IReadOnlyList<PolicyIterationRecord> curve) => new(curve.Select(r => (JsonNode)new JsonObject
+        {
+            ["iteration"] = r.Iteration, ["return"] = Math.Round(r.MeanReturn, 4), ["length"] = Math.Round(r.MeanLength, 2), ["value_loss"] = Math.Round(r.ValueLoss, 5),
+            ["entropy"] = Math.Round(r.Entropy, 4), ["kl"] = Math.Round(r.ApproxKl, 5), ["clip_fraction"] = Math.Round(r.ClipFraction, 4),
+        }).ToArray());
+    }
+
+    private string Report(PolicyScore[] scores, EvaluationResult offlinePpo, EvaluationResult offlineGreedy, OffPolicyResult ope,
+        IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve)
+    {
+        var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>RL stage</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
+        html.Append(CultureInfo.InvariantCulture, $"<h1>Policy optimisation</h1><p>Held-out users, seeds {string.Join(", ", config.EvaluationSeeds)}, {config.EpisodesPerSeed} episodes each; slates of {config.SlateSize} from {config.Candidates} candidates; mean ± 95% interval over seeds.</p>");
+        html.Append("<table><tr><th>policy</th><th>return per session</th><th>session length</th></tr>");
+        foreach (var s in scores)
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(s.Policy)}</td><td>{s.Return}</td><td>{s.SessionLength}</td></tr>");
+        html.Append(CultureInfo.InvariantCulture, $"</table><h2>Offline ranking (test split)</h2><table><tr><th>encoder</th><th>HR@10</th><th>NDCG@10</th></tr><tr><td>PPO</td><td>{offlinePpo.All.HitRate:F4}</td><td>{offlinePpo.All.Ndcg:F4}</td></tr><tr><td>pretrained (greedy)</td><td>{offlineGreedy.All.HitRate:F4}</td><td>{offlineGreedy.All.Ndcg:F4}</td></tr></table>");
+        html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR</td><td>{ope.DoublyRobust}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
+        html.Append("<h2>Learning curves</h2>");
+        foreach (var (name, curve, colour) in new[] { ("PPO", ppoCurve, "#1f77b4"), ("A2C", a2cCurve, "#ff7f0e") })
+        {
+            html.Append(RunReport.Chart($"{name}: mean return per episode", curve.Select(r => ((double)r.Iteration, (double?)r.MeanReturn)).ToList(), colour))
+                .Append(RunReport.Chart($"{name}: value loss", curve.Select(r => ((double)r.Iteration, (double?)r.ValueLoss)).ToList(), colour))
+                .Append(RunReport.Chart($"{name}: entropy (first slot)", curve.Select(r => ((double)r.Iteration, (double?)r.Entropy)).ToList(), colour))
+                .Append(RunReport.Chart($"{name}: approximate KL", curve.Select(r => ((double)r.Iteration, (double?)r.ApproxKl)).ToList(), colour));
+        }
+        return html.Append("</body></html>").ToString();
+    }
+}
