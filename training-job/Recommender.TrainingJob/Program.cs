@@ -54,7 +54,12 @@ try
                 await TrainAsync(data, output);
             var iterations = options.Values.TryGetValue("rl-iterations", out var it) ? int.Parse(it, System.Globalization.CultureInfo.InvariantCulture) : 40;
             var rlConfig = new Recommender.Training.Reinforcement.ReinforcementConfig();
-            rlConfig = rlConfig with { Ppo = rlConfig.Ppo with { Iterations = iterations }, A2C = rlConfig.A2C with { Iterations = iterations } };
+            rlConfig = rlConfig with
+            {
+                Ppo = rlConfig.Ppo with { Iterations = iterations },
+                A2C = rlConfig.A2C with { Iterations = iterations },
+                RepetitionAblation = options.Values.TryGetValue("rl-ablation", out var ablation) ? ablation.Split(',').Select(w => double.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [],
+            };
             var (rlMetrics, report) = new Recommender.Training.Reinforcement.ReinforcementRun(rlConfig, progress).Run(world, data, pretrained, new EvaluationProtocol());
             Directory.CreateDirectory(output);
             var metricsPath = Path.Combine(output, "metrics.json");
@@ -105,7 +110,7 @@ try
                   training-job evaluate --model <dir> --data <source>
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
-                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 40] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
+                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 40] [--rl-ablation -1,-2] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
                   training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
@@ -127,7 +132,7 @@ string Storage() => options.Values.GetValueOrDefault("storage") ?? Environment.G
 
 Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionDataset data, string output)
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations")).ToDictionary();
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-ablation")).ToDictionary();
     var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
     var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
     return new TrainingRun(config, protocol, progress).RunAsync(data, output);

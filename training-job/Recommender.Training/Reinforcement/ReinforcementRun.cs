@@ -13,12 +13,12 @@ public sealed record ReinforcementConfig
     public int SlateSize { get; init; } = 5;
     /// <summary>Items the actor chooses among (the encoder's top-M not yet consumed).</summary>
     public int Candidates { get; init; } = 50;
-    /// <summary>Softmax temperature of the actor over candidate scores.</summary>
-    public double Temperature { get; init; } = 0.5;
+    /// <summary>Softmax temperature of the actor over candidate scores (low: the first policy is close to greedy).</summary>
+    public double Temperature { get; init; } = 0.2;
     public int MaxSessionSteps { get; init; } = 30;
     public RewardConfig Rewards { get; init; } = new();
-    public PolicyOptimizationConfig Ppo { get; init; } = new();
-    public PolicyOptimizationConfig A2C { get; init; } = new() { Algorithm = "a2c", LearningRate = 1e-4 };
+    public PolicyOptimizationConfig Ppo { get; init; } = new() { EpisodesPerIteration = 64, MinibatchSize = 128 };
+    public PolicyOptimizationConfig A2C { get; init; } = new() { Algorithm = "a2c", EpisodesPerIteration = 64 };
     /// <summary>Share of users whose sessions train the policies; the rest, on other seeds, judge them.</summary>
     public double TrainingUserShare { get; init; } = 0.8;
     public int[] EvaluationSeeds { get; init; } = [1001, 1002, 1003, 1004, 1005];
@@ -26,6 +26,8 @@ public sealed record ReinforcementConfig
     /// <summary>Logged decisions for off-policy evaluation, made by the pretrained policy sampling at <see cref="BehaviourTemperature"/>.</summary>
     public int OffPolicyDecisions { get; init; } = 4000;
     public double BehaviourTemperature { get; init; } = 1.0;
+    /// <summary>Fixed repetition weights to judge greedy with (an ablation of the actor's session head); none by default.</summary>
+    public double[] RepetitionAblation { get; init; } = [];
 }
 
 /// <summary>
@@ -44,7 +46,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var heldOut = users.Where(u => !TrainingUser(u)).ToList();
         SessionEnvironment Environment(IReadOnlyList<int> who) => new(world, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
         SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig) =>
-            new(SavedModel.Load(pretrainedDirectory, data, out modelConfig), modelConfig, data.UserFeatures, config.Candidates, config.Temperature);
+            new(SavedModel.Load(pretrainedDirectory, data, out modelConfig), modelConfig, data.UserFeatures, data.ItemFeatures, config.Candidates, config.Temperature);
 
         // Fine-tune from the pretrained weights, once with PPO and once with A2C.
         var ppo = Pretrained(out var modelConfig);
@@ -52,6 +54,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var a2c = Pretrained(out _);
         var a2cCurve = new PolicyOptimizer<SessionState>(config.A2C, a2c, Environment(trainUsers), progress).Train();
         var greedy = Pretrained(out _);
+        progress?.WriteLine($"learned session weights: PPO {ppo.SessionWeights}, A2C {a2c.SessionWeights} (log-sharpness, weight per repeated category)");
 
         // Judge every policy on held-out users and seeds of the ground truth.
         var popular = new PopularityScorer(split, data.ItemCount).MostPopular(data.ItemCount).ToArray();
@@ -62,7 +65,13 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             Judge("greedy", (s, _) => PolicyEvaluation.TopK(greedy.Scores(s), config.SlateSize), heldOut),
             Judge("popularity", (s, _) => popular.Where(i => !s.History.Contains(i)).Take(config.SlateSize).Select(i => (long)i).ToList(), heldOut),
             Judge("random", (s, r) => Enumerable.Range(1, data.ItemCount).Where(i => !s.History.Contains(i)).OrderBy(_ => r.Next()).Take(config.SlateSize).Select(i => (long)i).ToList(), heldOut),
-        };
+        }.Concat(config.RepetitionAblation.Select(weight =>
+        {
+            // Ablation: greedy re-ranked with a fixed weight per repeated category, to see what the head could gain.
+            var fixedWeight = Pretrained(out _);
+            fixedWeight.SetSessionWeights(0, weight);
+            return Judge($"greedy, repetition {weight:+0.#;-0.#;0}", (s, _) => fixedWeight.TopK(s, config.SlateSize), heldOut);
+        })).ToArray();
 
         // Offline ranking quality of the fine-tuned encoder next to the pretrained one.
         var offlinePpo = Evaluator.Evaluate(new SasRecScorer(ppo.Encoder, modelConfig, data.UserFeatures, CPU), split, data.ItemCount, EvaluationStage.Test, protocol);
@@ -70,6 +79,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
 
         var ope = OffPolicy(ppo, greedy, Environment(heldOut));
         var metrics = Metrics(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve);
+        metrics["rl.policy_session_weights"] = new JsonObject { ["log_sharpness"] = ppo.SessionWeights.LogSharpness, ["repetition"] = ppo.SessionWeights.Repetition };
         return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve));
 
         PolicyScore Judge(string name, SlatePolicyFunction policy, IReadOnlyList<int> who)
