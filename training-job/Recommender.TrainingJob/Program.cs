@@ -61,17 +61,22 @@ try
                 RepetitionAblation = options.Values.TryGetValue("rl-ablation", out var ablation) ? ablation.Split(',').Select(w => double.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [],
             };
             var (rlMetrics, report) = new Recommender.Training.Reinforcement.ReinforcementRun(rlConfig, progress).Run(world, data, pretrained, new EvaluationProtocol());
-            Directory.CreateDirectory(output);
-            var metricsPath = Path.Combine(output, "metrics.json");
-            var merged = File.Exists(metricsPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metricsPath))!.AsObject() : new System.Text.Json.Nodes.JsonObject();
-            foreach (var (key, value) in rlMetrics.ToList())
-            {
-                rlMetrics.Remove(key);
-                merged[key] = value;
-            }
-            File.WriteAllText(metricsPath, merged.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            MergeMetrics(output, rlMetrics);
             File.WriteAllText(Path.Combine(output, "report-rl.html"), report);
-            Console.WriteLine($"wrote {metricsPath} (rl.*) and {Path.Combine(output, "report-rl.html")}");
+            Console.WriteLine($"wrote {Path.Combine(output, "report-rl.html")}");
+            return 0;
+        }
+        case "meta":
+        {
+            // User-cold meta-learning: pretrain on the warm users (or reuse --pretrained), meta-train the
+            // user adaptation, compare it on held-out new users; cold_users.* and cold_start join metrics.json.
+            var data = await DataSources.OpenAsync(options.Required("data"), Storage());
+            var output = options.Required("out");
+            var coldStart = new Recommender.Training.MetaLearning.ColdStartRun(new Recommender.Training.MetaLearning.MetaLearningConfig(), new EvaluationProtocol(), progress);
+            if (!options.Values.ContainsKey("pretrained"))
+                await TrainAsync(coldStart.WarmPart(data), output);
+            var coldMetrics = await coldStart.RunAsync(data, options.Values.GetValueOrDefault("pretrained") ?? output);
+            MergeMetrics(output, coldMetrics);
             return 0;
         }
         case "promote":
@@ -111,6 +116,7 @@ try
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
                   training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 40] [--rl-ablation -1,-2] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
+                  training-job meta --data <source> --out <dir> [--pretrained <dir>] [--<setting> <value> ...]   (user-cold meta-learning and its evaluation)
                   training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
@@ -136,6 +142,21 @@ Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionD
     var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
     var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
     return new TrainingRun(config, protocol, progress).RunAsync(data, output);
+}
+
+// Adds a stage's keys to the run's metrics.json (replacing keys of the same name).
+static void MergeMetrics(string output, System.Text.Json.Nodes.JsonObject stage)
+{
+    Directory.CreateDirectory(output);
+    var path = Path.Combine(output, "metrics.json");
+    var merged = File.Exists(path) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject() : new System.Text.Json.Nodes.JsonObject();
+    foreach (var (key, value) in stage.ToList())
+    {
+        stage.Remove(key);
+        merged[key] = value;
+    }
+    File.WriteAllText(path, merged.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine($"wrote {path}");
 }
 
 /// <summary>--name value pairs and bare --flags.</summary>
