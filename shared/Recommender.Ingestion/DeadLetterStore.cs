@@ -32,17 +32,9 @@ public sealed class DeadLetterStore(BlobContainerClient container)
         {
             text.Append(JsonSerializer.Serialize(letter, DeadLetterJsonContext.Default.DeadLetter)).Append('\n');
         }
-        try
-        {
-            await container.GetBlobClient(StorageLayout.DeadLetterBlobName(source, deliveryKey)).UploadAsync(
-                BinaryData.FromString(text.ToString()),
-                new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } },
-                cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
-        {
-            // Written by an earlier attempt at the same delivery.
-        }
+        // Already there when an earlier attempt at the same delivery wrote it.
+        await container.GetBlobClient(StorageLayout.DeadLetterBlobName(source, deliveryKey)).UploadIfAbsentAsync(
+            BinaryData.FromString(text.ToString()), cancellationToken: cancellationToken);
     }
 
     /// <summary>Removes the dead letters of a delivery that was abandoned before it committed (see <see cref="EventIngestor"/>).</summary>

@@ -44,15 +44,8 @@ public sealed class DeliveryLedger(BlobContainerClient container)
         var blob = container.GetBlobClient(name);
         if (!_known.ContainsKey(name))
         {
-            try
-            {
-                await blob.UploadAsync(BinaryData.FromObjectAsJson(LedgerState.Initial, LedgerJsonContext.Default.LedgerState),
-                    new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken);
-            }
-            catch (RequestFailedException ex) when (ex.Status is 409 or 412)
-            {
-                // The ledger exists (or is leased, which means it exists too).
-            }
+            // A ledger that exists (or is leased, which means it exists too) is left as it is.
+            await blob.UploadIfAbsentAsync(BinaryData.FromObjectAsJson(LedgerState.Initial, LedgerJsonContext.Default.LedgerState), cancellationToken: cancellationToken);
             _known[name] = true;
         }
 

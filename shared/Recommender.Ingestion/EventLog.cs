@@ -36,22 +36,9 @@ public sealed class EventLog(BlobContainerClient container)
     {
         using var buffer = new MemoryStream();
         await ParquetSerializer.SerializeAsync(records, buffer, Options, cancellationToken: cancellationToken);
-        buffer.Position = 0;
-        try
-        {
-            await container.GetBlobClient(blobName).UploadAsync(buffer,
-                new BlobUploadOptions
-                {
-                    Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
-                    Metadata = new Dictionary<string, string> { [EventCountMetadata] = records.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-                },
-                cancellationToken);
-            return true;
-        }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
-        {
-            return false;
-        }
+        return await container.GetBlobClient(blobName).UploadIfAbsentAsync(new BinaryData(buffer.GetBuffer().AsMemory(0, (int)buffer.Length)),
+            new Dictionary<string, string> { [EventCountMetadata] = records.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            cancellationToken);
     }
 
     public async Task<bool> ExistsAsync(string blobName, CancellationToken cancellationToken = default) =>

@@ -177,18 +177,9 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 
-    private async Task UploadOnceAsync(string name, BinaryData content, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await container.GetBlobClient(name).UploadAsync(content,
-                new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
-        {
-            // Another snapshotter wrote the same id: same inputs, same content.
-        }
-    }
+    // Another snapshotter may have written the same id: same inputs, same content.
+    private Task<bool> UploadOnceAsync(string name, BinaryData content, CancellationToken cancellationToken) =>
+        container.GetBlobClient(name).UploadIfAbsentAsync(content, cancellationToken: cancellationToken);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Recommender.Ingestion;
 
 namespace Recommender.Serving;
 
@@ -28,17 +29,11 @@ public sealed class ModelRegistry(BlobContainerClient container)
     /// <summary>Uploads a version. A version is immutable: publishing an existing one fails.</summary>
     public async Task PublishAsync(ModelManifest manifest, ReadOnlyMemory<byte> policy, CancellationToken cancellationToken = default)
     {
-        var once = new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } };
-        try
-        {
-            await container.GetBlobClient(PolicyBlob(manifest.Version)).UploadAsync(BinaryData.FromBytes(policy), once, cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
-        {
-            throw new InvalidOperationException($"model version {manifest.Version} is already published; versions are immutable", ex);
-        }
+        if (!await container.GetBlobClient(PolicyBlob(manifest.Version)).UploadIfAbsentAsync(BinaryData.FromBytes(policy), cancellationToken: cancellationToken))
+            throw new InvalidOperationException($"model version {manifest.Version} is already published; versions are immutable");
         // The manifest goes last: a version without one is incomplete and is never promoted.
-        await container.GetBlobClient(ManifestBlob(manifest.Version)).UploadAsync(BinaryData.FromBytes(manifest.ToUtf8Json()), once, cancellationToken);
+        if (!await container.GetBlobClient(ManifestBlob(manifest.Version)).UploadIfAbsentAsync(BinaryData.FromBytes(manifest.ToUtf8Json()), cancellationToken: cancellationToken))
+            throw new InvalidOperationException($"model version {manifest.Version} is already published; versions are immutable");
     }
 
     public async Task<CurrentModel?> GetCurrentAsync(CancellationToken cancellationToken = default)

@@ -105,7 +105,7 @@ public sealed class Loop : IAsyncDisposable
     public static async Task<Loop> StartAsync(Func<ModelRegistry, IngestionServices, ITrainingJobLauncher> launcher, RetrainingSettings? settings = null, int users = 60)
     {
         var ingestion = await Azurite.CreateServicesAsync();
-        await SyntheticTraffic.SendAsync(ingestion, new SyntheticWorldOptions { Users = users, Items = 40, Seed = 5 }, progress: null);
+        await IngestionTraffic.SendAsync(ingestion, new SyntheticWorldOptions { Users = users, Items = 40, Seed = 5 }, progress: null);
         await PastTheSecondAsync();
         var models = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
         await models.CreateIfNotExistsAsync();

@@ -99,7 +99,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
 
         // Fewer new events than the threshold start nothing; more do, on a new snapshot.
         Assert.Null(await loop.Trigger.StartIfEnoughNewEventsAsync(loop.Client));
-        await Recommender.TrainingJob.SyntheticTraffic.SendAsync(loop.Ingestion, new Data.SyntheticWorldOptions { Users = 30, Items = 40, Seed = 99 }, progress: null);
+        await Recommender.TrainingJob.IngestionTraffic.SendAsync(loop.Ingestion, new Data.SyntheticWorldOptions { Users = 30, Items = 40, Seed = 99 }, progress: null);
         await Loop.PastTheSecondAsync();
         var start = await loop.Trigger.StartIfEnoughNewEventsAsync(loop.Client);
         Assert.NotNull(start);

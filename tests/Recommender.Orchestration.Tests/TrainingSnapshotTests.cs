@@ -15,11 +15,11 @@ public sealed class TrainingSnapshotTests
     {
         var services = await Azurite.CreateServicesAsync();
         var world = new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 };
-        await SyntheticTraffic.SendAsync(services, world, progress: null);
+        await IngestionTraffic.SendAsync(services, world, progress: null);
         await services.Deletion.DeleteAsync(SyntheticWorld.UserId(0));
         await Loop.PastTheSecondAsync();
         var watermark = DateTimeOffset.UtcNow;
-        await SyntheticTraffic.SendAsync(services, world with { Seed = 22 }, progress: null); // after the watermark
+        await IngestionTraffic.SendAsync(services, world with { Seed = 22 }, progress: null); // after the watermark
 
         var snapshot = await services.Snapshots.CreateAsync(watermark, Small);
         var again = await services.Snapshots.CreateAsync(watermark, Small);
@@ -43,7 +43,7 @@ public sealed class TrainingSnapshotTests
     public async Task Events_that_do_not_train_the_model_leave_the_snapshot_id_unchanged()
     {
         var services = await Azurite.CreateServicesAsync();
-        await SyntheticTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
+        await IngestionTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
         await Loop.PastTheSecondAsync();
         var before = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
 
@@ -59,7 +59,7 @@ public sealed class TrainingSnapshotTests
     public async Task An_unreadable_log_blob_refuses_the_snapshot_and_names_the_blob()
     {
         var services = await Azurite.CreateServicesAsync();
-        await SyntheticTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
+        await IngestionTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
         await services.EventLog.Container.UploadBlobAsync(StorageLayout.EventLogPrefix + "2026/01/01/00/broken.parquet", BinaryData.FromString("not parquet"));
         await Loop.PastTheSecondAsync();
 

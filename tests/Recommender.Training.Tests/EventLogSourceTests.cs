@@ -15,8 +15,8 @@ public sealed class EventLogSourceTests
         var world = new SyntheticWorld(options);
         var expected = world.GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
-        var (accepted, rejected) = await SyntheticTraffic.SendAsync(services, options, progress: null);
-        await SyntheticTraffic.SendAsync(services, options, progress: null); // a second run counts nothing twice
+        var (accepted, rejected) = await IngestionTraffic.SendAsync(services, options, progress: null);
+        await IngestionTraffic.SendAsync(services, options, progress: null); // a second run counts nothing twice
         await services.Deletion.DeleteAsync(SyntheticWorld.UserId(0));
         var data = await DataSources.OpenEventLogAsync(services);
 

@@ -96,9 +96,9 @@ try
             // With --data, any source's interactions (e.g. movielens:<dir>) instead of the synthetic world.
             var services = Recommender.Ingestion.IngestionServices.Connect(Storage());
             if (options.Values.TryGetValue("data", out var source))
-                await SyntheticTraffic.SendDatasetAsync(services, await DataSources.OpenAsync(source, Storage()), Console.Out);
+                await IngestionTraffic.SendDatasetAsync(services, await DataSources.OpenAsync(source, Storage()), Console.Out);
             else
-                await SyntheticTraffic.SendAsync(services, Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")), Console.Out);
+                await IngestionTraffic.SendAsync(services, Recommender.Data.SyntheticWorldOptions.Parse(options.Values.GetValueOrDefault("world", "")), Console.Out);
             return 0;
         }
         case "evaluate":

@@ -10,7 +10,7 @@ namespace Recommender.TrainingJob;
 /// history, or any data source's interactions (e.g. a MovieLens folder) with its item features as categories.
 /// Event ids are derived from the data, so sending the same data again adds nothing.
 /// </summary>
-public static class SyntheticTraffic
+public static class IngestionTraffic
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
