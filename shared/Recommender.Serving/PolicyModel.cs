@@ -14,7 +14,7 @@ public readonly record struct ScoredItem(string ItemId, int ItemNumber, float Sc
 /// and spinning threads cost more in tail latency than they save). Thread-safe. Reference-counted so a
 /// hot swap never disposes a session that a request is still using (see <see cref="ModelSwitcher"/>).
 /// </summary>
-public sealed class PolicyModel
+public sealed class PolicyModel : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly Dictionary<string, int> _itemNumbers;
@@ -40,7 +40,7 @@ public sealed class PolicyModel
     public string Version => Manifest.Version;
 
     /// <summary>Loads, smoke-checks and unloads a policy (the promotion gate's check); throws <see cref="InvalidModelException"/> when it is unusable.</summary>
-    public static void SmokeTest(ModelManifest manifest, byte[] onnx) => Load(manifest, onnx).Release();
+    public static void SmokeTest(ModelManifest manifest, byte[] onnx) => Load(manifest, onnx).Dispose();
 
     /// <summary>Loads and smoke-checks a policy; throws <see cref="InvalidModelException"/> when it is unusable.</summary>
     public static PolicyModel Load(ModelManifest manifest, byte[] onnx)
@@ -210,6 +210,9 @@ public sealed class PolicyModel
                 return true;
         }
     }
+
+    /// <summary>Releases the caller's reference (the one <see cref="Load"/> returns); for models not handed to a <see cref="ModelSwitcher"/>.</summary>
+    public void Dispose() => Release();
 
     internal void Release()
     {

@@ -40,13 +40,15 @@ public sealed class FakeLauncher(ModelRegistry registry, string run) : ITraining
     /// <summary>How each attempt (1-based) ends; Running means it never ends.</summary>
     public Func<int, TrainingJobState> Outcome { get; init; } = _ => TrainingJobState.Succeeded;
     public double CandidateNdcg { get; init; } = 0.5;
+    /// <summary>The champion's ndcg@10 as the job would measure it on the candidate's data (null: not measured).</summary>
+    public double? ChampionNdcgOnSameData { get; init; }
     public bool CorruptPolicy { get; init; }
 
     public async Task<string> StartAsync(TrainingJobRequest request, CancellationToken cancellationToken = default)
     {
         lock (Started) Started.Add(request);
         if (Outcome(Started.Count) == TrainingJobState.Succeeded)
-            await PublishAsync(registry, run, request.CandidateVersion, CandidateNdcg, CorruptPolicy, RetrainingSteps.DataSnapshotName(request.SnapshotId));
+            await PublishAsync(registry, run, request.CandidateVersion, CandidateNdcg, CorruptPolicy, RetrainingSteps.DataSnapshotName(request.SnapshotId), ChampionNdcgOnSameData);
         return $"execution-{Started.Count}";
     }
 
@@ -65,11 +67,13 @@ public sealed class FakeLauncher(ModelRegistry registry, string run) : ITraining
     }
 
     /// <summary>Publishes the run as <paramref name="version"/> with its ndcg@10 replaced.</summary>
-    public static async Task PublishAsync(ModelRegistry registry, string run, string version, double ndcg, bool corrupt = false, string snapshot = "test")
+    public static async Task PublishAsync(ModelRegistry registry, string run, string version, double ndcg, bool corrupt = false, string snapshot = "test", double? championNdcg = null)
     {
         var manifest = RunPublisher.Manifest(run, version, snapshot);
         var metrics = (JsonObject)manifest.Metrics!.DeepClone();
         metrics["ndcg@10"] = ndcg;
+        if (championNdcg is { } measured)
+            metrics["champion"] = new JsonObject { ["version"] = (await registry.GetCurrentAsync())!.Pointer.Version, ["ndcg@10"] = measured };
         var policy = corrupt ? "not an onnx model"u8.ToArray() : await File.ReadAllBytesAsync(Path.Combine(run, ModelRegistry.PolicyFile));
         await registry.PublishAsync(manifest with { Metrics = metrics }, policy);
     }

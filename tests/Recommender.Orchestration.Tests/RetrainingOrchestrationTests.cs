@@ -74,6 +74,20 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     }
 
     [Fact]
+    public async Task The_gate_judges_against_the_champion_measured_on_the_candidates_own_data()
+    {
+        // The champion recorded 0.45 on its old snapshot, but scores 0.35 on the new one; the candidate 0.40.
+        await using var loop = await Loop.StartAsync((registry, _) => new FakeLauncher(registry, fixture.Run) { CandidateNdcg = 0.40, ChampionNdcgOnSameData = 0.35 });
+        await FakeLauncher.PublishAsync(loop.Registry, fixture.Run, "champion", ndcg: 0.45);
+        Assert.True(await loop.Registry.PromoteAsync("champion", null));
+
+        var outcome = await loop.RunAsync();
+
+        Assert.Equal(RetrainingResult.Promoted, outcome.Result);
+        Assert.Equal(0.35, outcome.Verdict!.Champion["ndcg@10"]);
+    }
+
+    [Fact]
     public async Task A_corrupt_candidate_fails_the_smoke_test_and_is_not_promoted()
     {
         await using var loop = await Loop.StartAsync((registry, _) => new FakeLauncher(registry, fixture.Run) { CorruptPolicy = true, CandidateNdcg = 0.99 });

@@ -26,8 +26,12 @@ try
             var version = options.Required("version");
             var output = options.Values.GetValueOrDefault("out") ?? Path.Combine(Path.GetTempPath(), "retrain-" + version);
             var container = options.Values.TryGetValue("snapshot-container", out var c) ? c + "/" : "";
-            await TrainAsync(await DataSources.OpenAsync($"snapshot:{container}{snapshot}", Storage()), output);
+            var data = await DataSources.OpenAsync($"snapshot:{container}{snapshot}", Storage());
+            await TrainAsync(data, output);
             var registry = new Recommender.Serving.ModelRegistry(Recommender.Ingestion.StorageAccount.Connect(Storage()).Blobs.GetBlobContainerClient(options.Values.GetValueOrDefault("container", "models")));
+            // The champion on this snapshot's test split too, for the gate to compare like with like.
+            if (await ChampionEvaluation.MeasureAsync(registry, data, Protocol(Config())) is { } champion)
+                MergeMetrics(output, new System.Text.Json.Nodes.JsonObject { ["champion"] = champion });
             await RunPublisher.PublishAsync(registry, output, version, "snapshot:" + snapshot, promote: false);
             Console.WriteLine($"published candidate {version} (trained on snapshot {snapshot})");
             return 0;
@@ -138,11 +142,19 @@ string Storage() => options.Values.GetValueOrDefault("storage") ?? Environment.G
 
 Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionDataset data, string output)
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-ablation")).ToDictionary();
-    var config = SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
-    var protocol = new EvaluationProtocol { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
-    return new TrainingRun(config, protocol, progress).RunAsync(data, output);
+    var config = Config();
+    return new TrainingRun(config, Protocol(config), progress).RunAsync(data, output);
 }
+
+// The model settings: defaults, then --config, then --<setting> overrides (every option that is not the command's own).
+SequenceModelConfig Config()
+{
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-ablation")).ToDictionary();
+    return SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
+}
+
+EvaluationProtocol Protocol(SequenceModelConfig config) =>
+    new() { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
 
 // Adds a stage's keys to the run's metrics.json (replacing keys of the same name).
 static void MergeMetrics(string output, System.Text.Json.Nodes.JsonObject stage)

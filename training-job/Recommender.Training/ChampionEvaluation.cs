@@ -1,0 +1,51 @@
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using Recommender.Serving;
+
+namespace Recommender.Training;
+
+/// <summary>
+/// Scores with a published ONNX policy (the champion being served) on a dataset numbered differently:
+/// histories are mapped to the policy's item numbers by id (items it never saw are left out), and items it
+/// cannot score rank last.
+/// </summary>
+public sealed class PolicyModelScorer(PolicyModel model, InteractionDataset data) : ISequenceScorer
+{
+    private readonly int[] _policyNumber = data.ItemIds.Select(id => model.TryGetItemNumber(id, out var n) ? n : 0).ToArray();
+
+    public string Name => $"champion {model.Version}";
+
+    public float[][] Score(IReadOnlyList<int> users, IReadOnlyList<int[]> histories) =>
+        histories.Select(history =>
+        {
+            var known = history.Select(i => _policyNumber[i]).Where(n => n > 0).ToList();
+            var scores = model.Score(known, null, out _, 1);
+            return _policyNumber.Select((n, i) => i == 0 || n == 0 ? float.NegativeInfinity : scores[n]).ToArray();
+        }).ToArray();
+}
+
+/// <summary>
+/// The champion measured on the candidate's own test split, so the promotion gate compares like with like
+/// (a champion's recorded metrics come from an older snapshot).
+/// </summary>
+public static class ChampionEvaluation
+{
+    /// <summary>The <c>champion</c> block of a candidate's metrics: the served version and its metrics on this data; null when nothing is promoted.</summary>
+    public static async Task<JsonObject?> MeasureAsync(ModelRegistry registry, InteractionDataset data, EvaluationProtocol protocol, CancellationToken cancellationToken = default)
+    {
+        var current = await registry.GetCurrentAsync(cancellationToken);
+        if (current is null)
+            return null;
+        var (manifest, policy) = await registry.DownloadAsync(current.Pointer.Version, cancellationToken);
+        using var model = PolicyModel.Load(manifest, policy);
+        var result = Evaluator.Evaluate(new PolicyModelScorer(model, data), LeaveOneOutSplit.Create(data), data.ItemCount, EvaluationStage.Test, protocol);
+        return new JsonObject
+        {
+            ["version"] = manifest.Version,
+            ["hr@10"] = result.All.HitRate,
+            ["ndcg@10"] = result.All.Ndcg,
+            ["hr@10_full"] = result.All.FullHitRate,
+            ["ndcg@10_full"] = result.All.FullNdcg,
+        };
+    }
+}
