@@ -14,14 +14,14 @@ public sealed class BicepTests
     private static readonly string Root = Path.GetFullPath(Metadata("RepositoryRoot"));
     /// <summary>JSON text with quotes and apostrophes as they are, so template expressions read as written.</summary>
     private static readonly System.Text.Json.JsonSerializerOptions Raw = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-    private static readonly Lazy<JsonNode> Template = new(() => JsonNode.Parse(Bicep("build", "infra/main.bicep", "--stdout").Output)!);
+    private static readonly Lazy<JsonNode> Template = new(() => JsonNode.Parse(Bicep("build", "infra/main.bicep", "--stdout").Standard)!);
 
     [Theory]
     [InlineData("infra/main.bicep")]
     [InlineData("infra/resources.bicep")]
     public void The_templates_lint_without_warnings(string file)
     {
-        var (exitCode, output) = Bicep("lint", file);
+        var (exitCode, _, output) = Bicep("lint", file);
         Assert.True(exitCode == 0 && output.Trim().Length == 0, $"bicep lint {file} (exit {exitCode}):\n{output}");
     }
 
@@ -127,7 +127,8 @@ public sealed class BicepTests
         return found;
     }
 
-    private static (int ExitCode, string Output) Bicep(params string[] arguments)
+    /// <summary>Runs the bicep CLI: its exit code, standard output (a built template) and everything it printed (diagnostics included).</summary>
+    private static (int ExitCode, string Standard, string Output) Bicep(params string[] arguments)
     {
         var bicep = Metadata("BicepPath");
         if (!OperatingSystem.IsWindows() && !File.GetUnixFileMode(bicep).HasFlag(UnixFileMode.UserExecute))
@@ -140,7 +141,7 @@ public sealed class BicepTests
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         process.WaitForExit();
-        return (process.ExitCode, output.Result + error.Result);
+        return (process.ExitCode, output.Result, output.Result + error.Result);
     }
 
     private static string Metadata(string key) =>

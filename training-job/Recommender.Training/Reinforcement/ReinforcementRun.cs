@@ -61,6 +61,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var scores = new[]
         {
             Judge("PPO", Sampled(ppo), heldOut),
+            Judge("PPO, most likely slate", (s, _) => ppo.TopK(s, config.SlateSize), heldOut),
             Judge("A2C", Sampled(a2c), heldOut),
             Judge("greedy", (s, _) => PolicyEvaluation.TopK(greedy.Scores(s), config.SlateSize), heldOut),
             Judge("popularity", (s, _) => popular.Where(i => !s.History.Contains(i)).Take(config.SlateSize).Select(i => (long)i).ToList(), heldOut),
@@ -172,6 +173,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var metrics = new JsonObject
         {
             ["rl.return_policy"] = Of("PPO").Return.Mean,
+            ["rl.return_policy_most_likely"] = Of("PPO, most likely slate").Return.Mean,
             ["rl.return_a2c"] = Of("A2C").Return.Mean,
             ["rl.return_greedy"] = Of("greedy").Return.Mean,
             ["rl.return_popularity"] = Of("popularity").Return.Mean,
