@@ -32,10 +32,10 @@ public sealed class PolicyOptimizationTests
         var oldLp = tensor(new[] { 0f, 0f, 0f });
         var newLp = tensor(new[] { (float)Math.Log(1.5), (float)Math.Log(0.5), (float)Math.Log(1.1) });
         var adv = tensor(new[] { 1f, 1f, -2f });
-        Losses.ClippedSurrogate(newLp, oldLp, adv, 0.2, out var loss);
+        var loss = Losses.ClippedSurrogate(newLp, oldLp, adv, 0.2);
         // min(1.5, 1.2) = 1.2; min(0.5, 0.8) = 0.5; min(-2.2, -2.2) = -2.2 -> mean = -0.1667 -> loss 0.1667.
         Assert.Equal((1.2 + 0.5 - 2.2) / -3, loss.item<float>(), 5);
-        Losses.ClippedSurrogate(newLp, oldLp, adv, double.PositiveInfinity, out var unclipped);
+        var unclipped = Losses.ClippedSurrogate(newLp, oldLp, adv, double.PositiveInfinity);
         Assert.Equal((1.5 + 0.5 - 2.2) / -3, unclipped.item<float>(), 5);
     }
 

@@ -108,7 +108,8 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
                     var advantage = tensor(batch.Select(i => normalized[i]).ToArray(), ScalarType.Float32);
                     var target = tensor(batch.Select(i => targets[i]).ToArray(), ScalarType.Float32);
 
-                    var loss = Losses.ClippedSurrogate(logProbability, oldLogProbability, advantage, clip, out var lossPolicy)
+                    var lossPolicy = Losses.ClippedSurrogate(logProbability, oldLogProbability, advantage, clip);
+                    var loss = lossPolicy
                         + config.ValueCoefficient * (values - target).pow(2).mean()
                         - config.EntropyCoefficient * slateEntropy.mean();
 
@@ -217,14 +218,13 @@ public static class Losses
     /// -E[min(ρ A, clip(ρ, 1 - ε, 1 + ε) A)], ρ = exp(log π - log π_old). With ε = ∞ it is the plain policy
     /// gradient loss -E[ρ A], whose gradient at ρ = 1 is A2C's -E[A ∇log π].
     /// </summary>
-    public static Tensor ClippedSurrogate(Tensor logProbability, Tensor oldLogProbability, Tensor advantage, double clip, out Tensor loss)
+    public static Tensor ClippedSurrogate(Tensor logProbability, Tensor oldLogProbability, Tensor advantage, double clip)
     {
         var ratio = (logProbability - oldLogProbability).exp();
         var surrogate = ratio * advantage;
         if (!double.IsPositiveInfinity(clip))
             surrogate = minimum(surrogate, ratio.clamp(1 - clip, 1 + clip) * advantage);
-        loss = -surrogate.mean();
-        return loss;
+        return -surrogate.mean();
     }
 }
 

@@ -116,7 +116,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var random = new Random(config.EvaluationSeeds[0] + 17);
         var logs = new List<LoggedDecision>();
         var truth = new List<double>();
-        var target_ = Sampled(target);
+        var targetPolicy = Sampled(target);
         while (logs.Count < config.OffPolicyDecisions)
         {
             var state = environment.Reset(random);
@@ -133,7 +133,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
                 var behaviourProbability = SlateProbability(behaviourLogits, slate);
                 var targetProbability = TargetProbability(target, state, shown);
 
-                var counterfactual = environment.Respond(environment.CurrentUser, target_(state, random), random).Reward;
+                var counterfactual = environment.Respond(environment.CurrentUser, targetPolicy(state, random), random).Reward;
                 truth.Add(counterfactual);
                 (state, var reward, done) = environment.Step(shown, random);
                 logs.Add(new LoggedDecision(reward, behaviourProbability, targetProbability));
