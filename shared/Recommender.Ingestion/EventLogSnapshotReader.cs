@@ -1,28 +1,60 @@
 namespace Recommender.Ingestion;
 
+/// <summary>What a read of the log found: the records kept, and what was left out and why.</summary>
+public sealed record EventLogRead(List<EventLogRecord> Records, int Blobs, long Events, long DeletedUserEvents, long DuplicateEvents, IReadOnlyList<string> UnreadableBlobs);
+
 /// <summary>
-/// Reads the event log as training sees it: every blob under the prefix, minus the events of deleted
-/// users ingested up to their deletion, each event id once (in case a client resent an event in a
-/// different HTTP body), ordered by timestamp.
+/// Reads the event log as training sees it: the log's blobs, minus the events of deleted users ingested
+/// up to their deletion, each event id once (in case a client resent an event in a different HTTP body),
+/// ordered by timestamp (then event id, so equal times keep one order).
 /// </summary>
 public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tombstones)
 {
-    public async Task<IReadOnlyList<EventLogRecord>> ReadAsync(string prefix = StorageLayout.EventLogPrefix, CancellationToken cancellationToken = default)
+    /// <summary>Every blob of the log; a blob that cannot be read fails the read.</summary>
+    public async Task<IReadOnlyList<EventLogRecord>> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        var read = await ReadAsync(writtenBefore: null, cancellationToken);
+        if (read.UnreadableBlobs.Count > 0)
+            throw new InvalidDataException($"event-log blob {read.UnreadableBlobs[0]} cannot be read");
+        return read.Records;
+    }
+
+    /// <summary>The blobs written before <paramref name="writtenBefore"/> (all when null); unreadable blobs are listed, not thrown.</summary>
+    public async Task<EventLogRead> ReadAsync(DateTimeOffset? writtenBefore, CancellationToken cancellationToken = default)
     {
         var deleted = await tombstones.ReadAllAsync(cancellationToken);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var records = new List<EventLogRecord>();
-        await foreach (var blob in eventLog.ListBlobsAsync(prefix, cancellationToken))
+        var unreadable = new List<string>();
+        int blobs = 0;
+        long events = 0, deletedEvents = 0, duplicates = 0;
+        await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
         {
-            foreach (var record in await eventLog.ReadBlobAsync(blob.Name, cancellationToken))
+            if (writtenBefore is { } limit && !(blob.Properties.LastModified < limit))
+                continue;
+            blobs++;
+            IList<EventLogRecord> rows;
+            try
             {
+                rows = await eventLog.ReadBlobAsync(blob.Name, cancellationToken);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
+            {
+                unreadable.Add(blob.Name);
+                continue;
+            }
+            foreach (var record in rows)
+            {
+                events++;
                 if (deleted.TryGetValue(record.UserId, out var deletedAt) && record.IngestedAt <= deletedAt.UtcDateTime)
-                    continue;
-                if (seen.Add(record.EventId))
+                    deletedEvents++;
+                else if (!seen.Add(record.EventId))
+                    duplicates++;
+                else
                     records.Add(record);
             }
         }
-        records.Sort((a, b) => a.Timestamp.CompareTo(b.Timestamp));
-        return records;
+        records.Sort((a, b) => a.Timestamp != b.Timestamp ? a.Timestamp.CompareTo(b.Timestamp) : string.CompareOrdinal(a.EventId, b.EventId));
+        return new EventLogRead(records, blobs, events, deletedEvents, duplicates, unreadable);
     }
 }

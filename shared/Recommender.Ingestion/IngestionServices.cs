@@ -23,7 +23,7 @@ public sealed class IngestionServices
         Ingestor = new EventIngestor(Parser, EventLog, DeadLetters, Catalog, UserStates, Ledger, time);
         Deletion = new UserDataDeletion(Tombstones, UserStates, Catalog, time);
         SnapshotReader = new EventLogSnapshotReader(EventLog, Tombstones);
-        Snapshots = new TrainingSnapshotStore(blobs.GetBlobContainerClient(Layout.TrainingContainer), EventLog, Tombstones, Catalog);
+        Snapshots = new TrainingSnapshotStore(blobs.GetBlobContainerClient(Layout.TrainingContainer), SnapshotReader, Catalog);
         _blobs = blobs;
         _tables = tables;
     }

@@ -45,7 +45,7 @@ public sealed record SnapshotRequirements
 /// tokens) and <c>snapshot.json</c> (watermark and statistics). Written once per id; the training job
 /// reads exactly these blobs, so a run is reproducible whatever arrives in the log afterwards.
 /// </summary>
-public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLog eventLog, TombstoneStore tombstones, CatalogStore catalog)
+public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLogSnapshotReader reader, CatalogStore catalog)
 {
     public const string Prefix = "snapshots/";
     private static readonly ParquetOptions Parquet = new() { CompressionMethod = CompressionMethod.Snappy };
@@ -69,51 +69,17 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
         // Blob times have whole seconds: the snapshot takes the blobs of the seconds before the watermark's,
         // and everything of its second or later belongs to the next snapshot.
         watermark = new DateTimeOffset(watermark.UtcTicks - watermark.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
-        var deleted = await tombstones.ReadAllAsync(cancellationToken);
-        var blobs = new List<BlobItem>();
-        await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
-        {
-            if (blob.Properties.LastModified is { } written && written < watermark)
-                blobs.Add(blob);
-        }
-
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var engagements = new List<EventLogRecord>();
-        var unreadable = new List<string>();
-        long events = 0, deletedEvents = 0, duplicates = 0;
-        foreach (var blob in blobs)
-        {
-            IList<EventLogRecord> records;
-            try
-            {
-                records = await eventLog.ReadBlobAsync(blob.Name, cancellationToken);
-            }
-            catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
-            {
-                unreadable.Add(blob.Name);
-                continue;
-            }
-            foreach (var record in records)
-            {
-                events++;
-                if (deleted.TryGetValue(record.UserId, out var deletedAt) && record.IngestedAt <= deletedAt.UtcDateTime)
-                    deletedEvents++;
-                else if (!seen.Add(record.EventId))
-                    duplicates++;
-                else if (record.IsEngagement())
-                    engagements.Add(record);
-            }
-        }
-        engagements.Sort((a, b) => a.Timestamp != b.Timestamp ? a.Timestamp.CompareTo(b.Timestamp) : string.CompareOrdinal(a.EventId, b.EventId));
+        var log = await reader.ReadAsync(watermark, cancellationToken);
+        var engagements = log.Records.Where(r => r.IsEngagement()).ToList();
         var items = new SortedDictionary<string, string[]>(StringComparer.Ordinal);
         await foreach (var item in catalog.ListItemsAsync(cancellationToken))
             items[item.ItemId] = ContentTokens(item);
         var id = SnapshotId(engagements, items);
 
         var perUser = engagements.GroupBy(r => r.UserId).Select(g => g.Count()).ToList();
-        var statistics = new SnapshotStatistics(blobs.Count, events, engagements.Count, perUser.Count,
-            engagements.Select(r => r.ItemId).Distinct().Count(), perUser.Count(n => n >= 3), deletedEvents, duplicates, unreadable);
-        var refusal = unreadable.Count > 0 ? $"{unreadable.Count} log blob(s) could not be read, first {unreadable[0]}"
+        var statistics = new SnapshotStatistics(log.Blobs, log.Events, engagements.Count, perUser.Count,
+            engagements.Select(r => r.ItemId).Distinct().Count(), perUser.Count(n => n >= 3), log.DeletedUserEvents, log.DuplicateEvents, log.UnreadableBlobs);
+        var refusal = log.UnreadableBlobs.Count > 0 ? $"{log.UnreadableBlobs.Count} log blob(s) could not be read, first {log.UnreadableBlobs[0]}"
             : statistics.Engagements < requirements.MinEngagements ? $"{statistics.Engagements} engagements, fewer than the {requirements.MinEngagements} required"
             : statistics.TrainableUsers < requirements.MinTrainableUsers ? $"{statistics.TrainableUsers} users with 3 or more engagements, fewer than the {requirements.MinTrainableUsers} required"
             : null;
