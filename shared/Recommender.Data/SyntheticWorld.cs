@@ -134,6 +134,12 @@ public sealed class SyntheticWorld
     public static string ItemId(int item) => "item" + item.ToString(CultureInfo.InvariantCulture);
     public static string UserId(int user) => "user" + user.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>The world's index of an item id made by <see cref="ItemId"/> ("item17" is 17).</summary>
+    public static int ItemIndex(string itemId) => int.Parse(itemId.AsSpan("item".Length), CultureInfo.InvariantCulture);
+
+    /// <summary>The world's index of a user id made by <see cref="UserId"/> ("user17" is 17).</summary>
+    public static int UserIndex(string userId) => int.Parse(userId.AsSpan("user".Length), CultureInfo.InvariantCulture);
+
     public string ItemTitle(int item) => $"{ItemTags[item][0]} {ItemTags[item][1]} {item}";
 
     /// <summary>The true appeal of an item to a user right now (higher is better).</summary>
@@ -240,8 +246,8 @@ public sealed class SyntheticWorld
         {
             ItemFeatures = FeatureTable.FromStrings(data.ItemIds.Select(id => id.Length == 0
                 ? (IReadOnlyList<string>)[]
-                : ItemTokens(int.Parse(id.AsSpan(4), CultureInfo.InvariantCulture))).ToList()),
-            UserFeatures = FeatureTable.FromStrings(data.UserIds.Select(id => Users[int.Parse(id.AsSpan(4), CultureInfo.InvariantCulture)].Attributes).ToList()),
+                : ItemTokens(ItemIndex(id))).ToList()),
+            UserFeatures = FeatureTable.FromStrings(data.UserIds.Select(id => Users[UserIndex(id)].Attributes).ToList()),
         };
     }
 

@@ -79,7 +79,7 @@ try
             var coldStart = new Recommender.Training.MetaLearning.ColdStartRun(new Recommender.Training.MetaLearning.MetaLearningConfig(), new EvaluationProtocol(), progress);
             if (!options.Values.ContainsKey("pretrained"))
                 await TrainAsync(coldStart.WarmPart(data), output);
-            var coldMetrics = await coldStart.RunAsync(data, options.Values.GetValueOrDefault("pretrained") ?? output);
+            var coldMetrics = coldStart.Run(data, options.Values.GetValueOrDefault("pretrained") ?? output);
             MergeMetrics(output, coldMetrics);
             return 0;
         }

@@ -21,7 +21,7 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
     public InteractionDataset WarmPart(InteractionDataset data) =>
         data with { Sequences = data.Sequences.Select((s, u) => IsColdUser(data, u) ? [] : s).ToArray() };
 
-    public async Task<JsonObject> RunAsync(InteractionDataset data, string pretrainedDirectory)
+    public JsonObject Run(InteractionDataset data, string pretrainedDirectory)
     {
         var warm = WarmPart(data);
         var encoder = SavedModel.Load(pretrainedDirectory, warm, out var modelConfig);
@@ -58,7 +58,6 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
             };
         }
         var best = table["meta_learned"].All;
-        await Task.CompletedTask;
         return new JsonObject
         {
             ["cold_users.hr@10"] = best.HitRate,

@@ -30,7 +30,7 @@ public sealed class SessionEnvironment(SyntheticWorld world, InteractionDataset 
     public SessionState Reset(Random random)
     {
         var u = users[random.Next(users.Count)];
-        _user = SyntheticWorld.Clone(world.Users[WorldUser(data, u)]);
+        _user = SyntheticWorld.Clone(world.Users[SyntheticWorld.UserIndex(data.UserIds[u])]);
         _state = new SessionState(u, data.Sequences[u], 0);
         return _state;
     }
@@ -52,7 +52,4 @@ public sealed class SessionEnvironment(SyntheticWorld world, InteractionDataset 
         var (chosen, left) = world.Respond(user, slate.Select(n => (int)n - 1).ToList(), random);
         return (chosen, left, (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0));
     }
-
-    /// <summary>The world's index of dataset user <paramref name="u"/> ("user17" is world user 17).</summary>
-    public static int WorldUser(InteractionDataset data, int u) => int.Parse(data.UserIds[u].AsSpan(4), System.Globalization.CultureInfo.InvariantCulture);
 }
