@@ -41,7 +41,7 @@ internal static class TrainingThroughputBenchmark
         {
             var users = Enumerable.Range((step % 8) * config.BatchSize, config.BatchSize).ToArray();
             var clock = Stopwatch.StartNew();
-            trainer.Step(model, optimizer, data, split, users, CPU, rng);
+            trainer.Step(model, optimizer, data, split.Train, users, CPU, rng);
             if (step >= warmup)
                 times.Add(clock.Elapsed.TotalMilliseconds);
         }

@@ -72,6 +72,37 @@ public sealed class SequenceModelTests
     }
 
     [Fact]
+    public void The_refit_learns_the_validation_transitions_the_early_stopped_model_never_saw()
+    {
+        var (data, split) = World();
+        var config = Small with { Loss = "ce", Epochs = 20, EvaluateEvery = 20 };
+        var trainer = new SequenceModelTrainer(config);
+
+        var outcome = trainer.Train(data, split);
+        var refit = trainer.Refit(data, split, outcome.BestEpoch);
+
+        // Validation targets are training targets for the refit only, so it ranks them higher.
+        var before = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device), split, data.ItemCount, EvaluationStage.Validation);
+        var after = Evaluator.Evaluate(new SasRecScorer(refit, config, data.UserFeatures, outcome.Device), split, data.ItemCount, EvaluationStage.Validation);
+        Assert.True(after.All.FullNdcg > before.All.FullNdcg + 0.02, $"validation full NDCG@10: refit {after.All.FullNdcg:F3} vs early-stopped {before.All.FullNdcg:F3}");
+    }
+
+    [Fact]
+    public async Task A_refit_run_serves_the_refit_model_and_keeps_the_early_stopped_metrics_beside_it()
+    {
+        var (data, split) = World();
+        var dir = Path.Combine(Path.GetTempPath(), "run-" + Guid.NewGuid().ToString("N"));
+        var config = Small with { Epochs = 3, EvaluateEvery = 1, Refit = true };
+
+        var metrics = await new TrainingRun(config, new EvaluationProtocol()).RunAsync(data, dir);
+
+        var saved = SavedModel.Evaluate(dir, data, new EvaluationProtocol());
+        Assert.Equal((double)metrics["ndcg@10"]!, saved.All.Ndcg, 6);
+        Assert.NotNull(metrics["early_stopped"]?["ndcg@10"]);
+        Assert.Equal(["Popularity", "ItemKNN"], metrics["baselines"]!.AsObject().Select(p => p.Key));
+    }
+
+    [Fact]
     public void Config_defaults_file_and_overrides_combine()
     {
         var file = Path.GetTempFileName();

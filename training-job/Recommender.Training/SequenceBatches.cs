@@ -43,9 +43,9 @@ public static class SequenceBatches
 }
 
 /// <summary>Scores with a trained <see cref="SasRecModel"/>: the last position's state against every item vector.</summary>
-public sealed class SasRecScorer(SasRecModel model, SequenceModelConfig config, FeatureTable? userFeatures, Device device) : ISequenceScorer
+public sealed class SasRecScorer(SasRecModel model, SequenceModelConfig config, FeatureTable? userFeatures, Device device, string name = "SASRec+features") : ISequenceScorer
 {
-    public string Name => "SASRec+features";
+    public string Name => name;
 
     public float[][] Score(IReadOnlyList<int> users, IReadOnlyList<int[]> histories)
     {

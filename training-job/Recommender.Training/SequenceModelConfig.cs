@@ -47,6 +47,12 @@ public sealed record SequenceModelConfig
     /// <summary>Stop after this many seconds of training (0: no limit); the best validated model is kept.</summary>
     public double TimeBudgetSeconds { get; init; }
     public int Seed { get; init; } = 42;
+    /// <summary>
+    /// After early stopping, train a fresh model for the best epoch count on train + validation and serve
+    /// that one (it has seen each user's most recent transition). Its test metrics are the run's; the
+    /// early-stopped model's (SASRec's protocol) are kept beside them under <c>early_stopped</c>.
+    /// </summary>
+    public bool Refit { get; init; }
 
     public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides)
     {

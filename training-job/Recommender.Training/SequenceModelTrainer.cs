@@ -19,15 +19,9 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
 {
     public TrainingOutcome Train(InteractionDataset data, LeaveOneOutSplit split)
     {
-        TorchSetup.Configure(config.Threads);
-        random.manual_seed(config.Seed);
-        var device = TorchSetup.PreferredDevice();
-        var model = new SasRecModel(config, data.ItemCount, data.ItemFeatures?.Tokens, data.ItemFeatures?.VocabularySize ?? 0, data.UserFeatures?.VocabularySize ?? 0);
-        model.to(device);
-        var optimizer = optim.Adam(model.parameters(), config.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: config.WeightDecay);
-        var rng = new Random(config.Seed);
+        var (model, optimizer, device, rng) = NewModel(data);
 
-        var trainUsers = Enumerable.Range(0, data.UserCount).Where(u => split.Train[u].Length >= 2).ToArray();
+        var trainUsers = UsersToLearnFrom(split.Train);
         var validation = new EvaluationProtocol { MaxUsers = config.ValidationUsers, Seed = config.Seed };
         var curve = new List<EpochRecord>();
         var best = (Ndcg: double.NegativeInfinity, Epoch: 0, State: (Dictionary<string, Tensor>?)null);
@@ -40,18 +34,10 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         for (var epoch = 1; epoch <= config.Epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
-            model.train();
-            var order = trainUsers.OrderBy(_ => rng.Next()).ToArray();
-            double lossSum = 0;
-            var batches = 0;
-            foreach (var batch in order.Chunk(config.BatchSize))
-            {
-                lossSum += Step(model, optimizer, data, split, batch, device, rng);
-                batches++;
-            }
+            var loss = Epoch(model, optimizer, data, split.Train, trainUsers, device, rng);
             var seconds = epochClock.Elapsed.TotalSeconds;
             trainSeconds += seconds;
-            sequencesSeen += order.Length;
+            sequencesSeen += trainUsers.Length;
 
             double? ndcg = null, hitRate = null;
             if (epoch % config.EvaluateEvery == 0 || epoch == config.Epochs)
@@ -66,7 +52,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
                 else
                     sinceBest++;
             }
-            var record = new EpochRecord(epoch, lossSum / Math.Max(1, batches), seconds, order.Length / seconds, ndcg, hitRate);
+            var record = new EpochRecord(epoch, loss, seconds, trainUsers.Length / seconds, ndcg, hitRate);
             curve.Add(record);
             var eta = (config.Epochs - epoch) * clock.Elapsed.TotalSeconds / epoch;
             progress?.WriteLine($"epoch {epoch,4}/{config.Epochs}  loss {record.Loss:F4}  {record.SequencesPerSecond,7:N0} seq/s" +
@@ -89,21 +75,71 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         return new TrainingOutcome(model, curve, best.Epoch, trainSeconds, sequencesSeen / Math.Max(trainSeconds, 1e-9), device);
     }
 
-    /// <summary>One optimisation step on a batch of users; returns its loss.</summary>
-    public double Step(SasRecModel model, optim.Optimizer optimizer, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
+    /// <summary>
+    /// The final fit: a fresh model trained for a fixed number of epochs (the early-stopped run's best)
+    /// on each user's training history plus the validation item, so it also learns the most recent
+    /// transitions, as a production retrain on all data would. Nothing is left to validate on, and the
+    /// test item is still never seen. Not SASRec's protocol: its metrics are reported beside it.
+    /// </summary>
+    public SasRecModel Refit(InteractionDataset data, LeaveOneOutSplit split, int epochs)
+    {
+        var (model, optimizer, device, rng) = NewModel(data);
+        var sequences = Enumerable.Range(0, data.UserCount).Select(u => split.History(u, EvaluationStage.Test)).ToArray();
+        var users = UsersToLearnFrom(sequences);
+        var clock = Stopwatch.StartNew();
+        for (var epoch = 1; epoch <= epochs; epoch++)
+        {
+            var loss = Epoch(model, optimizer, data, sequences, users, device, rng);
+            var eta = (epochs - epoch) * clock.Elapsed.TotalSeconds / epoch;
+            progress?.WriteLine($"refit {epoch,4}/{epochs}  loss {loss:F4}  on train + validation  ETA {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}");
+        }
+        return model;
+    }
+
+    /// <summary>A freshly initialised model on the preferred device with its optimiser, all seeded.</summary>
+    private (SasRecModel, optim.Optimizer, Device, Random) NewModel(InteractionDataset data)
+    {
+        TorchSetup.Configure(config.Threads);
+        random.manual_seed(config.Seed);
+        var device = TorchSetup.PreferredDevice();
+        var model = new SasRecModel(config, data.ItemCount, data.ItemFeatures?.Tokens, data.ItemFeatures?.VocabularySize ?? 0, data.UserFeatures?.VocabularySize ?? 0);
+        model.to(device);
+        var optimizer = optim.Adam(model.parameters(), config.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: config.WeightDecay);
+        return (model, optimizer, device, new Random(config.Seed));
+    }
+
+    /// <summary>Users with at least one next-item pair to learn from.</summary>
+    private static int[] UsersToLearnFrom(int[][] sequences) =>
+        Enumerable.Range(0, sequences.Length).Where(u => sequences[u].Length >= 2).ToArray();
+
+    /// <summary>One pass over the users in a random order; returns the mean batch loss.</summary>
+    private double Epoch(SasRecModel model, optim.Optimizer optimizer, InteractionDataset data, int[][] sequences, int[] users, Device device, Random rng)
+    {
+        model.train();
+        double lossSum = 0;
+        var batches = 0;
+        foreach (var batch in users.OrderBy(_ => rng.Next()).Chunk(config.BatchSize))
+        {
+            lossSum += Step(model, optimizer, data, sequences, batch, device, rng);
+            batches++;
+        }
+        return lossSum / Math.Max(1, batches);
+    }
+
+    /// <summary>One optimisation step on a batch of users (indices into <paramref name="sequences"/>); returns its loss.</summary>
+    public double Step(SasRecModel model, optim.Optimizer optimizer, InteractionDataset data, int[][] sequences, int[] users, Device device, Random rng)
     {
         using var scope = NewDisposeScope();
         optimizer.zero_grad();
-        var loss = Loss(model, data, split, users, device, rng);
+        var loss = Loss(model, data, users.Select(u => sequences[u]).ToList(), users, device, rng);
         loss.backward();
         optimizer.step();
         return loss.item<float>();
     }
 
-    /// <summary>The configured next-item loss on one batch of users.</summary>
-    private Tensor Loss(SasRecModel model, InteractionDataset data, LeaveOneOutSplit split, int[] users, Device device, Random rng)
+    /// <summary>The configured next-item loss on one batch of users' sequences.</summary>
+    private Tensor Loss(SasRecModel model, InteractionDataset data, List<int[]> sequences, int[] users, Device device, Random rng)
     {
-        var sequences = users.Select(u => split.Train[u]).ToList();
         var (inputs, targets) = SequenceBatches.NextItem(sequences, config.MaxLength, device);
         var states = model.forward(inputs, SequenceBatches.UserTokens(data.UserFeatures, users, device)); // [B, L, d]
         var items = model.ItemVectors();                                                                 // [N+1, d]

@@ -21,28 +21,44 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         var split = LeaveOneOutSplit.Create(data);
 
         var popularity = new PopularityScorer(split, data.ItemCount);
-        var results = new List<EvaluationResult>
-        {
+        EvaluationResult[] baselines =
+        [
             Evaluator.Evaluate(popularity, split, data.ItemCount, EvaluationStage.Test, protocol),
             Evaluator.Evaluate(new ItemKnnScorer(split, data.ItemCount), split, data.ItemCount, EvaluationStage.Test, protocol),
-        };
-        foreach (var baseline in results)
+        ];
+        foreach (var baseline in baselines)
             progress?.WriteLine(Describe(baseline));
+        var results = new List<EvaluationResult>(baselines);
 
-        var outcome = new SequenceModelTrainer(config, progress).Train(data, split);
+        var trainer = new SequenceModelTrainer(config, progress);
+        var outcome = trainer.Train(data, split);
         var model = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device), split, data.ItemCount, EvaluationStage.Test, protocol);
         results.Add(model);
         progress?.WriteLine(Describe(model));
 
-        outcome.Model.save(Path.Combine(outputDirectory, "model.bin"));
-        await File.WriteAllBytesAsync(Path.Combine(outputDirectory, "policy.onnx"), PolicyExporter.Export(outcome.Model, config), cancellationToken);
+        // The served model: the early-stopped one, or its refit on train + validation for the same epochs.
+        var served = outcome.Model;
+        EvaluationResult? earlyStopped = null;
+        if (config.Refit && outcome.BestEpoch > 0)
+        {
+            served = trainer.Refit(data, split, outcome.BestEpoch);
+            earlyStopped = model;
+            model = Evaluator.Evaluate(new SasRecScorer(served, config, data.UserFeatures, outcome.Device, "SASRec+features refit"), split, data.ItemCount, EvaluationStage.Test, protocol);
+            results.Add(model);
+            progress?.WriteLine(Describe(model));
+        }
+
+        served.save(Path.Combine(outputDirectory, "model.bin"));
+        await File.WriteAllBytesAsync(Path.Combine(outputDirectory, "policy.onnx"), PolicyExporter.Export(served, config), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "config.json"), config.ToJson(), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "items.json"), JsonSerializer.Serialize(data.ItemIds.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
         var popular = popularity.MostPopular(200).Select(i => data.ItemIds[i]).ToArray();
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "popular.json"), JsonSerializer.Serialize(popular, ItemIdsJsonContext.Default.StringArray), cancellationToken);
         if (config.ItemContent && data.ItemFeatures is { VocabularySize: > 1 } content)
             await File.WriteAllTextAsync(Path.Combine(outputDirectory, "content-vocabulary.json"), JsonSerializer.Serialize(content.Vocabulary.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
-        var metrics = Metrics(data, model, results, outcome);
+        var metrics = Metrics(data, model, baselines, outcome);
+        if (earlyStopped is not null)
+            metrics["early_stopped"] = Set(earlyStopped.All);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), metrics.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.html"), RunReport.Html(data.ToString(), protocol.ToString(), config, results, outcome.Curve), cancellationToken);
         progress?.WriteLine($"wrote {outputDirectory}/metrics.json, model.bin, policy.onnx, config.json, items.json, report.html");
@@ -53,14 +69,16 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         $"{r.Model,-16} test HR@10 {r.All.HitRate:F4}  NDCG@10 {r.All.Ndcg:F4}  full HR@10 {r.All.FullHitRate:F4}  full NDCG@10 {r.All.FullNdcg:F4}  " +
         $"cold users ({r.ColdUsers.Users}) NDCG@10 {r.ColdUsers.Ndcg:F4}  [{r.All.Users:N0} users, {r.Seconds:F1} s]";
 
-    private JsonObject Metrics(InteractionDataset data, EvaluationResult model, List<EvaluationResult> all, TrainingOutcome outcome)
+    // A slice with no users has no metric: null, not NaN (which JSON cannot hold).
+    private static double? Finite(double x) => double.IsFinite(x) ? x : null;
+
+    private static JsonObject Set(MetricSet m) => new()
     {
-        // A slice with no users has no metric: null, not NaN (which JSON cannot hold).
-        static double? Finite(double x) => double.IsFinite(x) ? x : null;
-        static JsonObject Set(MetricSet m) => new()
-        {
-            ["hr@10"] = Finite(m.HitRate), ["ndcg@10"] = Finite(m.Ndcg), ["hr@10_full"] = Finite(m.FullHitRate), ["ndcg@10_full"] = Finite(m.FullNdcg), ["users"] = m.Users,
-        };
+        ["hr@10"] = Finite(m.HitRate), ["ndcg@10"] = Finite(m.Ndcg), ["hr@10_full"] = Finite(m.FullHitRate), ["ndcg@10_full"] = Finite(m.FullNdcg), ["users"] = m.Users,
+    };
+
+    private JsonObject Metrics(InteractionDataset data, EvaluationResult model, IEnumerable<EvaluationResult> baselines, TrainingOutcome outcome)
+    {
         var metrics = new JsonObject
         {
             ["model"] = model.Model,
@@ -79,7 +97,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             ["device"] = outcome.Device.type.ToString(),
             ["dataset"] = new JsonObject { ["name"] = data.Name, ["users"] = data.UserCount, ["items"] = data.ItemCount, ["interactions"] = data.InteractionCount },
             ["protocol"] = protocol.ToString(),
-            ["baselines"] = new JsonObject(all.Where(r => r != model).Select(r => KeyValuePair.Create(r.Model, (JsonNode?)Set(r.All)))),
+            ["baselines"] = new JsonObject(baselines.Select(r => KeyValuePair.Create(r.Model, (JsonNode?)Set(r.All)))),
             ["curve"] = new JsonArray(outcome.Curve.Select(e => (JsonNode)new JsonObject
             {
                 ["epoch"] = e.Epoch, ["loss"] = Math.Round(e.Loss, 5), ["seconds"] = Math.Round(e.Seconds, 2),
