@@ -142,6 +142,9 @@ public sealed class SyntheticWorld
 
     public string ItemTitle(int item) => $"{ItemTags[item][0]} {ItemTags[item][1]} {item}";
 
+    /// <summary>The true similarity of two items: the cosine of their latent factors (ground truth for tests of learned item spaces).</summary>
+    public double ItemSimilarity(int a, int b) => Dot(_itemFactors[a], _itemFactors[b]);
+
     /// <summary>The true appeal of an item to a user right now (higher is better).</summary>
     public double Appeal(WorldUser user, int item)
     {

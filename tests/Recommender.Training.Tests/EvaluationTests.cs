@@ -72,6 +72,34 @@ public sealed class EvaluationTests
     }
 
     [Fact]
+    public void A_candidate_pool_ranks_the_target_among_the_pool_only()
+    {
+        var (data, split) = World();
+        var pool = Enumerable.Range(1, 20).ToHashSet();
+
+        // Items outside the pool outscore the target; pool items score below it.
+        var scorer = new PooledScorer(split, data.ItemCount, pool);
+        var amongPool = Evaluator.Evaluate(scorer, split, data.ItemCount, EvaluationStage.Test, new EvaluationProtocol { CandidatePool = pool });
+        var amongAll = Evaluator.Evaluate(scorer, split, data.ItemCount, EvaluationStage.Test);
+
+        Assert.Equal((1.0, 1.0), (amongPool.All.HitRate, amongPool.All.FullNdcg));
+        Assert.Equal((0.0, 0.0), (amongAll.All.HitRate, amongAll.All.FullHitRate));
+    }
+
+    private sealed class PooledScorer(LeaveOneOutSplit split, int items, IReadOnlySet<int> pool) : ISequenceScorer
+    {
+        public string Name => "pooled";
+
+        public float[][] Score(IReadOnlyList<int> users, IReadOnlyList<int[]> histories) =>
+            users.Select(u =>
+            {
+                var s = Enumerable.Range(0, items + 1).Select(i => pool.Contains(i) ? 0f : 5f).ToArray();
+                s[split.Target(u, EvaluationStage.Test)] = 1f;
+                return s;
+            }).ToArray();
+    }
+
+    [Fact]
     public void Every_model_sees_the_same_negatives_and_a_user_sample_is_seeded()
     {
         var (data, split) = World();

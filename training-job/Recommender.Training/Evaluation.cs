@@ -27,8 +27,17 @@ public sealed record EvaluationProtocol
     /// <summary>Cold users: at most this many known interactions before the target.</summary>
     public int ColdUserMaxHistory { get; init; } = 5;
     public int BatchSize { get; init; } = 256;
+    /// <summary>
+    /// Rank only among these items (null: the whole catalogue), e.g. "which of the new items": negatives
+    /// are drawn from the pool (all of it when it holds fewer than <see cref="SampledNegatives"/>), and the
+    /// full ranking is over the pool.
+    /// </summary>
+    public IReadOnlySet<int>? CandidatePool { get; init; }
+    /// <summary>How <see cref="CandidatePool"/> is described in <see cref="ToString"/>.</summary>
+    public string CandidatePoolName { get; init; } = "all items";
 
-    public override string ToString() =>
+    public override string ToString() => CandidatePool is not null
+        ? $"HR@{K}/NDCG@{K} among {CandidatePoolName} ({CandidatePool.Count}): vs up to {SampledNegatives} of them drawn uniformly, neither the target nor in the training history (seed {Seed}), and vs all of them (history masked); ties count against the target" :
         $"leave-one-out (last item test, second-to-last validation); HR@{K}/NDCG@{K} vs {SampledNegatives} uniform negatives, neither the target nor in the training history (seed {Seed}) " +
         $"and vs all items (history masked); ties count against the target; users: {(MaxUsers is { } m ? $"seeded sample of {m:N0}" : "all with a target")}; cold users: history <= {ColdUserMaxHistory}";
 }
@@ -76,20 +85,29 @@ public static class Evaluator
                 var random = new Random(StableSeed(protocol.Seed, user, (int)stage));
                 var rated = new HashSet<int>(split.Train[user]) { 0, target };
                 var sampledRank = 0;
-                for (var n = 0; n < protocol.SampledNegatives; n++)
+                if (protocol.CandidatePool is { } pool)
                 {
-                    int negative;
-                    do
-                        negative = random.Next(1, itemCount + 1);
-                    while (rated.Contains(negative));
-                    if (userScores[negative] >= t)
-                        sampledRank++;
+                    var eligible = pool.Where(i => !rated.Contains(i)).Order().ToArray();
+                    random.Shuffle(eligible);
+                    sampledRank = eligible.Take(protocol.SampledNegatives).Count(i => userScores[i] >= t);
+                }
+                else
+                {
+                    for (var n = 0; n < protocol.SampledNegatives; n++)
+                    {
+                        int negative;
+                        do
+                            negative = random.Next(1, itemCount + 1);
+                        while (rated.Contains(negative));
+                        if (userScores[negative] >= t)
+                            sampledRank++;
+                    }
                 }
 
-                // Full: every item, the history masked (the target stays even if seen before).
+                // Full: every candidate, the history masked (the target stays even if seen before).
                 var seen = new HashSet<int>(histories[b]);
                 var fullRank = 0;
-                for (var i = 1; i <= itemCount; i++)
+                foreach (var i in protocol.CandidatePool ?? (IEnumerable<int>)Enumerable.Range(1, itemCount))
                 {
                     if (i != target && !seen.Contains(i) && userScores[i] >= t)
                         fullRank++;

@@ -63,15 +63,16 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     public int ItemCount { get; }
 
     /// <summary>Every item's vector, [items + 1, d]: id embedding plus the mean embedding of its content tokens.</summary>
-    public Tensor ItemVectors()
+    public Tensor ItemVectors() => ContentVectors() is { } content ? _itemEmbedding.weight! + content : _itemEmbedding.weight!;
+
+    /// <summary>The content part of every item's vector, [items + 1, d] (mean of its content-token embeddings), or null without content.</summary>
+    public Tensor? ContentVectors()
     {
-        var vectors = _itemEmbedding.weight!;
         if (_contentEmbedding is null || _itemTokens is null)
-            return vectors;
+            return null;
         var tokens = _itemTokens;
-        var mask = tokens.ne(0).unsqueeze(-1).to(vectors.dtype);
-        var content = (_contentEmbedding.forward(tokens) * mask).sum(1) / mask.sum(1).clamp_min(1);
-        return vectors + content;
+        var mask = tokens.ne(0).unsqueeze(-1).to(_contentEmbedding.weight!.dtype);
+        return (_contentEmbedding.forward(tokens) * mask).sum(1) / mask.sum(1).clamp_min(1);
     }
 
     /// <summary>

@@ -43,7 +43,8 @@ public static class SequenceBatches
 }
 
 /// <summary>Scores with a trained <see cref="SasRecModel"/>: the last position's state against every item vector.</summary>
-public sealed class SasRecScorer(SasRecModel model, SequenceModelConfig config, FeatureTable? userFeatures, Device device, string name = "SASRec+features") : ISequenceScorer
+/// <remarks><paramref name="itemVectors"/> replaces the model's item table for scoring (not for reading the history), e.g. with generated vectors for new items.</remarks>
+public sealed class SasRecScorer(SasRecModel model, SequenceModelConfig config, FeatureTable? userFeatures, Device device, string name = "SASRec+features", Tensor? itemVectors = null) : ISequenceScorer
 {
     public string Name => name;
 
@@ -55,7 +56,7 @@ public sealed class SasRecScorer(SasRecModel model, SequenceModelConfig config, 
         var states = model.forward(SequenceBatches.Histories(histories, config.MaxLength, device),
             SequenceBatches.UserTokens(userFeatures, users, device));
         var last = states[.., -1, ..];
-        var scores = last.matmul(model.ItemVectors().T).cpu();
+        var scores = last.matmul((itemVectors ?? model.ItemVectors()).T).cpu();
         var result = new float[users.Count][];
         var data = scores.data<float>().ToArray();
         var width = (int)scores.shape[1];

@@ -18,6 +18,11 @@ public sealed record MetaLearningConfig
     public double LearningRate { get; init; } = 0.01;
     /// <summary>Share of users held out as new (cold) users: never seen by pretraining or meta-training.</summary>
     public double ColdUserShare { get; init; } = 0.2;
+    /// <summary>Share of items held out as new items: every interaction with them removed from pretraining and generator training.</summary>
+    public double ColdItemShare { get; init; } = 0.1;
+    public int GeneratorEpochs { get; init; } = 30;
+    public double GeneratorLearningRate { get; init; } = 0.003;
+    public int GeneratorBatch { get; init; } = 256;
     public int Seed { get; init; } = 42;
 }
 

@@ -1,0 +1,111 @@
+using Recommender.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Recommender.Training.MetaLearning;
+
+/// <summary>
+/// Meta-Embedding for new items (Pan et al. 2019, the cold-start phase): a small network that predicts an
+/// item's id embedding from its content, so that an item with no interactions is scored as
+/// <c>v = G(c) + c</c> (c: the pretrained model's mean content-token embedding) instead of
+/// <c>e_id + c</c> with an id row that never learned anything.
+/// <code>
+/// encoder frozen; pairs (h_t, y_t): the state before each training interaction, and its item
+/// repeat for each minibatch of pairs:
+///     N = a fresh random share of the catalogue (the cold-item share), playing new items
+///     v_i = G(c_i) + c_i for i in N;  v_j as pretrained for every other j
+///     loss = mean_t -log softmax(h_t Vᵀ)[y_t]        over all pairs: where y_t is new, the generated vector
+///                                                     must win; where it is not, generated vectors are
+///                                                     competitors, so G cannot simply lift every new item
+///     G ← Adam step on the loss
+/// </code>
+/// N is drawn independently of the targets, as new items are in the catalogue: drawing it from the
+/// minibatch's own targets teaches G that "new" means "about to be chosen", which inflates every new item.
+/// </summary>
+public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
+{
+    private readonly Linear _hidden, _output;
+
+    public ItemEmbeddingGenerator(int dimension) : base(nameof(ItemEmbeddingGenerator))
+    {
+        _hidden = Linear(dimension, dimension);
+        _output = Linear(dimension, dimension);
+        RegisterComponents();
+    }
+
+    /// <summary>Predicted id embeddings [K, d] from content vectors [K, d].</summary>
+    public override Tensor forward(Tensor content) => _output.forward(functional.tanh(_hidden.forward(content)));
+
+    /// <summary>Trains the generator on (state, next item) pairs of warm items; returns the mean loss of each epoch.</summary>
+    public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, TextWriter? progress = null)
+    {
+        torch.random.manual_seed(config.Seed);
+        var random = new Random(config.Seed);
+        var optimizer = optim.Adam(parameters(), config.GeneratorLearningRate);
+        var pairs = (int)states.shape[0];
+        var itemCount = (int)itemVectors.shape[0] - 1;
+        var curve = new List<double>();
+        for (var epoch = 1; epoch <= config.GeneratorEpochs; epoch++)
+        {
+            double total = 0;
+            var batches = 0;
+            foreach (var batch in Enumerable.Range(0, pairs).OrderBy(_ => random.Next()).Chunk(config.GeneratorBatch))
+            {
+                using var scope = NewDisposeScope();
+                var index = tensor(batch.Select(i => (long)i).ToArray());
+                var h = states.index_select(0, index);
+                var y = targets.index_select(0, index);
+                var newItems = tensor(Enumerable.Range(1, itemCount).Where(_ => random.NextDouble() < config.ColdItemShare).Select(i => (long)i).ToArray());
+                var content = contentVectors.index_select(0, newItems);
+                var logits = Logits(h, itemVectors, newItems, forward(content) + content);
+                var loss = functional.cross_entropy(logits, y);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                total += loss.item<float>();
+                batches++;
+            }
+            curve.Add(total / Math.Max(1, batches));
+            if (epoch == 1 || epoch % 5 == 0 || epoch == config.GeneratorEpochs)
+                progress?.WriteLine($"generator epoch {epoch,3}/{config.GeneratorEpochs}  new-item loss {curve[^1]:F4}");
+        }
+        return curve;
+    }
+
+    /// <summary>States before each training interaction and its item, over the given sequences (no gradients: the encoder stays frozen).</summary>
+    public static (Tensor States, Tensor Targets) TrainingPairs(SasRecModel encoder, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences)
+    {
+        using var _ = no_grad();
+        encoder.eval();
+        var states = new List<Tensor>();
+        var targets = new List<Tensor>();
+        var users = Enumerable.Range(0, sequences.Length).Where(u => sequences[u].Length >= 2).ToArray();
+        foreach (var batch in users.Chunk(256))
+        {
+            var (inputs, next) = SequenceBatches.NextItem(batch.Select(u => sequences[u]).ToList(), modelConfig.MaxLength, CPU);
+            var h = encoder.forward(inputs, SequenceBatches.UserTokens(userFeatures, batch, CPU));
+            var valid = next.ne(0);
+            states.Add(h[valid]);
+            targets.Add(next[valid]);
+        }
+        return (cat(states), cat(targets));
+    }
+
+    /// <summary>The item table with the rows of <paramref name="items"/> replaced by generated vectors (G(c) + c).</summary>
+    public Tensor ItemTable(Tensor itemVectors, Tensor contentVectors, long[] items)
+    {
+        using var _ = no_grad();
+        var index = tensor(items);
+        var content = contentVectors.index_select(0, index);
+        return itemVectors.index_copy(0, index, forward(content) + content);
+    }
+
+    /// <summary>Logits h Vᵀ over the catalogue, with the columns of <paramref name="items"/> scored against <paramref name="replacement"/> rows; padding never wins.</summary>
+    private static Tensor Logits(Tensor h, Tensor itemVectors, Tensor items, Tensor replacement)
+    {
+        var logits = h.matmul(itemVectors.T).index_copy(1, items, h.matmul(replacement.T));
+        return logits.index_fill(1, tensor(new long[] { 0 }), double.NegativeInfinity);
+    }
+}
