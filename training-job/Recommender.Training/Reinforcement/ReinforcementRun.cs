@@ -28,6 +28,8 @@ public sealed record ReinforcementConfig
     public double BehaviourTemperature { get; init; } = 1.0;
     /// <summary>Fixed repetition weights to judge greedy with (an ablation of the actor's session head); none by default.</summary>
     public double[] RepetitionAblation { get; init; } = [];
+    /// <summary>The learned user simulator PPO also trains in (logged from the training users by the pretrained policy).</summary>
+    public SimulatorConfig Simulator { get; init; } = new();
 }
 
 /// <summary>
@@ -56,12 +58,24 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var greedy = Pretrained(out _);
         progress?.WriteLine($"learned session weights: PPO {ppo.SessionWeights}, A2C {a2c.SessionWeights} (log-sharpness, weight per repeated category)");
 
+        // As on real data: learn a user simulator from logged sessions of the deployed (pretrained) policy exploring at
+        // the behaviour temperature, check it against held-out sessions, and train PPO in it instead of in the world.
+        var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, Pretrained(out _).Encoder, modelConfig, Sampled(greedy, config.BehaviourTemperature));
+        Func<ISlateEnvironment<SessionState>> Simulated(IReadOnlyList<int> who) => () => new LearnedSessionEnvironment(simulator, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
+        var ppoSimulated = Pretrained(out _);
+        var simulatedCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppoSimulated, Simulated(trainUsers)(), progress).Train();
+        var loggingInSimulator = PolicyEvaluation.Evaluate("logging policy, simulated", Sampled(greedy, config.BehaviourTemperature), Simulated(trainUsers), config.EvaluationSeeds, config.EpisodesPerSeed);
+        fidelity["session_return_simulated"] = loggingInSimulator.Return.Mean;
+        fidelity["session_length_simulated"] = loggingInSimulator.SessionLength.Mean;
+        progress?.WriteLine($"learned simulator: {fidelity.ToJsonString()}");
+
         // Judge every policy on held-out users and seeds of the ground truth.
         var popular = new PopularityScorer(split, data.ItemCount).MostPopular(data.ItemCount).ToArray();
         var scores = new[]
         {
             Judge("PPO", Sampled(ppo), heldOut),
             Judge("PPO, most likely slate", (s, _) => ppo.TopK(s, config.SlateSize), heldOut),
+            Judge("PPO trained in the learned simulator", Sampled(ppoSimulated), heldOut),
             Judge("A2C", Sampled(a2c), heldOut),
             Judge("greedy", (s, _) => PolicyEvaluation.TopK(greedy.Scores(s), config.SlateSize), heldOut),
             Judge("popularity", (s, _) => popular.Where(i => !s.History.Contains(i)).Take(config.SlateSize).Select(i => (long)i).ToList(), heldOut),
@@ -81,7 +95,10 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var ope = OffPolicy(ppo, greedy, Environment(heldOut));
         var metrics = Metrics(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve);
         metrics["rl.policy_session_weights"] = new JsonObject { ["log_sharpness"] = ppo.SessionWeights.LogSharpness, ["repetition"] = ppo.SessionWeights.Repetition };
-        return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve));
+        metrics["rl.return_policy_simulator_trained"] = scores.Single(p => p.Policy == "PPO trained in the learned simulator").Return.Mean;
+        metrics["rl.simulator"] = fidelity;
+        metrics["rl.curve_ppo_simulator"] = Curve(simulatedCurve);
+        return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve, simulatedCurve, fidelity));
 
         PolicyScore Judge(string name, SlatePolicyFunction policy, IReadOnlyList<int> who)
         {
@@ -91,16 +108,38 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         }
     }
 
+    /// <summary>
+    /// Records sessions of the logging policy in the world on the training users, fits the simulator on most of
+    /// them and measures its fidelity on the rest (decision-level) and against their returns (session-level).
+    /// </summary>
+    private (LearnedUserSimulator, JsonObject) LearnSimulator(ISlateEnvironment<SessionState> truth, InteractionDataset data, LeaveOneOutSplit split,
+        SasRecModel encoder, SequenceModelConfig modelConfig, SlatePolicyFunction logging)
+    {
+        var settings = config.Simulator;
+        var sessions = LearnedSessionEnvironment.Record(truth, logging, settings.LoggedSessions, config.MaxSessionSteps, settings.RecentClickDecay, new Random(config.EvaluationSeeds[0] + 29));
+        var fitCount = (int)(sessions.Count * (1 - settings.HeldOutShare));
+        var (fitted, heldOut) = (sessions.Take(fitCount).SelectMany(s => s).ToList(), sessions.Skip(fitCount).ToList());
+        var simulator = new LearnedUserSimulator(encoder, modelConfig, data, split, settings);
+        simulator.Fit(fitted);
+        var fidelity = simulator.Fidelity(heldOut.SelectMany(s => s).ToList(), fitted);
+        fidelity["sessions_fitted"] = fitCount;
+        fidelity["sessions_held_out"] = heldOut.Count;
+        fidelity["session_return_logged"] = heldOut.Average(s => s.Sum(step => (step.Chosen is null ? 0 : config.Rewards.Click) + (step.Left ? config.Rewards.Leave : 0)));
+        fidelity["session_length_logged"] = heldOut.Average(s => s.Count);
+        return (simulator, fidelity);
+    }
+
     private bool TrainingUser(int u) => (u * 2654435761u % 1000) < config.TrainingUserShare * 1000;
 
-    /// <summary>The trained stochastic policy: a Plackett-Luce slate from its candidates.</summary>
-    private SlatePolicyFunction Sampled(SequenceActorCritic policy) => (state, random) =>
+    /// <summary>The trained stochastic policy: a Plackett-Luce slate from its candidates (at <paramref name="temperature"/> instead of the actor's own, to explore as a logging policy does).</summary>
+    private SlatePolicyFunction Sampled(SequenceActorCritic policy, double? temperature = null) => (state, random) =>
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var candidates = policy.Candidates(state);
         var (logits, _) = policy.Forward([state], [candidates]);
-        var slate = SlateDistribution.Sample(logits[0].to(ScalarType.Float64).data<double>().ToArray(), Math.Min(config.SlateSize, candidates.Length), random);
+        var scale = config.Temperature / (temperature ?? config.Temperature);
+        var slate = SlateDistribution.Sample(logits[0].to(ScalarType.Float64).data<double>().Select(l => l * scale).ToArray(), Math.Min(config.SlateSize, candidates.Length), random);
         return slate.Select(i => candidates[i]).ToList();
     };
 
@@ -200,15 +239,16 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return metrics;
 
         static JsonObject Json(Estimate e) => new() { ["mean"] = e.Mean, ["ci95"] = double.IsFinite(e.HalfWidth) ? e.HalfWidth : null, ["n"] = e.Samples };
-        static JsonArray Curve(IReadOnlyList<PolicyIterationRecord> curve) => new(curve.Select(r => (JsonNode)new JsonObject
-        {
-            ["iteration"] = r.Iteration, ["return"] = Math.Round(r.MeanReturn, 4), ["length"] = Math.Round(r.MeanLength, 2), ["value_loss"] = Math.Round(r.ValueLoss, 5),
-            ["entropy"] = Math.Round(r.Entropy, 4), ["kl"] = Math.Round(r.ApproxKl, 5), ["clip_fraction"] = Math.Round(r.ClipFraction, 4),
-        }).ToArray());
     }
 
+    private static JsonArray Curve(IReadOnlyList<PolicyIterationRecord> curve) => new(curve.Select(r => (JsonNode)new JsonObject
+    {
+        ["iteration"] = r.Iteration, ["return"] = Math.Round(r.MeanReturn, 4), ["length"] = Math.Round(r.MeanLength, 2), ["value_loss"] = Math.Round(r.ValueLoss, 5),
+        ["entropy"] = Math.Round(r.Entropy, 4), ["kl"] = Math.Round(r.ApproxKl, 5), ["clip_fraction"] = Math.Round(r.ClipFraction, 4),
+    }).ToArray());
+
     private string Report(PolicyScore[] scores, EvaluationResult offlinePpo, EvaluationResult offlineGreedy, OffPolicyResult ope,
-        IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve)
+        IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve, IReadOnlyList<PolicyIterationRecord> simulatedCurve, JsonObject fidelity)
     {
         var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>RL stage</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
         html.Append(CultureInfo.InvariantCulture, $"<h1>Policy optimisation</h1><p>Held-out users, seeds {string.Join(", ", config.EvaluationSeeds)}, {config.EpisodesPerSeed} episodes each; slates of {config.SlateSize} from {config.Candidates} candidates; mean ± 95% interval over seeds.</p>");
@@ -217,8 +257,16 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(s.Policy)}</td><td>{s.Return}</td><td>{s.SessionLength}</td></tr>");
         html.Append(CultureInfo.InvariantCulture, $"</table><h2>Offline ranking (test split)</h2><table><tr><th>encoder</th><th>HR@10</th><th>NDCG@10</th></tr><tr><td>PPO</td><td>{offlinePpo.All.HitRate:F4}</td><td>{offlinePpo.All.Ndcg:F4}</td></tr><tr><td>pretrained (greedy)</td><td>{offlineGreedy.All.HitRate:F4}</td><td>{offlineGreedy.All.Ndcg:F4}</td></tr></table>");
         html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR</td><td>{ope.DoublyRobust}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
-        html.Append("<h2>Learning curves</h2>");
-        foreach (var (name, curve, colour) in new[] { ("PPO", ppoCurve, "#1f77b4"), ("A2C", a2cCurve, "#ff7f0e") })
+        html.Append("<h2>Learned user simulator: fidelity to held-out logged sessions</h2><table><tr><th>measure</th><th>value</th></tr>");
+        foreach (var (key, value) in fidelity)
+        {
+            if (value is JsonValue v && v.TryGetValue<double>(out var number))
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(key)}</td><td>{number:0.####}</td></tr>");
+            else
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(key)}</td><td>{WebUtility.HtmlEncode(value?.ToJsonString() ?? "")}</td></tr>");
+        }
+        html.Append("</table><h2>Learning curves</h2>");
+        foreach (var (name, curve, colour) in new[] { ("PPO", ppoCurve, "#1f77b4"), ("A2C", a2cCurve, "#ff7f0e"), ("PPO in the learned simulator", simulatedCurve, "#2ca02c") })
         {
             html.Append(RunReport.Chart($"{name}: mean return per episode", curve.Select(r => ((double)r.Iteration, (double?)r.MeanReturn)).ToList(), colour))
                 .Append(RunReport.Chart($"{name}: value loss", curve.Select(r => ((double)r.Iteration, (double?)r.ValueLoss)).ToList(), colour))

@@ -14,12 +14,11 @@ namespace Recommender.Training.Reinforcement;
 /// <remarks>
 /// Beside the encoder the actor has two session-level weights, both 0 at the start (so the first policy is
 /// the pretrained one): a log-sharpness on the scores, and a weight on how many of the last
-/// <see cref="RecentWindow"/> consumed items share the candidate's category. The encoder was trained on
+/// <see cref="CategoryRepeats.RecentWindow"/> consumed items share the candidate's category. The encoder was trained on
 /// next-item logs and has no reason to learn what repetition does to a session; RL can learn it here.
 /// </remarks>
 public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 {
-    public const int RecentWindow = 5;
     /// <summary>The head's weights are stored divided by this, so Adam (with the encoder's small learning rate) moves them usefully.</summary>
     private const double HeadScale = 30;
 
@@ -27,7 +26,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     private readonly Sequential value;
     private readonly Parameter sharpness = nn.Parameter(zeros(1));
     private readonly Parameter repetition = nn.Parameter(zeros(1));
-    private readonly int[] _category;
+    private readonly CategoryRepeats _repeats;
     private readonly SequenceModelConfig _config;
     private readonly FeatureTable? _userFeatures;
     private readonly int _candidates;
@@ -42,7 +41,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         _userFeatures = userFeatures;
         _candidates = candidates;
         _temperature = temperature;
-        _category = ItemCategories(pretrained.ItemCount, itemFeatures);
+        _repeats = new CategoryRepeats(pretrained.ItemCount, itemFeatures);
         RegisterComponents();
     }
 
@@ -77,7 +76,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         var items = encoder.ItemVectors().index_select(0, tensor(candidates.SelectMany(c => c).ToArray()))
             .view(observations.Count, candidates[0].Length, -1);
         var relevance = items.matmul(states.unsqueeze(-1)).squeeze(-1) / _temperature;
-        var repeats = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)Repeats(o, c))).ToArray()).view(observations.Count, -1);
+        var repeats = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)_repeats.Count(o.History, c))).ToArray()).view(observations.Count, -1);
         var logits = relevance * (sharpness * HeadScale).exp() + repetition * HeadScale * repeats;
         var values = value.forward(states.detach()).squeeze(-1);
         return (logits, values);
@@ -104,35 +103,6 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         var candidates = Candidates(state);
         var logits = Forward([state], [candidates]).Logits[0].data<float>().ToArray();
         return Enumerable.Range(0, candidates.Length).OrderByDescending(i => logits[i]).Take(k).Select(i => candidates[i]).ToList();
-    }
-
-    /// <summary>How many of the last <see cref="RecentWindow"/> consumed items share <paramref name="candidate"/>'s category.</summary>
-    private int Repeats(SessionState state, long candidate)
-    {
-        var category = _category[candidate];
-        if (category < 0)
-            return 0;
-        var count = 0;
-        for (var i = Math.Max(0, state.History.Length - RecentWindow); i < state.History.Length; i++)
-            count += _category[state.History[i]] == category ? 1 : 0;
-        return count;
-    }
-
-    /// <summary>Each item's category token (the content token named "category:..."), -1 when it has none.</summary>
-    private static int[] ItemCategories(int itemCount, FeatureTable? features)
-    {
-        var categories = Enumerable.Repeat(-1, itemCount + 1).ToArray();
-        if (features is null)
-            return categories;
-        for (var item = 1; item <= itemCount && item < features.Tokens.Length; item++)
-        {
-            foreach (var token in features.Tokens[item])
-            {
-                if (features.Vocabulary[token].StartsWith("category", StringComparison.Ordinal))
-                    categories[item] = token;
-            }
-        }
-        return categories;
     }
 
     /// <summary>Training mode for the value head only: the encoder stays in evaluation mode (no dropout), so the

@@ -1,0 +1,253 @@
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using static TorchSharp.torch;
+
+namespace Recommender.Training.Reinforcement;
+
+/// <summary>One logged decision: the state before it, the slate shown, the slot chosen (null: none), whether the user then left, and their recent clicks (decayed) before it.</summary>
+public sealed record LoggedStep(SessionState State, long[] Slate, int? Chosen, bool Left, double RecentClicks);
+
+/// <summary>Settings of the learned user simulator, with documented defaults.</summary>
+public sealed record SimulatorConfig
+{
+    /// <summary>Sessions of the logging policy recorded from the training users (the "event log").</summary>
+    public int LoggedSessions { get; init; } = 1500;
+    /// <summary>Share of logged sessions kept out of fitting to measure fidelity.</summary>
+    public double HeldOutShare { get; init; } = 0.2;
+    /// <summary>Full-batch Adam steps for each of the two models.</summary>
+    public int Steps { get; init; } = 300;
+    public double LearningRate { get; init; } = 0.05;
+    /// <summary>Recent clicks decay by this factor per step (the leave model's memory of how the session went).</summary>
+    public double RecentClickDecay { get; init; } = 0.7;
+}
+
+/// <summary>
+/// A user simulator learned from logs, in the spirit of KuaiSim: an immediate-response model and a
+/// leave-session model, fitted by maximum likelihood to logged sessions, then used as the environment
+/// policies train in (as they would on real data, where the true user is not available).
+/// <code>
+/// response:  P(pick slot i | state, slate) = softmax over the slate and "none" (logit 0) of
+///            w_a·affinity_i + w_r·repeats_i + w_p·log popularity_i + b
+///            affinity_i = h·v_i (the frozen pretrained encoder's state and item vector),
+///            repeats_i = items of the same category among the last 5 consumed
+/// leave:     P(leave | step) = σ(u_0 + u_c·clicked + u_r·recent clicks)
+/// </code>
+/// Six numbers on top of the encoder: enough to learn fatigue and the pull of popularity from logs,
+/// small enough to read and to fit in a second.
+/// </summary>
+public sealed class LearnedUserSimulator
+{
+    private readonly SasRecModel _encoder;
+    private readonly SequenceModelConfig _modelConfig;
+    private readonly FeatureTable? _userFeatures;
+    private readonly CategoryRepeats _repeats;
+    private readonly float[] _logPopularity;
+    private readonly SimulatorConfig _config;
+    private float[] _response = new float[4];    // w_a, w_r, w_p, b
+    private float[] _leave = new float[3];       // u_0, u_c, u_r
+
+    public LearnedUserSimulator(SasRecModel encoder, SequenceModelConfig modelConfig, InteractionDataset data, LeaveOneOutSplit split, SimulatorConfig config)
+    {
+        (_encoder, _modelConfig, _userFeatures, _config) = (encoder, modelConfig, data.UserFeatures, config);
+        _repeats = new CategoryRepeats(data.ItemCount, data.ItemFeatures);
+        var counts = new int[data.ItemCount + 1];
+        foreach (var sequence in split.Train)
+        {
+            foreach (var item in sequence)
+                counts[item]++;
+        }
+        _logPopularity = counts.Select(c => (float)Math.Log(1 + c)).ToArray();
+    }
+
+    public SimulatorConfig Config => _config;
+
+    /// <summary>The fitted weights, for reports: response (affinity, repeats, popularity, bias) and leave (bias, clicked, recent clicks).</summary>
+    public (float[] Response, float[] Leave) Weights => (_response.ToArray(), _leave.ToArray());
+
+    /// <summary>Response features [steps, slate, 3]: affinity, repeats, log popularity.</summary>
+    private Tensor Features(IReadOnlyList<SessionState> states, IReadOnlyList<long[]> slates)
+    {
+        using var _ = no_grad();
+        var slateSize = slates[0].Length;
+        var rows = new List<Tensor>();
+        for (var start = 0; start < states.Count; start += 256)
+        {
+            var batch = Enumerable.Range(start, Math.Min(256, states.Count - start)).ToArray();
+            var h = _encoder.forward(SequenceBatches.Histories(batch.Select(b => states[b].History).ToList(), _modelConfig.MaxLength, CPU),
+                SequenceBatches.UserTokens(_userFeatures, batch.Select(b => states[b].User).ToList(), CPU))[.., -1, ..];
+            var items = _encoder.ItemVectors().index_select(0, tensor(batch.SelectMany(b => slates[b]).ToArray())).view(batch.Length, slateSize, -1);
+            var affinity = items.matmul(h.unsqueeze(-1)).squeeze(-1);
+            var repeats = tensor(batch.SelectMany(b => slates[b].Select(i => (float)_repeats.Count(states[b].History, i))).ToArray()).view(batch.Length, slateSize);
+            var popularity = tensor(batch.SelectMany(b => slates[b].Select(i => _logPopularity[i])).ToArray()).view(batch.Length, slateSize);
+            rows.Add(stack([affinity, repeats, popularity], -1));
+        }
+        return cat(rows);
+    }
+
+    /// <summary>Logits over the slate and "none" (last) [steps, slate + 1].</summary>
+    private static Tensor ResponseLogits(Tensor features, Tensor weights) =>
+        cat([features.matmul(weights[..3]) + weights[3], zeros(features.shape[0], 1)], 1);
+
+    private static Tensor LeaveFeatures(IReadOnlyList<bool> clicked, IReadOnlyList<double> recentClicks) =>
+        stack([ones(clicked.Count), tensor(clicked.Select(c => c ? 1f : 0f).ToArray()), tensor(recentClicks.Select(r => (float)r).ToArray())], 1);
+
+    /// <summary>Fits both models by maximum likelihood on the logged steps.</summary>
+    public void Fit(IReadOnlyList<LoggedStep> logs)
+    {
+        var features = Features(logs.Select(l => l.State).ToList(), logs.Select(l => l.Slate).ToList());
+        var slateSize = logs[0].Slate.Length;
+        var chosen = tensor(logs.Select(l => (long)(l.Chosen ?? slateSize)).ToArray());
+        var leaveFeatures = LeaveFeatures(logs.Select(l => l.Chosen is not null).ToList(), logs.Select(l => l.RecentClicks).ToList());
+        var left = tensor(logs.Select(l => l.Left ? 1f : 0f).ToArray());
+
+        _response = Minimise(4, w => nn.functional.cross_entropy(ResponseLogits(features, w), chosen));
+        _leave = Minimise(3, u => nn.functional.binary_cross_entropy_with_logits(leaveFeatures.matmul(u), left));
+    }
+
+    private float[] Minimise(int size, Func<Tensor, Tensor> loss)
+    {
+        var weights = nn.Parameter(zeros(size));
+        var optimizer = optim.Adam([weights], _config.LearningRate);
+        for (var step = 0; step < _config.Steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            loss(weights).backward();
+            optimizer.step();
+        }
+        return weights.detach().data<float>().ToArray();
+    }
+
+    /// <summary>The simulated user's answer to a slate: the slot picked (or none) and whether they leave.</summary>
+    public (int? Chosen, bool Left) Respond(SessionState state, IReadOnlyList<long> slate, double recentClicks, Random random)
+    {
+        using var scope = NewDisposeScope();
+        var logits = ResponseLogits(Features([state], [slate.ToArray()]), tensor(_response))[0].to(ScalarType.Float64).data<double>().ToArray();
+        var pick = SlateDistribution.Sample(logits, 1, random)[0];
+        int? chosen = pick < slate.Count ? pick : null;
+        var leave = LeaveProbabilities([chosen is not null], [recentClicks])[0];
+        return (chosen, random.NextDouble() < leave);
+    }
+
+    private double[] LeaveProbabilities(IReadOnlyList<bool> clicked, IReadOnlyList<double> recentClicks)
+    {
+        using var scope = NewDisposeScope();
+        return LeaveFeatures(clicked, recentClicks).matmul(tensor(_leave)).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
+    }
+
+    /// <summary>
+    /// Fidelity to held-out logs: per-decision log-likelihood against a constant-rate baseline (picks
+    /// uniform over the slate at the logged click rate), predicted against observed click and leave rates,
+    /// and how well each model separates the outcomes (AUC).
+    /// </summary>
+    public JsonObject Fidelity(IReadOnlyList<LoggedStep> heldOut, IReadOnlyList<LoggedStep> fitted)
+    {
+        using var scope = NewDisposeScope();
+        var slateSize = heldOut[0].Slate.Length;
+        var probabilities = ResponseLogits(Features(heldOut.Select(l => l.State).ToList(), heldOut.Select(l => l.Slate).ToList()), tensor(_response))
+            .softmax(1).to(ScalarType.Float64);
+        var rows = Enumerable.Range(0, heldOut.Count).Select(i => probabilities[i].data<double>().ToArray()).ToArray();
+        var clickRate = fitted.Average(l => l.Chosen is null ? 0.0 : 1.0);
+        double modelLogLikelihood = 0, baselineLogLikelihood = 0;
+        for (var i = 0; i < heldOut.Count; i++)
+        {
+            var slot = heldOut[i].Chosen ?? slateSize;
+            modelLogLikelihood += Math.Log(rows[i][slot]);
+            baselineLogLikelihood += Math.Log(slot == slateSize ? 1 - clickRate : clickRate / slateSize);
+        }
+        var predictedClick = rows.Select(r => 1 - r[slateSize]).ToArray();
+        var clicked = heldOut.Select(l => l.Chosen is not null).ToArray();
+        var predictedLeave = LeaveProbabilities(clicked, heldOut.Select(l => l.RecentClicks).ToList());
+        var left = heldOut.Select(l => l.Left).ToArray();
+        return new JsonObject
+        {
+            ["decisions"] = heldOut.Count,
+            ["log_likelihood_per_decision"] = modelLogLikelihood / heldOut.Count,
+            ["baseline_log_likelihood_per_decision"] = baselineLogLikelihood / heldOut.Count,
+            ["click_rate_observed"] = clicked.Average(c => c ? 1.0 : 0.0),
+            ["click_rate_predicted"] = predictedClick.Average(),
+            ["click_auc"] = Auc(predictedClick, clicked),
+            ["leave_rate_observed"] = left.Average(l => l ? 1.0 : 0.0),
+            ["leave_rate_predicted"] = predictedLeave.Average(),
+            ["leave_auc"] = Auc(predictedLeave, left),
+            ["response_weights"] = new JsonObject { ["affinity"] = _response[0], ["repeats"] = _response[1], ["log_popularity"] = _response[2], ["bias"] = _response[3] },
+            ["leave_weights"] = new JsonObject { ["bias"] = _leave[0], ["clicked"] = _leave[1], ["recent_clicks"] = _leave[2] },
+        };
+    }
+
+    /// <summary>Area under the ROC curve: the chance that a positive outranks a negative (ties count half).</summary>
+    public static double Auc(IReadOnlyList<double> scores, IReadOnlyList<bool> labels)
+    {
+        var order = Enumerable.Range(0, scores.Count).OrderBy(i => scores[i]).ToArray();
+        double rankSum = 0;
+        var i0 = 0;
+        while (i0 < order.Length)
+        {
+            var i1 = i0;
+            while (i1 + 1 < order.Length && scores[order[i1 + 1]] == scores[order[i0]])
+                i1++;
+            var averageRank = (i0 + i1) / 2.0 + 1;
+            for (var k = i0; k <= i1; k++)
+                rankSum += labels[order[k]] ? averageRank : 0;
+            i0 = i1 + 1;
+        }
+        var positives = labels.Count(l => l);
+        var negatives = labels.Count - positives;
+        return positives == 0 || negatives == 0 ? double.NaN : (rankSum - positives * (positives + 1) / 2.0) / ((double)positives * negatives);
+    }
+}
+
+/// <summary>Sessions answered by a <see cref="LearnedUserSimulator"/> instead of the world: what policies train in when the true user is unknown.</summary>
+public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, InteractionDataset data, IReadOnlyList<int> users, RewardConfig rewards, int slateSize = 5, int maxSteps = 30)
+    : ISlateEnvironment<SessionState>
+{
+    private SessionState _state = null!;
+    private double _recentClicks;
+
+    public int SlateSize => slateSize;
+
+    public SessionState Reset(Random random)
+    {
+        var u = users[random.Next(users.Count)];
+        _state = new SessionState(u, data.Sequences[u], 0);
+        _recentClicks = 0;
+        return _state;
+    }
+
+    public (SessionState Next, double Reward, bool Done) Step(IReadOnlyList<long> slate, Random random)
+    {
+        var (chosen, left) = simulator.Respond(_state, slate, _recentClicks, random);
+        _recentClicks = simulator.Config.RecentClickDecay * _recentClicks + (chosen is null ? 0 : 1);
+        var history = chosen is { } slot ? [.. _state.History, (int)slate[slot]] : _state.History;
+        _state = new SessionState(_state.User, history, _state.Step + 1);
+        var reward = (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0);
+        return (_state, reward, left || _state.Step >= maxSteps);
+    }
+
+    /// <summary>
+    /// Records sessions of <paramref name="policy"/> in <paramref name="truth"/> as the event log would hold
+    /// them: each decision with its state, slate, the slot picked and whether the user left (a session cut at
+    /// <paramref name="maxSteps"/> did not leave).
+    /// </summary>
+    public static List<List<LoggedStep>> Record(ISlateEnvironment<SessionState> truth, SlatePolicyFunction policy, int sessions, int maxSteps, double recentClickDecay, Random random)
+    {
+        var log = new List<List<LoggedStep>>();
+        for (var s = 0; s < sessions; s++)
+        {
+            var session = new List<LoggedStep>();
+            var state = truth.Reset(random);
+            var (done, recentClicks) = (false, 0.0);
+            while (!done)
+            {
+                var slate = policy(state, random).ToArray();
+                (var next, _, done) = truth.Step(slate, random);
+                int? chosen = next.History.Length > state.History.Length ? Array.IndexOf(slate, (long)next.History[^1]) : null;
+                session.Add(new LoggedStep(state, slate, chosen, done && next.Step < maxSteps, recentClicks));
+                recentClicks = recentClickDecay * recentClicks + (chosen is null ? 0 : 1);
+                state = next;
+            }
+            log.Add(session);
+        }
+        return log;
+    }
+}
