@@ -37,7 +37,7 @@ echo; echo "== 2. the local host: the HTTP API and the retraining orchestration 
 dotnet functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll --urls "$url" \
   --Logging:LogLevel:Default=Warning \
   --TrainingJob:Launcher local --TrainingJob:Command "dotnet $job" \
-  --TrainingJob:Settings "${DEMO_TRAINING:---epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003}" \
+  --TrainingJob:Settings "${DEMO_TRAINING:---epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003 --itemGenerator true}" \
   --Retraining:PollInterval 00:00:02 --Retraining:RetryBackoff 00:00:05 --Retraining:JobTimeout 00:30:00 \
   > artifacts/localhost.log 2>&1 &
 host=$!

@@ -10,9 +10,10 @@ namespace Recommender.Training.Tests;
 public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(2, 1, true)]
-    [InlineData(2, 2, false)]
-    public void Onnx_runtime_matches_the_torch_forward_pass(int blocks, int heads, bool features)
+    [InlineData(2, 1, true, false)]
+    [InlineData(2, 1, true, true)]
+    [InlineData(2, 2, false, false)]
+    public void Onnx_runtime_matches_the_torch_forward_pass(int blocks, int heads, bool features, bool generator)
     {
         var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 300, Items = 200, Seed = 9 });
         var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
@@ -20,9 +21,10 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
         var config = new SequenceModelConfig
         {
             Dimension = 32, Blocks = blocks, Heads = heads, MaxLength = 20, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Negatives = 64,
-            ItemContent = features, UserFeatures = features, Seed = 4,
+            ItemContent = features, UserFeatures = features, ItemGenerator = generator, Seed = 4,
         };
         var outcome = new SequenceModelTrainer(config).Train(data, split);
+        Recommender.Training.MetaLearning.ItemEmbeddingGenerator.FitFor(outcome.Model, config, data.UserFeatures, split.Train, outcome.Device, new() { GeneratorEpochs = 2 });
         var users = Enumerable.Range(0, 64).ToArray();
         var histories = users.Select(u => split.History(u, EvaluationStage.Test)).ToArray();
         var expected = new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device).Score(users, histories);
@@ -72,11 +74,14 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
 
         if (features)
         {
-            // Items scored from content alone: torch's content part of ItemVectors (minus the id embedding) against the same state.
+            // Items scored from content alone: torch's content part of ItemVectors (with the generator: G(c) + c) against the same state.
             var candidates = new[] { 1, 2, 3 };
             var state = outcome.Model.forward(SequenceBatches.Histories([histories[0]], config.MaxLength, TorchSharp.torch.CPU),
                 SequenceBatches.UserTokens(data.UserFeatures, [users[0]], TorchSharp.torch.CPU))[.., -1, ..];
-            var content = outcome.Model.ItemVectors() - outcome.Model.state_dict()["_itemEmbedding.weight"];
+            var content = outcome.Model.NewItemVectors(outcome.Model.ContentVectors()!);
+            Assert.Equal(generator, outcome.Model.Generator is not null);
+            if (generator)
+                Assert.False(content.allclose(outcome.Model.ContentVectors()!), "the generator moves new items away from content alone");
             var expectedContent = state.matmul(content.index_select(0, TorchSharp.torch.tensor(candidates.Select(c => (long)c).ToArray())).T).data<float>().ToArray();
             var width = candidates.Max(c => data.ItemFeatures!.Tokens[c].Length);
             var candidateTokens = new DenseTensor<long>([candidates.Length, width]);

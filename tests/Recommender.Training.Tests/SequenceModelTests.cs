@@ -88,16 +88,17 @@ public sealed class SequenceModelTests
     }
 
     [Fact]
-    public async Task A_refit_run_serves_the_refit_model_and_keeps_the_early_stopped_metrics_beside_it()
+    public async Task A_refit_run_serves_the_refit_model_with_its_item_generator_and_keeps_the_early_stopped_metrics_beside_it()
     {
         var (data, split) = World();
         var dir = Path.Combine(Path.GetTempPath(), "run-" + Guid.NewGuid().ToString("N"));
-        var config = Small with { Epochs = 3, EvaluateEvery = 1, Refit = true };
+        var config = Small with { Epochs = 3, EvaluateEvery = 1, Refit = true, ItemGenerator = true };
 
         var metrics = await new TrainingRun(config, new EvaluationProtocol()).RunAsync(data, dir);
 
         var saved = SavedModel.Evaluate(dir, data, new EvaluationProtocol());
         Assert.Equal((double)metrics["ndcg@10"]!, saved.All.Ndcg, 6);
+        Assert.NotNull(SavedModel.Load(dir, data, out _).Generator);
         Assert.NotNull(metrics["early_stopped"]?["ndcg@10"]);
         Assert.Equal(["Popularity", "ItemKNN"], metrics["baselines"]!.AsObject().Select(p => p.Key));
     }

@@ -127,7 +127,7 @@ public static class PolicyExporter
         if (usesContent)
         {
             // Items the model never saw, from their content tokens alone: the mean content embedding, as
-            // SasRecModel.ItemVectors adds it to a known item's id embedding.
+            // SasRecModel.ItemVectors adds it to a known item's id embedding (SasRecModel.NewItemVectors).
             g.Initializer("content_embedding", W("_contentEmbedding.weight"), weights["_contentEmbedding.weight"].shape);
             g.Initializer("one_c", [1f], []);
             g.Node("Gather", ["content_embedding", "candidate_tokens"], ["candidate_token_vectors"], ("axis", 0L));
@@ -139,7 +139,19 @@ public static class PolicyExporter
             g.Node("ReduceSum", ["candidate_masked", "axis_1"], ["candidate_sum"], ("keepdims", 0L));
             g.Node("ReduceSum", ["candidate_mask", "axis_1"], ["candidate_count"], ("keepdims", 0L));
             g.Node("Max", ["candidate_count", "one_c"], ["candidate_count1"]);
-            g.Node("Div", ["candidate_sum", "candidate_count1"], ["candidate_vectors"]);
+            g.Node("Div", ["candidate_sum", "candidate_count1"], ["candidate_content"]);
+            if (weights.ContainsKey("_generator._hidden.weight"))
+            {
+                // With a trained ItemEmbeddingGenerator: G(c) + c, G(c) = tanh(c W1ᵀ + b1) W2ᵀ + b2.
+                foreach (var (name, key) in new[] { ("generator_w1", "_generator._hidden.weight"), ("generator_b1", "_generator._hidden.bias"), ("generator_w2", "_generator._output.weight"), ("generator_b2", "_generator._output.bias") })
+                    g.Initializer(name, W(key), weights[key].shape);
+                g.Node("Gemm", ["candidate_content", "generator_w1", "generator_b1"], ["generator_linear"], ("transB", 1L));
+                g.Node("Tanh", ["generator_linear"], ["generator_hidden"]);
+                g.Node("Gemm", ["generator_hidden", "generator_w2", "generator_b2"], ["generator_id"], ("transB", 1L));
+                g.Node("Add", ["candidate_content", "generator_id"], ["candidate_vectors"]);
+            }
+            else
+                g.Node("Identity", ["candidate_content"], ["candidate_vectors"]);
             g.Node("Gemm", ["state", "candidate_vectors"], ["candidate_scores"], ("transB", 1L));
         }
         g.Node("Identity", ["item_vectors"], ["item_embeddings"]);

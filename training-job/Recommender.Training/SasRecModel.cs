@@ -22,6 +22,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     private readonly ModuleList<TransformerBlock> _blocks;
     private readonly LayerNorm _finalNorm;
     private readonly Tensor? _itemTokens;
+    private readonly MetaLearning.ItemEmbeddingGenerator? _generator;
 
     public SasRecModel(SequenceModelConfig config, int itemCount, int[][]? itemTokens, int contentVocabulary, int userVocabulary)
         : base(nameof(SasRecModel))
@@ -35,6 +36,8 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         {
             _contentEmbedding = Embedding(contentVocabulary, d, padding_idx: 0);
             _itemTokens = PadTokens(itemTokens);
+            if (config.ItemGenerator)
+                _generator = new MetaLearning.ItemEmbeddingGenerator(d);
         }
         if (config.UserFeatures && userVocabulary > 1)
             _userEmbedding = Embedding(userVocabulary, d, padding_idx: 0);
@@ -64,6 +67,12 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
 
     /// <summary>Every item's vector, [items + 1, d]: id embedding plus the mean embedding of its content tokens.</summary>
     public Tensor ItemVectors() => ContentVectors() is { } content ? _itemEmbedding.weight! + content : _itemEmbedding.weight!;
+
+    /// <summary>The content-to-embedding generator for new items, when configured (<see cref="SequenceModelConfig.ItemGenerator"/>).</summary>
+    public MetaLearning.ItemEmbeddingGenerator? Generator => _generator;
+
+    /// <summary>Vectors of items the model never saw, from their content vectors [K, d]: G(c) + c with a generator, else c.</summary>
+    public Tensor NewItemVectors(Tensor content) => _generator is null ? content : content + _generator.forward(content);
 
     /// <summary>The content part of every item's vector, [items + 1, d] (mean of its content-token embeddings), or null without content.</summary>
     public Tensor? ContentVectors()

@@ -53,6 +53,12 @@ public sealed record SequenceModelConfig
     /// early-stopped model's (SASRec's protocol) are kept beside them under <c>early_stopped</c>.
     /// </summary>
     public bool Refit { get; init; }
+    /// <summary>
+    /// After training, also learn a content-to-embedding generator for new items (Meta-Embedding style,
+    /// <see cref="MetaLearning.ItemEmbeddingGenerator"/>); saved with the model, and the exported graph scores
+    /// <c>candidate_tokens</c> (items the model never saw) as G(c) + c instead of c alone. Needs item content.
+    /// </summary>
+    public bool ItemGenerator { get; init; }
 
     public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides)
     {

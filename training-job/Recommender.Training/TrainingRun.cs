@@ -48,6 +48,11 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             progress?.WriteLine(Describe(model));
         }
 
+        // New items: learn to place them from content, on the served model's own training sequences.
+        MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures,
+            config.Refit ? Enumerable.Range(0, data.UserCount).Select(u => split.History(u, EvaluationStage.Test)).ToArray() : split.Train,
+            outcome.Device, new MetaLearning.MetaLearningConfig { Seed = config.Seed }, progress);
+
         served.save(Path.Combine(outputDirectory, "model.bin"));
         await File.WriteAllBytesAsync(Path.Combine(outputDirectory, "policy.onnx"), PolicyExporter.Export(served, config), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "config.json"), config.ToJson(), cancellationToken);

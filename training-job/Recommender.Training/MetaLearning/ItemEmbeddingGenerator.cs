@@ -46,6 +46,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         var optimizer = optim.Adam(parameters(), config.GeneratorLearningRate);
         var pairs = (int)states.shape[0];
         var itemCount = (int)itemVectors.shape[0] - 1;
+        var device = states.device;
         var curve = new List<double>();
         for (var epoch = 1; epoch <= config.GeneratorEpochs; epoch++)
         {
@@ -54,10 +55,10 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
             foreach (var batch in Enumerable.Range(0, pairs).OrderBy(_ => random.Next()).Chunk(config.GeneratorBatch))
             {
                 using var scope = NewDisposeScope();
-                var index = tensor(batch.Select(i => (long)i).ToArray());
+                var index = tensor(batch.Select(i => (long)i).ToArray(), device: device);
                 var h = states.index_select(0, index);
                 var y = targets.index_select(0, index);
-                var newItems = tensor(Enumerable.Range(1, itemCount).Where(_ => random.NextDouble() < config.ColdItemShare).Select(i => (long)i).ToArray());
+                var newItems = tensor(Enumerable.Range(1, itemCount).Where(_ => random.NextDouble() < config.ColdItemShare).Select(i => (long)i).ToArray(), device: device);
                 var content = contentVectors.index_select(0, newItems);
                 var logits = Logits(h, itemVectors, newItems, forward(content) + content);
                 var loss = functional.cross_entropy(logits, y);
@@ -75,7 +76,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     }
 
     /// <summary>States before each training interaction and its item, over the given sequences (no gradients: the encoder stays frozen).</summary>
-    public static (Tensor States, Tensor Targets) TrainingPairs(SasRecModel encoder, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences)
+    public static (Tensor States, Tensor Targets) TrainingPairs(SasRecModel encoder, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device? device = null)
     {
         using var _ = no_grad();
         encoder.eval();
@@ -84,8 +85,8 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         var users = Enumerable.Range(0, sequences.Length).Where(u => sequences[u].Length >= 2).ToArray();
         foreach (var batch in users.Chunk(256))
         {
-            var (inputs, next) = SequenceBatches.NextItem(batch.Select(u => sequences[u]).ToList(), modelConfig.MaxLength, CPU);
-            var h = encoder.forward(inputs, SequenceBatches.UserTokens(userFeatures, batch, CPU));
+            var (inputs, next) = SequenceBatches.NextItem(batch.Select(u => sequences[u]).ToList(), modelConfig.MaxLength, device ?? CPU);
+            var h = encoder.forward(inputs, SequenceBatches.UserTokens(userFeatures, batch, device ?? CPU));
             var valid = next.ne(0);
             states.Add(h[valid]);
             targets.Add(next[valid]);
@@ -93,11 +94,30 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         return (cat(states), cat(targets));
     }
 
+    /// <summary>Trains the generator a model carries (<see cref="SasRecModel.Generator"/>) on the model's own training sequences, the model frozen.</summary>
+    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, TextWriter? progress = null)
+    {
+        if (model.Generator is not { } generator)
+            return;
+        using var scope = NewDisposeScope();
+        Tensor items, content;
+        using (no_grad())
+        {
+            model.eval();
+            items = model.ItemVectors().detach();
+            content = model.ContentVectors()!.detach();
+        }
+        var (states, targets) = TrainingPairs(model, modelConfig, userFeatures, sequences, device);
+        generator.train();
+        generator.Train(states, targets, items, content, settings, progress);
+        generator.eval();
+    }
+
     /// <summary>The item table with the rows of <paramref name="items"/> replaced by generated vectors (G(c) + c).</summary>
     public Tensor ItemTable(Tensor itemVectors, Tensor contentVectors, long[] items)
     {
         using var _ = no_grad();
-        var index = tensor(items);
+        var index = tensor(items, device: itemVectors.device);
         var content = contentVectors.index_select(0, index);
         return itemVectors.index_copy(0, index, forward(content) + content);
     }
@@ -106,6 +126,6 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     private static Tensor Logits(Tensor h, Tensor itemVectors, Tensor items, Tensor replacement)
     {
         var logits = h.matmul(itemVectors.T).index_copy(1, items, h.matmul(replacement.T));
-        return logits.index_fill(1, tensor(new long[] { 0 }), double.NegativeInfinity);
+        return logits.index_fill(1, tensor(new long[] { 0 }, device: logits.device), double.NegativeInfinity);
     }
 }
