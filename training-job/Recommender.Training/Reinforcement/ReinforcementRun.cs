@@ -143,7 +143,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return slate.Select(i => candidates[i]).ToList();
     };
 
-    private sealed record OffPolicyResult(Estimate Truth, Estimate Ips, Estimate Snips, Estimate DoublyRobust, Estimate Logged, int Decisions);
+    private sealed record OffPolicyResult(Estimate Truth, Estimate Ips, Estimate Snips, Estimate DoublyRobust, Estimate TopKItemIps, Estimate Logged, int Decisions);
 
     /// <summary>
     /// Logs of the pretrained policy sampling slates at the behaviour temperature on held-out sessions, with
@@ -154,6 +154,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
     {
         var random = new Random(config.EvaluationSeeds[0] + 17);
         var logs = new List<LoggedDecision>();
+        var itemLogs = new List<LoggedDecision>();
         var truth = new List<double>();
         var targetPolicy = Sampled(target);
         while (logs.Count < config.OffPolicyDecisions)
@@ -174,17 +175,41 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
 
                 var counterfactual = environment.Respond(environment.CurrentUser, targetPolicy(state, random), random).Reward;
                 truth.Add(counterfactual);
+                var before = state;
                 (state, var reward, done) = environment.Step(shown, random);
                 logs.Add(new LoggedDecision(reward, behaviourProbability, targetProbability));
+                // Item level (Chen et al.'s top-K correction): the picked item's chance to be in each policy's slate.
+                var picked = state.History.Length > before.History.Length ? state.History[^1] : -1;
+                itemLogs.Add(picked < 0 ? new LoggedDecision(0, 1, 0) : new LoggedDecision(reward,
+                    OffPolicyEstimators.TopKInclusion(FirstSlotProbability(behaviourLogits, candidates, picked), config.SlateSize),
+                    OffPolicyEstimators.TopKInclusion(TargetFirstSlotProbability(target, before, picked), config.SlateSize)));
             }
         }
         // Doubly robust with the simplest reward model: the logged mean reward, for every slate.
         var baseline = logs.Average(d => d.Reward);
         var withModel = logs.Select(d => d with { ModelReward = baseline, ModelValue = baseline }).ToList();
         var result = new OffPolicyResult(Estimate.Of(truth), OffPolicyEstimators.Ips(logs), OffPolicyEstimators.Snips(logs),
-            OffPolicyEstimators.DoublyRobust(withModel), Estimate.Of(logs.Select(d => d.Reward).ToList()), logs.Count);
-        progress?.WriteLine($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  (logging policy {result.Logged})");
+            OffPolicyEstimators.DoublyRobust(withModel), OffPolicyEstimators.Ips(itemLogs), Estimate.Of(logs.Select(d => d.Reward).ToList()), logs.Count);
+        progress?.WriteLine($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  top-K item IPS {result.TopKItemIps}  (logging policy {result.Logged})");
         return result;
+    }
+
+    /// <summary>π(item) of the first slot: the softmax over the candidates' logits (0 when the item is not a candidate).</summary>
+    private static double FirstSlotProbability(double[] logits, long[] candidates, int item)
+    {
+        var position = Array.IndexOf(candidates, (long)item);
+        if (position < 0)
+            return 0;
+        var max = logits.Max();
+        return Math.Exp(logits[position] - max) / logits.Sum(l => Math.Exp(l - max));
+    }
+
+    private static double TargetFirstSlotProbability(SequenceActorCritic target, SessionState state, int item)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var candidates = target.Candidates(state);
+        return FirstSlotProbability(target.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().ToArray(), candidates, item);
     }
 
     private static double SlateProbability(double[] logits, int[] slate)
@@ -227,7 +252,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             ["rl.ope"] = new JsonObject
             {
                 ["decisions"] = ope.Decisions,
-                ["truth"] = Json(ope.Truth), ["ips"] = Json(ope.Ips), ["snips"] = Json(ope.Snips), ["dr"] = Json(ope.DoublyRobust), ["logging_policy"] = Json(ope.Logged),
+                ["truth"] = Json(ope.Truth), ["ips"] = Json(ope.Ips), ["snips"] = Json(ope.Snips), ["dr"] = Json(ope.DoublyRobust), ["top_k_item_ips"] = Json(ope.TopKItemIps), ["logging_policy"] = Json(ope.Logged),
             },
             ["rl.policies"] = new JsonObject(scores.Select(s => KeyValuePair.Create(s.Policy, (JsonNode?)new JsonObject
             {
@@ -256,7 +281,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         foreach (var s in scores)
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(s.Policy)}</td><td>{s.Return}</td><td>{s.SessionLength}</td></tr>");
         html.Append(CultureInfo.InvariantCulture, $"</table><h2>Offline ranking (test split)</h2><table><tr><th>encoder</th><th>HR@10</th><th>NDCG@10</th></tr><tr><td>PPO</td><td>{offlinePpo.All.HitRate:F4}</td><td>{offlinePpo.All.Ndcg:F4}</td></tr><tr><td>pretrained (greedy)</td><td>{offlineGreedy.All.HitRate:F4}</td><td>{offlineGreedy.All.Ndcg:F4}</td></tr></table>");
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR</td><td>{ope.DoublyRobust}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
+        html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR</td><td>{ope.DoublyRobust}</td></tr><tr><td>top-K item IPS (Chen et al.)</td><td>{ope.TopKItemIps}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
         html.Append("<h2>Learned user simulator: fidelity to held-out logged sessions</h2><table><tr><th>measure</th><th>value</th></tr>");
         foreach (var (key, value) in fidelity)
         {
