@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Recommender.Training.MetaLearning;
 
@@ -97,10 +96,9 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         }
         var items = encoder.ItemVectors().detach();
         content = content.detach();
-        var (states, targets) = ItemEmbeddingGenerator.TrainingPairs(encoder, modelConfig, data.UserFeatures, warmSplit.Train);
         var generator = new ItemEmbeddingGenerator(modelConfig.Dimension);
         using (torch.enable_grad())
-            generator.Train(states, targets, items, content, config, progress);
+            generator.Fit(encoder, modelConfig, data.UserFeatures, warmSplit.Train, torch.CPU, config, progress);
 
         var coldItems = Enumerable.Range(1, data.ItemCount).Where(IsColdItem).Select(i => (long)i).ToArray();
         var index = torch.tensor(coldItems);

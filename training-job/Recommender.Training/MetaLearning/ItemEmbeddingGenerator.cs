@@ -94,23 +94,25 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         return (cat(states), cat(targets));
     }
 
-    /// <summary>Trains the generator a model carries (<see cref="SasRecModel.Generator"/>) on the model's own training sequences, the model frozen.</summary>
-    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, TextWriter? progress = null)
+    /// <summary>Trains the generator a model carries (<see cref="SasRecModel.Generator"/>), if any, on the model's own training sequences.</summary>
+    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, TextWriter? progress = null) =>
+        model.Generator?.Fit(model, modelConfig, userFeatures, sequences, device, settings, progress);
+
+    /// <summary>Trains this generator for <paramref name="model"/> (frozen, with item content) on pairs from <paramref name="sequences"/>.</summary>
+    public void Fit(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, TextWriter? progress = null)
     {
-        if (model.Generator is not { } generator)
-            return;
         using var scope = NewDisposeScope();
         Tensor items, content;
         using (no_grad())
         {
             model.eval();
             items = model.ItemVectors().detach();
-            content = model.ContentVectors()!.detach();
+            content = (model.ContentVectors() ?? throw new InvalidOperationException("the model has no item content to generate from")).detach();
         }
         var (states, targets) = TrainingPairs(model, modelConfig, userFeatures, sequences, device);
-        generator.train();
-        generator.Train(states, targets, items, content, settings, progress);
-        generator.eval();
+        train();
+        Train(states, targets, items, content, settings, progress);
+        eval();
     }
 
     /// <summary>The item table with the rows of <paramref name="items"/> replaced by generated vectors (G(c) + c).</summary>
