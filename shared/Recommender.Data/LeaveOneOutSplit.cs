@@ -43,6 +43,9 @@ public sealed class LeaveOneOutSplit
         return new LeaveOneOutSplit(train, validation, test);
     }
 
+    /// <summary>Every user's history before the target of the given stage (for the test stage: training plus validation items).</summary>
+    public int[][] Histories(EvaluationStage stage) => Enumerable.Range(0, Train.Length).Select(u => History(u, stage)).ToArray();
+
     /// <summary>The history seen before the target of the given stage.</summary>
     public int[] History(int user, EvaluationStage stage) =>
         stage == EvaluationStage.Validation ? Train[user] : [.. Train[user], Validation[user]];

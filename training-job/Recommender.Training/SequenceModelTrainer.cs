@@ -84,7 +84,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
     public SasRecModel Refit(InteractionDataset data, LeaveOneOutSplit split, int epochs)
     {
         var (model, optimizer, device, rng) = NewModel(data);
-        var sequences = Enumerable.Range(0, data.UserCount).Select(u => split.History(u, EvaluationStage.Test)).ToArray();
+        var sequences = split.Histories(EvaluationStage.Test);
         var users = UsersToLearnFrom(sequences);
         var clock = Stopwatch.StartNew();
         for (var epoch = 1; epoch <= epochs; epoch++)

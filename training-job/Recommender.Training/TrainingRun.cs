@@ -50,7 +50,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
 
         // New items: learn to place them from content, on the served model's own training sequences.
         MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures,
-            config.Refit ? Enumerable.Range(0, data.UserCount).Select(u => split.History(u, EvaluationStage.Test)).ToArray() : split.Train,
+            served == outcome.Model ? split.Train : split.Histories(EvaluationStage.Test),
             outcome.Device, new MetaLearning.MetaLearningConfig { Seed = config.Seed }, progress);
 
         served.save(Path.Combine(outputDirectory, "model.bin"));

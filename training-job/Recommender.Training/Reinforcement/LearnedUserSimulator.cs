@@ -49,6 +49,7 @@ public sealed class LearnedUserSimulator
     public LearnedUserSimulator(SasRecModel encoder, SequenceModelConfig modelConfig, InteractionDataset data, LeaveOneOutSplit split, SimulatorConfig config)
     {
         (_encoder, _modelConfig, _userFeatures, _config) = (encoder, modelConfig, data.UserFeatures, config);
+        _encoder.eval(); // frozen: no dropout in its states
         _repeats = new CategoryRepeats(data.ItemCount, data.ItemFeatures);
         var counts = new int[data.ItemCount + 1];
         foreach (var sequence in split.Train)

@@ -47,8 +47,12 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var trainUsers = users.Where(u => TrainingUser(u)).ToList();
         var heldOut = users.Where(u => !TrainingUser(u)).ToList();
         SessionEnvironment Environment(IReadOnlyList<int> who) => new(world, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
-        SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig) =>
-            new(SavedModel.Load(pretrainedDirectory, data, out modelConfig), modelConfig, data.UserFeatures, data.ItemFeatures, config.Candidates, config.Temperature);
+        SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig)
+        {
+            var encoder = SavedModel.Load(pretrainedDirectory, data, out modelConfig);
+            random.manual_seed(config.Ppo.Seed); // every policy's value head starts from the same seeded weights, whatever ran before
+            return new(encoder, modelConfig, data.UserFeatures, data.ItemFeatures, config.Candidates, config.Temperature);
+        }
 
         // Fine-tune from the pretrained weights, once with PPO and once with A2C.
         var ppo = Pretrained(out var modelConfig);
@@ -60,7 +64,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
 
         // As on real data: learn a user simulator from logged sessions of the deployed (pretrained) policy exploring at
         // the behaviour temperature, check it against held-out sessions, and train PPO in it instead of in the world.
-        var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, Pretrained(out _).Encoder, modelConfig, Sampled(greedy, config.BehaviourTemperature));
+        var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, SavedModel.Load(pretrainedDirectory, data, out _), modelConfig, Sampled(greedy, config.BehaviourTemperature));
         Func<ISlateEnvironment<SessionState>> Simulated(IReadOnlyList<int> who) => () => new LearnedSessionEnvironment(simulator, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
         var ppoSimulated = Pretrained(out _);
         var simulatedCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppoSimulated, Simulated(trainUsers)(), progress).Train();
