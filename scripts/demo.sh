@@ -25,6 +25,7 @@ url="http://127.0.0.1:$port"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
 [ -x node_modules/.bin/azurite ] || npm ci --no-audit --no-fund --loglevel=error
+mkdir -p artifacts # the host's log goes here, whoever started Azurite
 scripts/azurite.sh start
 dotnet build -c Release training-job/Recommender.TrainingJob -v:q -nologo
 dotnet build -c Release functions/Recommender.LocalHost -v:q -nologo
