@@ -138,14 +138,19 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
     /// <summary>The trained stochastic policy: a Plackett-Luce slate from its candidates (at <paramref name="temperature"/> instead of the actor's own, to explore as a logging policy does).</summary>
     private SlatePolicyFunction Sampled(SequenceActorCritic policy, double? temperature = null) => (state, random) =>
     {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
         var candidates = policy.Candidates(state);
-        var (logits, _) = policy.Forward([state], [candidates]);
-        var scale = config.Temperature / (temperature ?? config.Temperature);
-        var slate = SlateDistribution.Sample(logits[0].to(ScalarType.Float64).data<double>().Select(l => l * scale).ToArray(), Math.Min(config.SlateSize, candidates.Length), random);
+        var slate = SlateDistribution.Sample(Logits(policy, state, candidates, temperature), Math.Min(config.SlateSize, candidates.Length), random);
         return slate.Select(i => candidates[i]).ToList();
     };
+
+    /// <summary>A policy's logits over its candidates, at <paramref name="temperature"/> (default: the actor's own).</summary>
+    private double[] Logits(SequenceActorCritic policy, SessionState state, long[] candidates, double? temperature = null)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var scale = config.Temperature / (temperature ?? config.Temperature);
+        return policy.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().Select(l => l * scale).ToArray();
+    }
 
     private sealed record OffPolicyResult(Estimate Truth, Estimate Ips, Estimate Snips, Estimate DoublyRobust, Estimate TopKItemIps, Estimate Logged, int Decisions);
 
@@ -168,10 +173,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             while (!done && logs.Count < config.OffPolicyDecisions)
             {
                 var candidates = behaviour.Candidates(state);
-                double[] behaviourLogits;
-                using (NewDisposeScope())
-                using (no_grad())
-                    behaviourLogits = behaviour.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().Select(l => l * config.Temperature / config.BehaviourTemperature).ToArray();
+                var behaviourLogits = Logits(behaviour, state, candidates, config.BehaviourTemperature);
                 var slate = SlateDistribution.Sample(behaviourLogits, config.SlateSize, random);
                 var shown = slate.Select(i => candidates[i]).ToList();
                 var behaviourProbability = SlateProbability(behaviourLogits, slate);
@@ -208,12 +210,10 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return Math.Exp(logits[position] - max) / logits.Sum(l => Math.Exp(l - max));
     }
 
-    private static double TargetFirstSlotProbability(SequenceActorCritic target, SessionState state, int item)
+    private double TargetFirstSlotProbability(SequenceActorCritic target, SessionState state, int item)
     {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
         var candidates = target.Candidates(state);
-        return FirstSlotProbability(target.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().ToArray(), candidates, item);
+        return FirstSlotProbability(Logits(target, state, candidates), candidates, item);
     }
 
     private static double SlateProbability(double[] logits, int[] slate)
@@ -222,16 +222,13 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return Math.Exp(logProbability.item<double>());
     }
 
-    private static double TargetProbability(SequenceActorCritic target, SessionState state, IReadOnlyList<long> shown)
+    private double TargetProbability(SequenceActorCritic target, SessionState state, IReadOnlyList<long> shown)
     {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
         var candidates = target.Candidates(state);
         var positions = shown.Select(item => Array.IndexOf(candidates, item)).ToArray();
         if (positions.Any(p => p < 0))
             return 0; // the target never shows an item outside its candidates
-        var logits = target.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().ToArray();
-        return SlateProbability(logits, positions);
+        return SlateProbability(Logits(target, state, candidates), positions);
     }
 
     private static JsonObject Metrics(PolicyScore[] scores, EvaluationResult offlinePpo, EvaluationResult offlineGreedy, OffPolicyResult ope,
