@@ -72,7 +72,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     public MetaLearning.ItemEmbeddingGenerator? Generator => _generator;
 
     /// <summary>Vectors of items the model never saw, from their content vectors [K, d]: G(c) + c with a generator, else c.</summary>
-    public Tensor NewItemVectors(Tensor content) => _generator is null ? content : content + _generator.forward(content);
+    public Tensor NewItemVectors(Tensor content) => _generator?.NewItemVectors(content) ?? content;
 
     /// <summary>The content part of every item's vector, [items + 1, d] (mean of its content-token embeddings), or null without content.</summary>
     public Tensor? ContentVectors()

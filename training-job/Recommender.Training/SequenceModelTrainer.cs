@@ -109,7 +109,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
     }
 
     /// <summary>Users with at least one next-item pair to learn from.</summary>
-    private static int[] UsersToLearnFrom(int[][] sequences) =>
+    internal static int[] UsersToLearnFrom(int[][] sequences) =>
         Enumerable.Range(0, sequences.Length).Where(u => sequences[u].Length >= 2).ToArray();
 
     /// <summary>One pass over the users in a random order; returns the mean batch loss.</summary>

@@ -38,6 +38,9 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     /// <summary>Predicted id embeddings [K, d] from content vectors [K, d].</summary>
     public override Tensor forward(Tensor content) => _output.forward(functional.tanh(_hidden.forward(content)));
 
+    /// <summary>The vectors new items are scored with, G(c) + c, from their content vectors [K, d].</summary>
+    public Tensor NewItemVectors(Tensor content) => content + forward(content);
+
     /// <summary>Trains the generator on (state, next item) pairs of warm items; returns the mean loss of each epoch.</summary>
     public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, TextWriter? progress = null)
     {
@@ -59,8 +62,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
                 var h = states.index_select(0, index);
                 var y = targets.index_select(0, index);
                 var newItems = tensor(Enumerable.Range(1, itemCount).Where(_ => random.NextDouble() < config.ColdItemShare).Select(i => (long)i).ToArray(), device: device);
-                var content = contentVectors.index_select(0, newItems);
-                var logits = Logits(h, itemVectors, newItems, forward(content) + content);
+                var logits = Logits(h, itemVectors, newItems, NewItemVectors(contentVectors.index_select(0, newItems)));
                 var loss = functional.cross_entropy(logits, y);
                 optimizer.zero_grad();
                 loss.backward();
@@ -82,8 +84,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         encoder.eval();
         var states = new List<Tensor>();
         var targets = new List<Tensor>();
-        var users = Enumerable.Range(0, sequences.Length).Where(u => sequences[u].Length >= 2).ToArray();
-        foreach (var batch in users.Chunk(256))
+        foreach (var batch in SequenceModelTrainer.UsersToLearnFrom(sequences).Chunk(256))
         {
             var (inputs, next) = SequenceBatches.NextItem(batch.Select(u => sequences[u]).ToList(), modelConfig.MaxLength, device ?? CPU);
             var h = encoder.forward(inputs, SequenceBatches.UserTokens(userFeatures, batch, device ?? CPU));
@@ -120,8 +121,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         var index = tensor(items, device: itemVectors.device);
-        var content = contentVectors.index_select(0, index);
-        return itemVectors.index_copy(0, index, forward(content) + content);
+        return itemVectors.index_copy(0, index, NewItemVectors(contentVectors.index_select(0, index)));
     }
 
     /// <summary>Logits h Vᵀ over the catalogue, with the columns of <paramref name="items"/> scored against <paramref name="replacement"/> rows; padding never wins.</summary>
