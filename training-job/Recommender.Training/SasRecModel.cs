@@ -14,6 +14,8 @@ namespace Recommender.Training;
 public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
 {
     private readonly SequenceModelConfig _config;
+    /// <summary>√d, as a Scalar this model holds (see <see cref="TorchScalars"/>).</summary>
+    private readonly Scalar _embeddingScale;
     private readonly Embedding _itemEmbedding;
     private readonly Embedding _positionEmbedding;
     private readonly Embedding? _contentEmbedding;
@@ -28,6 +30,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         : base(nameof(SasRecModel))
     {
         _config = config;
+        _embeddingScale = Math.Sqrt(config.Dimension).ToScalar();
         ItemCount = itemCount;
         var d = config.Dimension;
         _itemEmbedding = Embedding(itemCount + 1, d, padding_idx: 0);
@@ -92,12 +95,12 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     {
         var items = ItemVectors();
         var length = sequences.shape[1];
-        var x = items.index_select(0, sequences.flatten()).view(sequences.shape[0], length, -1) * Math.Sqrt(_config.Dimension);
+        var x = items.index_select(0, sequences.flatten()).view(sequences.shape[0], length, -1).mul(_embeddingScale);
         x = x + _positionEmbedding.forward(arange(length, device: sequences.device)).unsqueeze(0);
         if (_userEmbedding is not null && userTokens is not null)
         {
             var mask = userTokens.ne(0).unsqueeze(-1).to(x.dtype);
-            var user = (_userEmbedding.forward(userTokens) * mask).sum(1) / mask.sum(1).clamp_min(1);
+            var user = (_userEmbedding.forward(userTokens) * mask).sum(1) / mask.sum(1).clamp_min(TorchScalars.One);
             x = x + user.unsqueeze(1);
         }
         var timeline = sequences.ne(0).unsqueeze(-1).to(x.dtype);

@@ -133,7 +133,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         optimizer.zero_grad();
         var loss = Loss(model, data, users.Select(u => sequences[u]).ToList(), users, device, rng);
         loss.backward();
-        optimizer.step();
+        optimizer.StepWithoutCollection();
         return loss.item<float>();
     }
 

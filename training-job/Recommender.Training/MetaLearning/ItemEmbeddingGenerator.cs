@@ -66,7 +66,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
                 var loss = functional.cross_entropy(logits, y);
                 optimizer.zero_grad();
                 loss.backward();
-                optimizer.step();
+                optimizer.StepWithoutCollection();
                 total += loss.item<float>();
                 batches++;
             }
@@ -128,6 +128,6 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     private static Tensor Logits(Tensor h, Tensor itemVectors, Tensor items, Tensor replacement)
     {
         var logits = h.matmul(itemVectors.T).index_copy(1, items, h.matmul(replacement.T));
-        return logits.index_fill(1, tensor(new long[] { 0 }, device: logits.device), double.NegativeInfinity);
+        return logits.index_fill(1, tensor(new long[] { 0 }, device: logits.device), TorchScalars.NegativeInfinity);
     }
 }

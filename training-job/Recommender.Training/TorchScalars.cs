@@ -1,0 +1,37 @@
+using System.Runtime;
+using TorchSharp;
+
+namespace Recommender.Training;
+
+/// <summary>
+/// Keeping TorchSharp's Scalars alive while libtorch reads them. A C# number passed to a TorchSharp operation
+/// becomes a <see cref="Scalar"/> that nothing references once its native handle is read, so a collection can
+/// finalize it while libtorch still reads it: a rare crash in long runs ("Scalar toDouble: Expected false to be
+/// true", seen here in training, in the RL stage's actor and inside Adam's step; dotnet/TorchSharp#1434). Code that
+/// runs per step passes one of these process-long Scalars, or a Scalar field of its own, instead of a bare number;
+/// optimizer steps, whose Scalars TorchSharp makes inside, run with the collector held off.
+/// </summary>
+internal static class TorchScalars
+{
+    public static readonly Scalar NegativeInfinity = double.NegativeInfinity.ToScalar();
+    public static readonly Scalar Zero = 0.ToScalar();
+    public static readonly Scalar One = 1.0.ToScalar();
+
+    /// <summary>Managed memory an optimizer step may allocate while the collector is held off (its wrappers and Scalars need far less).</summary>
+    private const long StepAllocationBudget = 16 * 1024 * 1024;
+
+    /// <summary><c>optimizer.step()</c> inside a no-GC region, so none of the Scalars it makes is finalized under libtorch.</summary>
+    public static void StepWithoutCollection(this torch.optim.Optimizer optimizer)
+    {
+        var held = GCSettings.LatencyMode != GCLatencyMode.NoGCRegion && GC.TryStartNoGCRegion(StepAllocationBudget);
+        try
+        {
+            optimizer.step();
+        }
+        finally
+        {
+            if (held && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
+                GC.EndNoGCRegion();
+        }
+    }
+}
