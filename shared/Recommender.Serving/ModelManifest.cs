@@ -8,7 +8,8 @@ namespace Recommender.Serving;
 /// What a published model is and how to call it: <c>models/{version}/manifest.json</c> beside
 /// <c>policy.onnx</c>. <see cref="ItemIds"/> maps the model's item numbers to catalog ids (index 0 is padding);
 /// <see cref="PopularItems"/> (most interacted-with first) serve users with no history;
-/// <see cref="ContentVocabulary"/> numbers the content tokens (index 0 is padding) for items the model never saw.
+/// <see cref="ContentVocabulary"/> numbers the content tokens (index 0 is padding) for items the model never saw;
+/// <see cref="UserAdaptation"/>, when present, adapts the model to users with a short history (<see cref="Serving.UserAdaptation"/>).
 /// </summary>
 public sealed record ModelManifest(
     string Version,
@@ -20,7 +21,8 @@ public sealed record ModelManifest(
     IReadOnlyList<string> ItemIds,
     JsonObject? Metrics = null,
     IReadOnlyList<string>? PopularItems = null,
-    IReadOnlyList<string>? ContentVocabulary = null)
+    IReadOnlyList<string>? ContentVocabulary = null,
+    UserAdaptationParameters? UserAdaptation = null)
 {
     public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, ServingJsonContext.Default.ModelManifest);
 

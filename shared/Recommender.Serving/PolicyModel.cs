@@ -138,6 +138,26 @@ public sealed class PolicyModel : IDisposable
         return Top(results[0], results[1]);
     }
 
+    /// <summary>Whether the model adapts to this history: it carries adaptation parameters and the history is at most their <see cref="UserAdaptationParameters.MaxHistory"/> long.</summary>
+    public bool AdaptsTo(IReadOnlyList<int> history) =>
+        Manifest.UserAdaptation is { } adaptation && _dimension > 0 && history.Count >= 1 && history.Count <= adaptation.MaxHistory;
+
+    /// <summary>
+    /// Scores of every item for a short history after few-shot adaptation (<see cref="UserAdaptation"/>, as the
+    /// training job meta-learned it): the graph scores each prefix of the history, the pairs (scores before item
+    /// t, item t) adapt u from the manifest's u₀, and the whole history's scores move by V u.
+    /// </summary>
+    public float[] AdaptedScores(IReadOnlyList<int> history, long[]? userTokens)
+    {
+        var parameters = Manifest.UserAdaptation ?? throw new InvalidOperationException($"model {Version} carries no user adaptation");
+        var prefixScores = Enumerable.Range(1, history.Count).Select(t => Score(history.Take(t).ToList(), userTokens, out _, 1)).ToList();
+        var u = UserAdaptation.Adapt(prefixScores[..^1], history.Skip(1).ToList(), _itemEmbeddings, _dimension, parameters);
+        var scores = prefixScores[^1];
+        for (var i = 1; i < scores.Length; i++)
+            scores[i] += System.Numerics.Tensors.TensorPrimitives.Dot(u, _itemEmbeddings.AsSpan(i * _dimension, _dimension));
+        return scores;
+    }
+
     /// <summary>Whether items the model never saw can be scored from their content tokens.</summary>
     public bool ScoresContent => _takesCandidateTokens && _contentTokens.Count > 0;
 

@@ -11,6 +11,8 @@ public static class ServingPath
 {
     /// <summary>The sequence model over the user's history.</summary>
     public const string Sequence = "sequence";
+    /// <summary>A short history: the sequence model adapted to the user in a few gradient steps (meta-learned).</summary>
+    public const string Adapted = "adapted";
     /// <summary>No history: the most popular items of the training data.</summary>
     public const string Popular = "popular";
 }
@@ -55,12 +57,13 @@ public sealed class RecommendationService(
         bool Allowed(string itemId) => !seen.Contains(itemId) && !unavailable.Contains(itemId);
 
         var numbers = model.ItemNumbers(history);
-        var path = numbers.Count > 0 ? ServingPath.Sequence : ServingPath.Popular;
+        var path = numbers.Count == 0 ? ServingPath.Popular : model.AdaptsTo(numbers) ? ServingPath.Adapted : ServingPath.Sequence;
         List<(string ItemId, float Score, string? BecauseOf)> candidates;
-        if (path == ServingPath.Sequence)
+        if (path != ServingPath.Popular)
         {
-            // Ask the graph for enough of its top to fill the candidates after leaving out seen and unavailable items.
-            var top = model.TopK(numbers, null, _options.Exploration.Candidates + seen.Count + unavailable.Count);
+            // Enough of the model's top to fill the candidates after leaving out seen and unavailable items.
+            var wanted = _options.Exploration.Candidates + seen.Count + unavailable.Count;
+            var top = path == ServingPath.Sequence ? model.TopK(numbers, null, wanted) : Top(model.AdaptedScores(numbers, null), wanted);
             candidates = top
                 .Where(t => Allowed(model.Manifest.ItemIds[t.Item]))
                 .Take(_options.Exploration.Candidates)
@@ -89,6 +92,9 @@ public sealed class RecommendationService(
         RecommenderMetrics.RecommendationDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, tags);
         return new Recommendations(recommendationId, userId, model.Version, path, items);
     }
+
+    private static (int Item, float Score)[] Top(float[] scores, int k) =>
+        Enumerable.Range(1, scores.Length - 1).OrderByDescending(i => scores[i]).Take(k).Select(i => (i, scores[i])).ToArray();
 
     private async Task LogImpressionsAsync(string userId, string recommendationId, string version, string path, IReadOnlyList<RecommendedItem> items, CancellationToken cancellationToken)
     {

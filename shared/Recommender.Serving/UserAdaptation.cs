@@ -1,38 +1,44 @@
 namespace Recommender.Serving;
 
 /// <summary>
+/// What few-shot user adaptation needs at serving time (the training job meta-learns it, the manifest
+/// carries it): the starting user vector u₀, the per-dimension inner rates α, the number of inner steps, and
+/// the longest history it is used for (longer histories are served by the sequence model as it is).
+/// </summary>
+public sealed record UserAdaptationParameters(float[] Initial, float[] Rates, int Steps, int MaxHistory);
+
+/// <summary>
 /// The training job's few-shot user adaptation, repeated at serving time without TorchSharp: S gradient
-/// steps u ← u - α ⊙ mean_t (Vᵀ softmax((h_t + u) Vᵀ) - v_{y_t}) from the meta-learned u₀ and rates α,
-/// over the user's support pairs (the state before each known interaction, and that interaction). The
-/// adapted scores are the model's plus V u. Computed in double precision; item 0 (padding) is left out.
+/// steps u ← u - α ⊙ mean_t (Vᵀ softmax(s_t + V u) - v_{y_t}) from the meta-learned u₀ and rates α, over
+/// the user's support pairs: the model's scores s_t = h_t Vᵀ after the history before each known
+/// interaction, and that interaction y_t. The adapted scores are the model's plus V u. Computed in double
+/// precision; item 0 (padding) is left out.
 /// </summary>
 public static class UserAdaptation
 {
-    /// <param name="states">Per support pair, the sequence state h_t [d] before the item.</param>
+    /// <param name="supportScores">Per support pair, the model's scores of every item [items + 1] after the history before the item.</param>
     /// <param name="targets">Per support pair, the item number that followed.</param>
     /// <param name="itemVectors">Item vectors row-major [items + 1, d] (row 0 padding), as the model's <c>item_embeddings</c> output.</param>
-    public static float[] Adapt(IReadOnlyList<float[]> states, IReadOnlyList<int> targets, ReadOnlySpan<float> itemVectors, int dimension,
-        ReadOnlySpan<float> initial, ReadOnlySpan<float> rates, int steps)
+    public static float[] Adapt(IReadOnlyList<float[]> supportScores, IReadOnlyList<int> targets, ReadOnlySpan<float> itemVectors, int dimension,
+        UserAdaptationParameters parameters)
     {
         var items = itemVectors.Length / dimension;
-        var u = new double[dimension];
-        for (var k = 0; k < dimension; k++)
-            u[k] = initial[k];
+        var u = parameters.Initial.Select(x => (double)x).ToArray();
         var gradient = new double[dimension];
         var logits = new double[items];
-        for (var step = 0; step < steps; step++)
+        for (var step = 0; step < parameters.Steps && supportScores.Count > 0; step++)
         {
             Array.Clear(gradient);
-            for (var t = 0; t < states.Count; t++)
+            for (var t = 0; t < supportScores.Count; t++)
             {
-                // p = softmax((h_t + u) Vᵀ) over items 1..N
+                // p = softmax(s_t + V u) over items 1..N
                 var max = double.NegativeInfinity;
                 for (var i = 1; i < items; i++)
                 {
-                    double dot = 0;
+                    double dot = supportScores[t][i];
                     var row = itemVectors.Slice(i * dimension, dimension);
                     for (var k = 0; k < dimension; k++)
-                        dot += (states[t][k] + u[k]) * row[k];
+                        dot += u[k] * row[k];
                     logits[i] = dot;
                     max = Math.Max(max, dot);
                 }
@@ -52,7 +58,7 @@ public static class UserAdaptation
                     gradient[k] -= target[k];
             }
             for (var k = 0; k < dimension; k++)
-                u[k] -= rates[k] * gradient[k] / states.Count;
+                u[k] -= parameters.Rates[k] * gradient[k] / supportScores.Count;
         }
         return u.Select(x => (float)x).ToArray();
     }

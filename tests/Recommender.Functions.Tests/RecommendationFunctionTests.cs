@@ -25,6 +25,51 @@ public sealed class TrainedRun : IAsyncLifetime
     public Task DisposeAsync() => Task.CompletedTask;
 }
 
+/// <summary>The same, trained with few-shot user adaptation (the manifest carries it).</summary>
+public sealed class TrainedRunWithUserAdaptation : IAsyncLifetime
+{
+    public string Directory { get; } = Path.Combine(Path.GetTempPath(), "fn-adapted-run-" + Guid.NewGuid().ToString("N"));
+
+    public async Task InitializeAsync()
+    {
+        var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 200, Items = 80, Seed = 17 });
+        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var config = new SequenceModelConfig { Dimension = 16, Blocks = 1, MaxLength = 10, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Negatives = 32, UserAdaptation = true };
+        await new TrainingRun(config, new EvaluationProtocol()).RunAsync(data, Directory);
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+}
+
+public sealed class AdaptedRecommendationTests(TrainedRunWithUserAdaptation run) : IClassFixture<TrainedRunWithUserAdaptation>
+{
+    [Fact]
+    public async Task A_user_with_a_short_history_is_served_the_adapted_model_and_a_longer_history_the_model_as_it_is()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        var serving = await ServingFixture.CreateAsync(services, new RecommendationOptions { Exploration = new ExplorationOptions { Mode = ExplorationMode.Greedy } });
+        await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
+        var function = new GetRecommendations(serving.Recommendations);
+        static WireEvent Click(string user, int item) => new()
+        {
+            EventId = $"{user}-{item}", UserId = user, ItemId = "item" + item, Type = "click", Timestamp = TestEvents.Start.AddMinutes(item),
+        };
+        await services.Ingestor.IngestEventsAsync([Click("short", 3), Click("short", 5), Click("short", 8)]);
+        await services.Ingestor.IngestEventsAsync(Enumerable.Range(10, 8).Select(i => Click("long", i)).ToList());
+        var context = new DefaultHttpContext();
+        context.Request.Method = "GET";
+
+        var adapted = (Recommendations)((OkObjectResult)await function.Run(context.Request, "short", default)).Value!;
+        var plain = (Recommendations)((OkObjectResult)await function.Run(context.Request, "long", default)).Value!;
+
+        Assert.Equal(ServingPath.Adapted, adapted.Path);
+        Assert.Equal(ServingPath.Sequence, plain.Path);
+        Assert.Equal(10, adapted.Items.Count);
+        Assert.DoesNotContain(adapted.Items, i => i.ItemId is "item3" or "item5" or "item8");
+        Assert.Equal(adapted.Items.Select(i => i.Score).OrderDescending(), adapted.Items.Select(i => i.Score));
+    }
+}
+
 public sealed class RecommendationFunctionTests(TrainedRun run) : IClassFixture<TrainedRun>
 {
     private static HttpRequest Get(string query = "")

@@ -53,13 +53,51 @@ public sealed class UserAdaptationTests
         var rates = rand(8) + 0.2;
         var expected = UserAdaptation.Adapt(states, targets, items, initial, rates.log(), steps: 4).data<float>().ToArray();
 
+        // Serving sees the model's scores after each support prefix (s_t = h_t Vᵀ, as the ONNX graph outputs them), not the states.
+        var scores = states.matmul(items.T);
         var actual = Recommender.Serving.UserAdaptation.Adapt(
-            Enumerable.Range(0, 4).Select(t => states[t].data<float>().ToArray()).ToList(),
+            Enumerable.Range(0, 4).Select(t => scores[t].data<float>().ToArray()).ToList(),
             targets.data<long>().Select(t => (int)t).ToList(),
-            items.data<float>().ToArray(), 8, initial.data<float>().ToArray(), rates.data<float>().ToArray(), steps: 4);
+            items.data<float>().ToArray(), 8, new Recommender.Serving.UserAdaptationParameters(initial.data<float>().ToArray(), rates.data<float>().ToArray(), Steps: 4, MaxHistory: 5));
 
         Assert.Equal(expected.Length, actual.Length);
         for (var k = 0; k < expected.Length; k++)
             Assert.True(Math.Abs(expected[k] - actual[k]) < 1e-5, $"dimension {k}: {expected[k]} vs {actual[k]}");
+    }
+}
+
+/// <summary>A run trained with user adaptation: the manifest carries it, and serving adapts short histories as the training job does.</summary>
+[Collection("Torch")]
+public sealed class ServedUserAdaptationTests
+{
+    [Fact]
+    public async Task Serving_adapts_a_short_history_as_the_training_job_scores_it_and_leaves_long_ones_alone()
+    {
+        var world = new Recommender.Data.SyntheticWorld(new Recommender.Data.SyntheticWorldOptions { Users = 200, Items = 80, Seed = 21 });
+        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var directory = Path.Combine(Path.GetTempPath(), "adapted-run-" + Guid.NewGuid().ToString("N"));
+        var config = new SequenceModelConfig { Dimension = 16, Blocks = 1, MaxLength = 10, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Negatives = 32, UserFeatures = false, UserAdaptation = true };
+        await new TrainingRun(config, new EvaluationProtocol()).RunAsync(data, directory);
+
+        var manifest = RunPublisher.Manifest(directory, "v1", "test");
+        var adaptation = Assert.IsType<Recommender.Serving.UserAdaptationParameters>(manifest.UserAdaptation);
+        using var served = Recommender.Serving.PolicyModel.Load(manifest, await File.ReadAllBytesAsync(Path.Combine(directory, "policy.onnx")));
+        var model = SavedModel.Load(directory, data, out var saved);
+        var learner = new UserMetaLearner(model, saved, data.UserFeatures, new MetaLearningConfig());
+        var histories = new[] { new[] { 3 }, [5, 9], [12, 40, 7], [1, 2, 3, 4, 5] };
+        var expected = learner.Scorer("adapted", adaptation).Score(histories.Select(_ => 0).ToList(), histories);
+        var plain = learner.Scorer("as is", adaptation with { Initial = new float[adaptation.Initial.Length], Steps = 0 }).Score(histories.Select(_ => 0).ToList(), histories);
+
+        for (var h = 0; h < histories.Length; h++)
+        {
+            Assert.True(served.AdaptsTo(histories[h]));
+            var actual = served.AdaptedScores(histories[h], null);
+            var difference = Enumerable.Range(1, data.ItemCount).Max(i => Math.Abs(actual[i] - expected[h][i]));
+            Assert.True(difference < 1e-4, $"history of {histories[h].Length}: max |served - training job| = {difference:E2}");
+            var moved = Enumerable.Range(1, data.ItemCount).Max(i => Math.Abs(expected[h][i] - plain[h][i]));
+            Assert.True(moved > 1e-3, $"history of {histories[h].Length}: adaptation moved the scores by only {moved:E2}");
+        }
+        Assert.False(served.AdaptsTo(Enumerable.Range(1, adaptation.MaxHistory + 1).ToArray()));
+        Assert.False(served.AdaptsTo([]));
     }
 }

@@ -17,10 +17,12 @@ public static class RunPublisher
         var popular = File.Exists(popularPath) ? JsonSerializer.Deserialize(File.ReadAllText(popularPath), ItemIdsJsonContext.Default.StringArray) : null;
         var vocabularyPath = Path.Combine(runDirectory, "content-vocabulary.json");
         var vocabulary = File.Exists(vocabularyPath) ? JsonSerializer.Deserialize(File.ReadAllText(vocabularyPath), ItemIdsJsonContext.Default.StringArray) : null;
+        var adaptationPath = Path.Combine(runDirectory, TrainingRun.UserAdaptationFile);
+        var adaptation = File.Exists(adaptationPath) ? JsonSerializer.Deserialize(File.ReadAllText(adaptationPath), TrainingJsonContext.Default.UserAdaptationParameters) : null;
         // Input and output names as the graph itself declares them.
         var graph = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(runDirectory, "policy.onnx"))).Graph;
         return new ModelManifest(version, DateTimeOffset.UtcNow, dataSnapshot, config.MaxLength,
-            graph.Input.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(), itemIds, metrics, popular, vocabulary);
+            graph.Input.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(), itemIds, metrics, popular, vocabulary, adaptation);
     }
 
     /// <summary>Uploads policy.onnx and its manifest; with <paramref name="promote"/>, points current.json at it if nobody promoted in between.</summary>

@@ -59,6 +59,12 @@ public sealed record SequenceModelConfig
     /// <c>candidate_tokens</c> (items the model never saw) as G(c) + c instead of c alone. Needs item content.
     /// </summary>
     public bool ItemGenerator { get; init; }
+    /// <summary>
+    /// After training, also meta-learn a few-shot adaptation for users with a short history (MAML over the
+    /// training users' first interactions, <see cref="MetaLearning.UserMetaLearner"/>); written to
+    /// <c>user-adaptation.json</c> and the manifest, and serving adapts users with up to that many interactions.
+    /// </summary>
+    public bool UserAdaptation { get; init; }
 
     public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides)
     {
@@ -89,4 +95,5 @@ public sealed record SequenceModelConfig
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(SequenceModelConfig))]
 [JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(Recommender.Serving.UserAdaptationParameters))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

@@ -9,10 +9,13 @@ namespace Recommender.Training;
 /// <summary>
 /// One training run, start to finish: split, baselines, train, evaluate on the test targets, and write
 /// the run folder: <c>metrics.json</c> (keys in DESIGN.md), <c>model.bin</c> (weights), <c>config.json</c>,
-/// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>content-vocabulary.json</c> (content tokens, when used), <c>report.html</c> (learning curve and metric table).
+/// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>content-vocabulary.json</c> (content tokens, when used), <c>user-adaptation.json</c> (when meta-learned), <c>report.html</c> (learning curve and metric table).
 /// </summary>
 public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, TextWriter? progress = null)
 {
+    /// <summary>The meta-learned user adaptation of the run (with <see cref="SequenceModelConfig.UserAdaptation"/>).</summary>
+    public const string UserAdaptationFile = "user-adaptation.json";
+
     public async Task<JsonObject> RunAsync(InteractionDataset data, string outputDirectory, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(outputDirectory);
@@ -49,9 +52,16 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         }
 
         // New items: learn to place them from content, on the served model's own training sequences.
-        MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures,
-            served == outcome.Model ? split.Train : split.Histories(EvaluationStage.Test),
-            outcome.Device, new MetaLearning.MetaLearningConfig { Seed = config.Seed }, progress);
+        var servedSequences = served == outcome.Model ? split.Train : split.Histories(EvaluationStage.Test);
+        var metaSettings = new MetaLearning.MetaLearningConfig { Seed = config.Seed };
+        MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures, servedSequences, outcome.Device, metaSettings, progress);
+        // Users with a short history: meta-learn their few-shot adaptation, on the same sequences.
+        if (config.UserAdaptation)
+        {
+            var learner = new MetaLearning.UserMetaLearner(served, config, data.UserFeatures, metaSettings, progress, outcome.Device);
+            var adaptation = learner.Train(learner.FirstInteractionTasks(servedSequences));
+            await File.WriteAllTextAsync(Path.Combine(outputDirectory, UserAdaptationFile), JsonSerializer.Serialize(adaptation, TrainingJsonContext.Default.UserAdaptationParameters), cancellationToken);
+        }
 
         served.save(Path.Combine(outputDirectory, "model.bin"));
         await File.WriteAllBytesAsync(Path.Combine(outputDirectory, "policy.onnx"), PolicyExporter.Export(served, config), cancellationToken);

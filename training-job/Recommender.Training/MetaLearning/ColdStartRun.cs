@@ -1,13 +1,15 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
+using Recommender.Serving;
 using TorchSharp;
 
 namespace Recommender.Training.MetaLearning;
 
 /// <summary>
-/// The cold-start protocols (in the style of MeLU/MAMO). A share of users is held out as new users and a
+/// The cold-start protocols (in the style of MeLU/MAMO): warm, user-cold, item-cold and user-and-item-cold. A share of users is held out as new users and a
 /// share of items as new items: pretraining, meta-training and the item generator never see either.
 /// <list type="bullet">
+/// <item>warm: the known users' test items after their whole history (the usual leave-one-out protocol).</item>
 /// <item>user-cold: a new user known by their first <c>SupportItems</c> interactions with existing items
 /// (the support set), asked for the next one (the query). Compared: popularity, the pretrained model reading
 /// the support items as history (no adaptation), plain fine-tuning of the user vector from 0 with a fixed
@@ -42,10 +44,15 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
 
         // Tasks: every warm user's first interactions, as if they were new (training part only).
         var warmSplit = LeaveOneOutSplit.Create(warm);
-        var tasks = Enumerable.Range(0, warm.UserCount).Where(u => warmSplit.Train[u].Length > config.SupportItems)
-            .Select(u => learner.Task(u, warmSplit.Train[u][..config.SupportItems], warmSplit.Train[u][config.SupportItems])).ToList();
+        var tasks = learner.FirstInteractionTasks(warmSplit.Train);
         progress?.WriteLine($"meta-training on {tasks.Count} warm users' first {config.SupportItems} interactions; {data.Sequences.Where((_, u) => IsColdUser(data, u)).Count()} users held out as new");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var meta = learner.Train(tasks);
+        var secondOrderSeconds = clock.Elapsed.TotalSeconds;
+        // The same meta-learning with first-order MAML's cheaper outer gradient, to measure what the exact one buys.
+        clock.Restart();
+        var firstOrder = new UserMetaLearner(encoder, modelConfig, data.UserFeatures, config with { FirstOrder = true }, progress).Train(tasks);
+        var firstOrderSeconds = clock.Elapsed.TotalSeconds;
 
         // New users: support = their first SupportItems interactions with existing items, query = the next (the split's test target).
         var cold = data with { Sequences = data.Sequences.Select((s, u) => IsColdUser(data, u) ? WarmItems(s)[..(config.SupportItems + 1)] : []).ToArray() };
@@ -54,11 +61,18 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         var methods = new (string Key, ISequenceScorer Scorer)[]
         {
             ("popularity", new PopularityScorer(warmSplit, data.ItemCount)),
-            ("pretrained", learner.Scorer("pretrained, no adaptation", new MetaParameters(zero, zero, 0))),
-            ("fine_tuned", learner.Scorer("fine-tuned user vector", new MetaParameters(zero, Enumerable.Repeat((float)config.InitialRate, modelConfig.Dimension).ToArray(), config.InnerSteps))),
+            ("pretrained", learner.Scorer("pretrained, no adaptation", new UserAdaptationParameters(zero, zero, 0, config.SupportItems))),
+            ("fine_tuned", learner.Scorer("fine-tuned user vector", new UserAdaptationParameters(zero, Enumerable.Repeat((float)config.InitialRate, modelConfig.Dimension).ToArray(), config.InnerSteps, config.SupportItems))),
             ("meta_learned", learner.Scorer("meta-learned adaptation", meta)),
+            ("meta_learned_first_order", learner.Scorer("meta-learned, first order", firstOrder)),
         };
         var (results, table) = Compare("user-cold", methods, coldSplit, data.ItemCount);
+        // Warm: the known users' own next items (the usual protocol), to see what adaptation does where history is long.
+        var (warmResults, _) = Compare("warm", methods.Where(m => m.Key is "popularity" or "pretrained" or "meta_learned").ToArray(), warmSplit, data.ItemCount);
+        // Known users at the same point, their first SupportItems interactions and the next (the meta-training tasks,
+        // seen in pretraining): how much worse a new user is served than a known one with as few items.
+        var knownFirst = warm with { Sequences = warmSplit.Train.Select(s => s.Length > config.SupportItems ? s[..(config.SupportItems + 1)] : []).ToArray() };
+        var (knownFirstResults, _) = Compare("known users' first items", methods.Where(m => m.Key is "pretrained" or "meta_learned").ToArray(), LeaveOneOutSplit.Create(knownFirst), data.ItemCount);
         var best = table["meta_learned"].All;
         var metrics = new JsonObject
         {
@@ -74,6 +88,10 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
                 ["support_items"] = config.SupportItems,
                 ["inner_steps"] = config.InnerSteps,
                 ["meta_tasks"] = tasks.Count,
+                ["meta_training_seconds"] = secondOrderSeconds,
+                ["meta_training_seconds_first_order"] = firstOrderSeconds,
+                ["warm"] = warmResults,
+                ["known_users_first_items"] = knownFirstResults,
                 ["user_cold"] = results,
                 ["meta_parameters"] = new JsonObject { ["initial_norm"] = Math.Sqrt(meta.Initial.Sum(x => x * x)), ["mean_rate"] = meta.Rates.Average() },
             },

@@ -17,7 +17,7 @@ public static class UserAdaptation
     public static Tensor Logits(Tensor states, Tensor u, Tensor itemVectors)
     {
         var logits = (states + u).matmul(itemVectors.T);
-        return logits.index_fill(1, tensor(new long[] { 0 }, device: logits.device), double.NegativeInfinity);
+        return logits.index_fill(1, tensor(new long[] { 0 }, device: logits.device), TorchScalars.NegativeInfinity);
     }
 
     /// <summary>L(u): mean cross-entropy of the next items.</summary>
@@ -28,12 +28,16 @@ public static class UserAdaptation
     public static Tensor Gradient(Tensor states, Tensor targets, Tensor u, Tensor itemVectors) =>
         (Logits(states, u, itemVectors).softmax(1).matmul(itemVectors) - itemVectors.index_select(0, targets)).mean([0]);
 
-    /// <summary>The inner loop: <paramref name="steps"/> gradient steps from u₀ with per-dimension rates exp(logRates).</summary>
-    public static Tensor Adapt(Tensor states, Tensor targets, Tensor itemVectors, Tensor initial, Tensor logRates, int steps)
+    /// <summary>
+    /// The inner loop: <paramref name="steps"/> gradient steps from u₀ with per-dimension rates exp(logRates).
+    /// <paramref name="firstOrder"/> (first-order MAML): each step's gradient is taken as a constant, so the outer
+    /// gradient skips the Hessian terms: ∂u_S/∂u₀ = I, and the rates learn from the gradients' values alone.
+    /// </summary>
+    public static Tensor Adapt(Tensor states, Tensor targets, Tensor itemVectors, Tensor initial, Tensor logRates, int steps, bool firstOrder = false)
     {
         var u = initial;
         for (var step = 0; step < steps; step++)
-            u = u - logRates.exp() * Gradient(states, targets, u, itemVectors);
+            u = u - logRates.exp() * Gradient(states, targets, firstOrder ? u.detach() : u, itemVectors);
         return u;
     }
 }
