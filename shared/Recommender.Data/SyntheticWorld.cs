@@ -29,6 +29,18 @@ public sealed record SyntheticWorldOptions
     public int MaxSessionLength { get; init; } = 25;
     /// <summary>Items the user browses among at each step of organic (logged) behaviour, drawn by popularity.</summary>
     public int BrowsedCandidates { get; init; } = 60;
+    /// <summary>
+    /// Share of items that are clickbait (RecSim's "chocolate" against "kale"): <see cref="ClickbaitLure"/> more
+    /// appealing to pick, but once consumed they satisfy only as much as their appeal without the lure, and the user,
+    /// feeling tricked, may leave at once (<see cref="ClickbaitLeave"/>). A choice that pays now and costs later, so a
+    /// policy that maximises picks per step is not the one that maximises a session's picks.
+    /// They carry a "sensational" tag, as such titles do. 0 (the default): none.
+    /// </summary>
+    public double ClickbaitShare { get; init; }
+    /// <summary>Appeal a clickbait item adds to being picked.</summary>
+    public double ClickbaitLure { get; init; } = 1.0;
+    /// <summary>Chance that a user who consumed a clickbait item leaves right after it, besides the usual chance to leave.</summary>
+    public double ClickbaitLeave { get; init; } = 0.3;
     public int Seed { get; init; } = 7;
 
     /// <summary>Parses "users=2000,items=800,seed=3" (names as the properties, case-insensitive).</summary>
@@ -52,8 +64,11 @@ public sealed record SyntheticWorldOptions
                 "sessions" or "sessionsperuser" => options with { SessionsPerUser = I() },
                 "sharpness" or "tastesharpness" => options with { TasteSharpness = D() },
                 "candidates" or "browsedcandidates" => options with { BrowsedCandidates = I() },
+                "clickbait" or "clickbaitshare" => options with { ClickbaitShare = D() },
+                "lure" or "clickbaitlure" => options with { ClickbaitLure = D() },
+                "baitleave" or "clickbaitleave" => options with { ClickbaitLeave = D() },
                 "seed" => options with { Seed = I() },
-                _ => throw new FormatException($"unknown synthetic option '{key}' (users, items, dim, categories, zipf, drift, fatigue, sessions, sharpness, candidates, seed)"),
+                _ => throw new FormatException($"unknown synthetic option '{key}' (users, items, dim, categories, zipf, drift, fatigue, sessions, sharpness, candidates, clickbait, lure, baitleave, seed)"),
             };
         }
         return options;
@@ -77,9 +92,11 @@ public sealed class WorldUser(int index, double[] taste, IReadOnlyList<string> a
 /// satisfied. It is the demo data, a test fixture and the ground-truth environment for RL.
 /// </summary>
 /// <remarks>
-/// Appeal of item i to user u: <c>sharpness * cos(taste_u, v_i) + popularityWeight * log w_i - fatigue * repeats(category_i)</c>.
-/// Organic behaviour (the logs): at each step the user browses candidates drawn by popularity and
-/// picks one with probability softmax(appeal). A recommended slate is answered by <see cref="Respond"/>.
+/// Appeal of item i to user u: <c>sharpness * cos(taste_u, v_i) + popularityWeight * log w_i - fatigue * repeats(category_i)
+/// (+ lure if i is clickbait)</c>. Organic behaviour (the logs): at each step the user browses candidates drawn by
+/// popularity and picks one with probability softmax(appeal). A recommended slate is answered by <see cref="Respond"/>.
+/// After each pick, satisfaction s ← 0.7 s + 0.3 σ(appeal, less the lure for clickbait) (0 for no pick), and the
+/// user leaves with probability base + (unsatisfied - base)(1 - s), or after clickbait also with its own chance.
 /// </remarks>
 public sealed class SyntheticWorld
 {
@@ -114,6 +131,10 @@ public sealed class SyntheticWorld
         var categoryDirections = Enumerable.Range(0, Options.Categories).Select(_ => Normalize(Gaussian(random, d))).ToArray();
         ItemCategory = _itemFactors.Select(v => ArgMax(categoryDirections.Select(c => Dot(c, v)).ToArray())).ToArray();
         ItemTags = _itemFactors.Select(v => TopDimensions(v, 2).Select(k => Words[(2 * k + (v[k] > 0 ? 0 : 1)) % Words.Length]).ToArray()).ToArray();
+        // Clickbait from a generator of its own, so that a world without it is the same world as before.
+        var clickbaitRandom = new Random(Options.Seed * 104729 + 3);
+        IsClickbait = _itemFactors.Select(_ => clickbaitRandom.NextDouble() < Options.ClickbaitShare).ToArray();
+        ItemTags = ItemTags.Select((tags, i) => IsClickbait[i] ? [.. tags, "sensational"] : tags).ToArray();
 
         var userRandom = new Random(Options.Seed * 7919 + 1);
         Users = Enumerable.Range(0, Options.Users).Select(u =>
@@ -130,6 +151,8 @@ public sealed class SyntheticWorld
     public IReadOnlyList<WorldUser> Users { get; }
     public int[] ItemCategory { get; }
     public string[][] ItemTags { get; }
+    /// <summary>Whether each item is clickbait (<see cref="SyntheticWorldOptions.ClickbaitShare"/>).</summary>
+    public bool[] IsClickbait { get; }
 
     public static string ItemId(int item) => "item" + item.ToString(CultureInfo.InvariantCulture);
     public static string UserId(int user) => "user" + user.ToString(CultureInfo.InvariantCulture);
@@ -151,8 +174,13 @@ public sealed class SyntheticWorld
         var repeats = user.RecentCategories.Count(c => c == ItemCategory[item]);
         return Options.TasteSharpness * Dot(user.Taste, _itemFactors[item])
             + Options.PopularityWeight * _logPopularity[item]
-            - Options.FatiguePerRepeat * repeats;
+            - Options.FatiguePerRepeat * repeats
+            + (IsClickbait[item] ? Options.ClickbaitLure : 0);
     }
+
+    /// <summary>How much consuming the item satisfies the user right now (0 to 1): its appeal, less the lure for clickbait.</summary>
+    public double Satisfaction(WorldUser user, int item) =>
+        Sigmoid(Appeal(user, item) - (IsClickbait[item] ? Options.ClickbaitLure : 0));
 
     /// <summary>
     /// The user's answer to a recommended slate: picks an item (softmax over appeal, with a "none of
@@ -177,7 +205,7 @@ public sealed class SyntheticWorld
     /// <summary>The user consumes <paramref name="item"/> (or nothing), tastes drift; returns whether they leave.</summary>
     public bool Step(WorldUser user, int? item, Random random)
     {
-        var satisfaction = item is { } i ? Sigmoid(Appeal(user, i)) : 0.0;
+        var satisfaction = item is { } i ? Satisfaction(user, i) : 0.0;
         user.Satisfaction = 0.7 * user.Satisfaction + 0.3 * satisfaction;
         if (item is { } consumed)
         {
@@ -190,6 +218,8 @@ public sealed class SyntheticWorld
             user.Taste[k] += Options.TasteDrift * noise[k];
         Normalize(user.Taste);
         var leave = Options.BaseLeaveProbability + (Options.UnsatisfiedLeaveProbability - Options.BaseLeaveProbability) * (1 - user.Satisfaction);
+        if (item is { } taken && IsClickbait[taken])
+            leave = 1 - (1 - leave) * (1 - Options.ClickbaitLeave);
         return random.NextDouble() < leave;
     }
 
@@ -205,11 +235,23 @@ public sealed class SyntheticWorld
     /// Organic history: each user has several sessions of browsing; each step emits a click (and
     /// sometimes a like or purchase, which are also engagements). Deterministic for the world's seed.
     /// </summary>
-    public IReadOnlyList<Interaction> GenerateHistory(DateTimeOffset start)
+    public IReadOnlyList<Interaction> GenerateHistory(DateTimeOffset start) => Simulate(start, out _);
+
+    /// <summary>
+    /// Each user as the organic history left them (taste drifted, recent categories, satisfaction): where a
+    /// later session, such as an RL episode, starts. The same for every <c>start</c>, so no time is asked for.
+    /// </summary>
+    public IReadOnlyList<WorldUser> UsersAfterHistory()
+    {
+        Simulate(DateTimeOffset.UnixEpoch, out var users);
+        return users;
+    }
+
+    private List<Interaction> Simulate(DateTimeOffset start, out WorldUser[] users)
     {
         var random = new Random(Options.Seed * 31 + 5);
         var events = new List<Interaction>();
-        var users = Users.Select(Clone).ToArray();
+        users = Users.Select(Clone).ToArray();
         for (var session = 0; session < Options.SessionsPerUser; session++)
         {
             foreach (var user in users)

@@ -92,6 +92,42 @@ public sealed class SyntheticWorldTests
     }
 
     [Fact]
+    public void Users_after_the_history_are_where_it_left_them()
+    {
+        var world = new SyntheticWorld(Small);
+        var history = world.GenerateHistory(Start);
+
+        var after = world.UsersAfterHistory();
+
+        Assert.NotEqual(world.Users[0].Taste, after[0].Taste); // tastes drifted along the history
+        Assert.Equal(after[0].Taste, world.UsersAfterHistory()[0].Taste);
+        var lastConsumed = history.Where(e => e.UserId == SyntheticWorld.UserId(0)).TakeLast(Small.FatigueWindow)
+            .Select(e => world.ItemCategory[SyntheticWorld.ItemIndex(e.ItemId!)]);
+        Assert.Equal(lastConsumed, after[0].RecentCategories);
+    }
+
+    [Fact]
+    public void Clickbait_is_picked_more_and_ends_sessions_sooner_and_a_world_without_it_is_unchanged()
+    {
+        var baited = new SyntheticWorld(Small with { ClickbaitShare = 0.2 });
+        var plain = new SyntheticWorld(Small);
+        var bait = Enumerable.Range(0, Small.Items).Where(i => baited.IsClickbait[i]).ToList();
+        Assert.InRange(bait.Count, 15, 45);
+        Assert.All(bait, i => Assert.Contains("sensational", baited.ItemTags[i]));
+        Assert.Equal(plain.GenerateHistory(Start), new SyntheticWorld(Small with { ClickbaitShare = 0 }).GenerateHistory(Start));
+
+        // The same user, offered one clickbait and one honest item of equal appeal without the lure, picks the bait more often...
+        var user = SyntheticWorld.Clone(baited.Users[0]);
+        var honest = Enumerable.Range(0, Small.Items).Where(i => !baited.IsClickbait[i]).MinBy(i => Math.Abs(baited.Appeal(user, i) - (baited.Appeal(user, bait[0]) - Small.ClickbaitLure)));
+        var random = new Random(2);
+        var picks = Enumerable.Range(0, 2000).Select(_ => baited.Respond(SyntheticWorld.Clone(user), [bait[0], honest], random).Chosen).ToList();
+        Assert.True(picks.Count(p => p == bait[0]) > 1.5 * picks.Count(p => p == honest), $"bait {picks.Count(p => p == bait[0])}, honest {picks.Count(p => p == honest)}");
+        // ...and is likelier to leave after consuming it.
+        double LeaveRate(int item) => Enumerable.Range(0, 4000).Average(_ => baited.Step(SyntheticWorld.Clone(user), item, random) ? 1.0 : 0.0);
+        Assert.True(LeaveRate(bait[0]) > LeaveRate(honest) + 0.2, $"leave after bait {LeaveRate(bait[0]):F2}, after honest {LeaveRate(honest):F2}");
+    }
+
+    [Fact]
     public void The_world_emits_valid_product_events_and_a_dataset_with_features()
     {
         var world = new SyntheticWorld(Small);

@@ -25,7 +25,7 @@ public sealed class LearnedUserSimulatorTests
         var encoder = new SequenceModelTrainer(modelConfig).Train(data, split).Model;
         encoder.eval();
         var users = Enumerable.Range(0, data.UserCount).Where(u => data.Sequences[u].Length > 0).ToList();
-        var truth = new SessionEnvironment(world, data, users, new RewardConfig());
+        var truth = new SessionEnvironment(world, world.UsersAfterHistory(), data, users, new RewardConfig());
         SlatePolicyFunction randomSlates = (state, random) =>
             Enumerable.Range(1, data.ItemCount).Where(i => !state.History.Contains(i)).OrderBy(_ => random.Next()).Take(5).Select(i => (long)i).ToList();
         var settings = new SimulatorConfig();

@@ -86,7 +86,7 @@ public sealed class PolicyOptimizationTests
 
         public TabularActorCritic() : base(nameof(TabularActorCritic)) => RegisterComponents();
 
-        public long[] Candidates(int observation) => [0, 1];
+        public long[][] Candidates(IReadOnlyList<int> observations) => observations.Select(_ => new long[] { 0, 1 }).ToArray();
 
         public (Tensor Logits, Tensor Values) Forward(IReadOnlyList<int> observations, IReadOnlyList<long[]> candidates)
         {
@@ -106,7 +106,7 @@ public sealed class PolicyOptimizationTests
             Algorithm = algorithm, Iterations = 30, EpisodesPerIteration = 32, Gamma = 0.95, LearningRate = 0.05,
             EntropyCoefficient = 0.0, MinibatchSize = 16, TargetKl = 0, Seed = seed,
         };
-        var curve = new PolicyOptimizer<int>(config, policy, new TwoStepMdp()).Train();
+        var curve = new PolicyOptimizer<int>(config, policy, () => new TwoStepMdp()).Train();
         var probabilities = policy.Logits[0].softmax(0);
         return (probabilities[1].item<float>(), curve);
     }

@@ -19,6 +19,9 @@ public sealed class PopularityScorer : ISequenceScorer
 
     public string Name => "Popularity";
 
+    /// <summary>log(1 + training interactions) of every item (index = item number): popularity as a feature.</summary>
+    public float[] LogCounts() => _counts.Select(c => (float)Math.Log(1 + c)).ToArray();
+
     /// <summary>The most interacted-with items (numbers), most first; ties by item number. Serves users without history.</summary>
     public IEnumerable<int> MostPopular(int count) =>
         Enumerable.Range(1, _counts.Length - 1).Where(i => _counts[i] > 0).OrderByDescending(i => _counts[i]).ThenBy(i => i).Take(count);

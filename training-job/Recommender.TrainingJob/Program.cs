@@ -56,13 +56,32 @@ try
             var pretrained = options.Values.GetValueOrDefault("pretrained") ?? output;
             if (!options.Values.ContainsKey("pretrained"))
                 await TrainAsync(data, output);
-            var iterations = options.Values.TryGetValue("rl-iterations", out var it) ? int.Parse(it, System.Globalization.CultureInfo.InvariantCulture) : 40;
             var rlConfig = new Recommender.Training.Reinforcement.ReinforcementConfig();
+            int Int(string name, int fallback) => options.Values.TryGetValue(name, out var v) ? int.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
+            double Double(string name, double fallback) => options.Values.TryGetValue(name, out var v) ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
+            // --rl-iterations, --rl-episodes (per iteration), --rl-minibatch, --rl-learning-rate and --rl-head-learning-rate set PPO's and A2C's alike.
+            Recommender.Training.Reinforcement.PolicyOptimizationConfig Optimization(Recommender.Training.Reinforcement.PolicyOptimizationConfig c) => c with
+            {
+                Iterations = Int("rl-iterations", c.Iterations),
+                EpisodesPerIteration = Int("rl-episodes", c.EpisodesPerIteration),
+                MinibatchSize = Int("rl-minibatch", c.MinibatchSize),
+                LearningRate = Double("rl-learning-rate", c.LearningRate),
+                HeadLearningRate = Double("rl-head-learning-rate", c.HeadLearningRate),
+            };
             rlConfig = rlConfig with
             {
-                Ppo = rlConfig.Ppo with { Iterations = iterations },
-                A2C = rlConfig.A2C with { Iterations = iterations },
-                RepetitionAblation = options.Values.TryGetValue("rl-ablation", out var ablation) ? ablation.Split(',').Select(w => double.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [],
+                Ppo = Optimization(rlConfig.Ppo),
+                A2C = Optimization(rlConfig.A2C),
+                FineTuneEncoder = options.Values.GetValueOrDefault("rl-encoder", "frozen") switch
+                {
+                    "fine-tune" => true,
+                    "frozen" => false,
+                    var other => throw new ArgumentException($"--rl-encoder is fine-tune or frozen, not '{other}'"),
+                },
+                // --rl-ablation "repetition=-1;declined=-1,tag:sensational=-2": heads to judge greedy with, comma-separated
+                HeadAblation = options.Values.TryGetValue("rl-ablation", out var ablation)
+                    ? ablation.Split(',').Select(Recommender.Training.Reinforcement.PolicyHead.Parse).ToArray()
+                    : [],
             };
             var (rlMetrics, report) = new Recommender.Training.Reinforcement.ReinforcementRun(rlConfig, progress).Run(world, data, pretrained, new EvaluationProtocol());
             MergeMetrics(output, rlMetrics);
@@ -119,7 +138,7 @@ try
                   training-job evaluate --model <dir> --data <source>
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
-                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 40] [--rl-ablation -1,-2] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
+                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 300] [--rl-episodes 256] [--rl-minibatch 128] [--rl-learning-rate 3e-4] [--rl-head-learning-rate 3e-3] [--rl-encoder frozen|fine-tune] [--rl-ablation "repetition=-1;declined=-1,tag:sensational=-2"] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
                   training-job meta --data <source> --out <dir> [--pretrained <dir>] [--<setting> <value> ...]   (user-cold meta-learning and its evaluation)
                   training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
@@ -149,7 +168,7 @@ Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionD
 // The model settings: defaults, then --config, then --<setting> overrides (every option that is not the command's own).
 SequenceModelConfig Config()
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-ablation")).ToDictionary();
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-ablation" or "rl-encoder")).ToDictionary();
     return SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
 }
 

@@ -12,6 +12,9 @@ public sealed class CategoryRepeats(int itemCount, FeatureTable? itemFeatures)
 
     private readonly int[] _category = ItemCategories(itemCount, itemFeatures);
 
+    /// <summary>The item's category token (-1 when it has none).</summary>
+    public int Category(long item) => _category[item];
+
     public int Count(int[] history, long candidate)
     {
         var category = _category[candidate];

@@ -51,13 +51,7 @@ public sealed class LearnedUserSimulator
         (_encoder, _modelConfig, _userFeatures, _config) = (encoder, modelConfig, data.UserFeatures, config);
         _encoder.eval(); // frozen: no dropout in its states
         _repeats = new CategoryRepeats(data.ItemCount, data.ItemFeatures);
-        var counts = new int[data.ItemCount + 1];
-        foreach (var sequence in split.Train)
-        {
-            foreach (var item in sequence)
-                counts[item]++;
-        }
-        _logPopularity = counts.Select(c => (float)Math.Log(1 + c)).ToArray();
+        _logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
     }
 
     public SimulatorConfig Config => _config;
@@ -114,7 +108,7 @@ public sealed class LearnedUserSimulator
             using var scope = NewDisposeScope();
             optimizer.zero_grad();
             loss(weights).backward();
-            optimizer.step();
+            optimizer.StepWithoutCollection();
         }
         return weights.detach().data<float>().ToArray();
     }
@@ -210,7 +204,7 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
     public SessionState Reset(Random random)
     {
         var u = users[random.Next(users.Count)];
-        _state = new SessionState(u, data.Sequences[u], 0);
+        _state = SessionState.Start(u, data.Sequences[u]);
         _recentClicks = 0;
         return _state;
     }
@@ -219,8 +213,7 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
     {
         var (chosen, left) = simulator.Respond(_state, slate, _recentClicks, random);
         _recentClicks = simulator.Config.RecentClickDecay * _recentClicks + (chosen is null ? 0 : 1);
-        var history = chosen is { } slot ? [.. _state.History, (int)slate[slot]] : _state.History;
-        _state = new SessionState(_state.User, history, _state.Step + 1);
+        _state = _state.After(slate, chosen is { } slot ? (int)slate[slot] : null);
         var reward = (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0);
         return (_state, reward, left || _state.Step >= maxSteps);
     }

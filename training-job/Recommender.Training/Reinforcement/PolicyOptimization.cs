@@ -15,6 +15,8 @@ public sealed record PolicyOptimizationConfig
     public int Iterations { get; init; } = 40;
     /// <summary>Episodes collected with the current policy per iteration (one rollout).</summary>
     public int EpisodesPerIteration { get; init; } = 32;
+    /// <summary>Episodes run side by side, each in an environment of its own, so the policy acts on them in one batch.</summary>
+    public int ParallelEpisodes { get; init; } = 32;
     public double Gamma { get; init; } = 0.95;
     /// <summary>GAE(λ); A2C uses λ = 1 (n-step returns over the rollout).</summary>
     public double Lambda { get; init; } = 0.95;
@@ -27,7 +29,10 @@ public sealed record PolicyOptimizationConfig
     public int MinibatchSize { get; init; } = 256;
     /// <summary>Stop the epochs of an iteration once the approximate KL to the rollout policy exceeds this (0: never).</summary>
     public double TargetKl { get; init; } = 0.05;
+    /// <summary>Adam's learning rate for the pretrained parts of the policy (the sequence encoder).</summary>
     public double LearningRate { get; init; } = 3e-4;
+    /// <summary>Adam's learning rate for the parts that start new: the actor's head and the critic (<see cref="IActorCritic{T}.NewParameters"/>).</summary>
+    public double HeadLearningRate { get; init; } = 3e-3;
     public double MaxGradNorm { get; init; } = 0.5;
     public int Seed { get; init; } = 42;
 
@@ -49,9 +54,13 @@ public interface ISlateEnvironment<TObservation>
 /// </summary>
 public interface IActorCritic<TObservation>
 {
-    long[] Candidates(TObservation observation);
+    /// <summary>Each observation's candidate actions (the same number for every one).</summary>
+    long[][] Candidates(IReadOnlyList<TObservation> observations);
     (Tensor Logits, Tensor Values) Forward(IReadOnlyList<TObservation> observations, IReadOnlyList<long[]> candidates);
+    /// <summary>Everything policy optimisation trains.</summary>
     IEnumerable<TorchSharp.Modules.Parameter> Parameters();
+    /// <summary>Of those, the ones that start new rather than pretrained (trained at the head's learning rate).</summary>
+    IEnumerable<TorchSharp.Modules.Parameter> NewParameters() => [];
     void Train(bool on);
 }
 
@@ -68,13 +77,21 @@ public sealed record PolicyIterationRecord(int Iteration, double MeanReturn, dou
 /// A slate of K is drawn without replacement from softmax(logits) over the actor's M candidates
 /// (Plackett-Luce), so its log-probability is the sum of the K sequential choices.
 /// </summary>
-public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig config, IActorCritic<TObservation> policy, ISlateEnvironment<TObservation> environment, TextWriter? progress = null)
+/// <param name="environments">Makes one environment per parallel episode (<see cref="PolicyOptimizationConfig.ParallelEpisodes"/>).</param>
+public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig config, IActorCritic<TObservation> policy, Func<ISlateEnvironment<TObservation>> environments, TextWriter? progress = null)
 {
+    private readonly int slateSize = environments().SlateSize;
+
     public IReadOnlyList<PolicyIterationRecord> Train()
     {
         var random = new Random(config.Seed);
         torch.random.manual_seed(config.Seed);
-        var optimizer = optim.Adam(policy.Parameters(), config.LearningRate);
+        var fresh = policy.NewParameters().ToHashSet();
+        var optimizer = optim.Adam(new[]
+        {
+            (Parameters: policy.Parameters().Where(p => !fresh.Contains(p)).ToList(), Rate: config.LearningRate),
+            (Parameters: fresh.ToList(), Rate: config.HeadLearningRate),
+        }.Where(g => g.Parameters.Count > 0).Select(g => new TorchSharp.Modules.Adam.ParamGroup(g.Parameters, g.Rate, 0.9, 0.999, 1e-8, 0, false, false)), config.LearningRate);
         var curve = new List<PolicyIterationRecord>();
         var lambda = config.IsA2C ? 1.0 : config.Lambda;
 
@@ -116,7 +133,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
                     optimizer.zero_grad();
                     loss.backward();
                     nn.utils.clip_grad_norm_(policy.Parameters(), config.MaxGradNorm);
-                    optimizer.step();
+                    optimizer.StepWithoutCollection();
 
                     using var _ = no_grad();
                     var logRatio = logProbability - oldLogProbability;
@@ -140,44 +157,57 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         return curve;
     }
 
-    /// <summary>Runs <see cref="PolicyOptimizationConfig.EpisodesPerIteration"/> episodes, sampling slates from the policy.</summary>
+    /// <summary>
+    /// Runs <see cref="PolicyOptimizationConfig.EpisodesPerIteration"/> episodes, sampling slates from the policy,
+    /// <see cref="PolicyOptimizationConfig.ParallelEpisodes"/> at a time so that the policy scores them in one batch
+    /// (vectorised environments, as in CleanRL). Each finished episode joins the rollout whole, so episodes lie end
+    /// to end as the advantages expect.
+    /// </summary>
     private (List<Transition<TObservation>> Rollout, List<double> Returns, List<int> Lengths) Collect(Random random)
     {
         var rollout = new List<Transition<TObservation>>();
         var returns = new List<double>();
         var lengths = new List<int>();
-        for (var episode = 0; episode < config.EpisodesPerIteration; episode++)
+        var lanes = Enumerable.Range(0, Math.Min(config.ParallelEpisodes, config.EpisodesPerIteration)).Select(_ => environments()).ToArray();
+        var observations = lanes.Select(lane => lane.Reset(random)).ToArray();
+        var episodes = lanes.Select(_ => new List<Transition<TObservation>>()).ToArray();
+        var active = Enumerable.Range(0, lanes.Length).ToList();
+        var started = lanes.Length;
+        while (active.Count > 0)
         {
-            var observation = environment.Reset(random);
-            double total = 0;
-            var length = 0;
-            while (true)
+            var steps = Act(active.Select(l => observations[l]).ToList(), random);
+            foreach (var (lane, (candidates, slate, logProbability, value)) in active.Zip(steps).ToList())
             {
-                var candidates = policy.Candidates(observation);
-                var (slate, logProbability, value) = Act(observation, candidates, random);
-                var (next, reward, done) = environment.Step(slate.Select(i => candidates[i]).ToList(), random);
-                rollout.Add(new Transition<TObservation>(observation, candidates, slate, logProbability, value, reward, done));
-                total += reward;
-                length++;
-                observation = next;
-                if (done)
-                    break;
+                var (next, reward, done) = lanes[lane].Step(slate.Select(i => candidates[i]).ToList(), random);
+                episodes[lane].Add(new Transition<TObservation>(observations[lane], candidates, slate, logProbability, value, reward, done));
+                observations[lane] = next;
+                if (!done)
+                    continue;
+                rollout.AddRange(episodes[lane]);
+                returns.Add(episodes[lane].Sum(t => t.Reward));
+                lengths.Add(episodes[lane].Count);
+                episodes[lane].Clear();
+                if (started++ < config.EpisodesPerIteration)
+                    observations[lane] = lanes[lane].Reset(random);
+                else
+                    active.Remove(lane);
             }
-            returns.Add(total);
-            lengths.Add(length);
         }
         return (rollout, returns, lengths);
     }
 
-    private (int[] Slate, double LogProbability, double Value) Act(TObservation observation, long[] candidates, Random random)
+    /// <summary>One step of the current policy for a batch of observations: each one's candidates, the slate drawn, its log-probability and the state value.</summary>
+    private List<(long[] Candidates, int[] Slate, double LogProbability, double Value)> Act(IReadOnlyList<TObservation> observations, Random random)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var (logits, values) = policy.Forward([observation], [candidates]);
-        var row = logits[0].to(ScalarType.Float64).cpu().data<double>().ToArray();
-        var slate = SlateDistribution.Sample(row, Math.Min(environment.SlateSize, candidates.Length), random);
-        var (logProbability, _) = SlateDistribution.LogProbability(logits, [slate]);
-        return (slate, logProbability.item<float>(), values[0].item<float>());
+        var candidates = policy.Candidates(observations);
+        var (logits, values) = policy.Forward(observations, candidates);
+        var rows = logits.to(ScalarType.Float64).cpu();
+        var slates = candidates.Select((c, b) => SlateDistribution.Sample(rows[b].data<double>().ToArray(), Math.Min(slateSize, c.Length), random)).ToList();
+        var logProbabilities = SlateDistribution.LogProbability(logits, slates).LogProbability.to(ScalarType.Float64).cpu().data<double>().ToArray();
+        var valueOf = values.to(ScalarType.Float64).cpu().data<double>().ToArray();
+        return candidates.Select((c, b) => (c, slates[b], logProbabilities[b], valueOf[b])).ToList();
     }
 }
 
@@ -252,27 +282,19 @@ public static class SlateDistribution
 
     /// <summary>
     /// log P(slate) = Σ_j [logit(s_j) - logsumexp(logits of candidates not yet placed)] per row [B], and the
-    /// entropy of the first slot's softmax [B] (the bonus that keeps exploration alive).
+    /// entropy of the first slot's softmax [B] (the bonus that keeps exploration alive). Slates are all K long.
     /// </summary>
     public static (Tensor LogProbability, Tensor Entropy) LogProbability(Tensor logits, IReadOnlyList<int[]> slates)
     {
-        var rows = new List<Tensor>();
-        for (var b = 0; b < slates.Count; b++)
-        {
-            var row = logits[b];
-            var placed = new List<long>();
-            Tensor total = zeros(1, dtype: row.dtype, device: row.device).squeeze();
-            foreach (var choice in slates[b])
-            {
-                var available = placed.Count == 0 ? row
-                    : row.index_fill(0, tensor(placed.ToArray(), device: row.device), double.NegativeInfinity);
-                total = total + row[choice] - available.logsumexp(0);
-                placed.Add(choice);
-            }
-            rows.Add(total);
-        }
+        var (rows, candidates, k) = (slates.Count, logits.shape[1], slates[0].Length);
+        var chosen = tensor(slates.SelectMany(s => s.Select(c => (long)c)).ToArray(), device: logits.device).view(rows, k);
+        // placed[b, j, m] > 0: candidate m went into one of the slots before j of row b.
+        var inSlot = nn.functional.one_hot(chosen, candidates);
+        var placed = inSlot.cumsum(1) - inSlot;
+        var left = logits.unsqueeze(1).expand(rows, k, candidates).masked_fill(placed.gt(TorchScalars.Zero), TorchScalars.NegativeInfinity);
+        var logProbability = (logits.gather(1, chosen) - left.logsumexp(2)).sum(1);
         var first = logits.log_softmax(1);
         var entropy = -(first.exp() * first).sum(1);
-        return (stack(rows), entropy);
+        return (logProbability, entropy);
     }
 }

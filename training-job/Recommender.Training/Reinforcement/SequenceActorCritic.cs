@@ -6,93 +6,193 @@ using static TorchSharp.torch;
 namespace Recommender.Training.Reinforcement;
 
 /// <summary>
+/// The actor's head on top of the encoder's scores, in the units of those scores: log-sharpness, weight per
+/// repeated category, weight per time the candidate was shown in the session and not taken, weight on the
+/// candidate's log popularity in training, and a long-term value per content token (tokens not named: 0).
+/// </summary>
+public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, double Declined = 0, double Popularity = 0, IReadOnlyDictionary<string, double>? ContentValues = null)
+{
+    /// <summary>Parses "repetition=-1;declined=-1;popularity=-0.5;tag:sensational=-2" (also "sharpness=0.2"): what is not named is 0.</summary>
+    public static PolicyHead Parse(string text)
+    {
+        var head = new PolicyHead();
+        var content = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var pair in text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = pair.LastIndexOf('=');
+            if (equals <= 0)
+                throw new FormatException($"a head setting is name=value, not '{pair}'");
+            var (name, value) = (pair[..equals], double.Parse(pair[(equals + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+            head = name switch
+            {
+                "sharpness" => head with { LogSharpness = value },
+                "repetition" => head with { Repetition = value },
+                "declined" => head with { Declined = value },
+                "popularity" => head with { Popularity = value },
+                _ => head,
+            };
+            if (name is not ("sharpness" or "repetition" or "declined" or "popularity"))
+                content[name] = value;
+        }
+        return head with { ContentValues = content };
+    }
+
+    public override string ToString() =>
+        string.Join(", ", new[] { ("log-sharpness", LogSharpness), ("repetition", Repetition), ("declined", Declined), ("popularity", Popularity) }
+            .Concat((ContentValues ?? new Dictionary<string, double>()).Select(kv => (kv.Key, kv.Value)))
+            .Select(t => FormattableString.Invariant($"{t.Item1} {t.Item2:+0.00;-0.00;0}")));
+}
+
+/// <summary>
 /// The recommendation policy: the pretrained sequence encoder's state for the user's history scored
 /// against item vectors, a softmax at <paramref name="temperature"/> over the top-<paramref name="candidates"/>
 /// items not yet consumed (the actor); and a value head on the same state (the critic, which reads the state
 /// without moving the encoder). Starts from the pretrained weights, which PPO fine-tunes.
 /// </summary>
 /// <remarks>
-/// Beside the encoder the actor has two session-level weights, both 0 at the start (so the first policy is
-/// the pretrained one): a log-sharpness on the scores, and a weight on how many of the last
-/// <see cref="CategoryRepeats.RecentWindow"/> consumed items share the candidate's category. The encoder was trained on
-/// next-item logs and has no reason to learn what repetition does to a session; RL can learn it here.
+/// Beside the encoder the actor has a head whose weights all start at 0 (so the first policy is the pretrained
+/// one): three session-level weights, a log-sharpness on the scores, a weight on how many of the last
+/// <see cref="CategoryRepeats.RecentWindow"/> consumed items share the candidate's category, and a weight on how
+/// often the candidate was already shown in this session and not taken; and a long-term value per content token,
+/// summed over the candidate's tokens. The encoder was trained on next-item logs, which hold neither sessions of
+/// slates nor impressions nor what a pick did to the rest of the session: it has no reason to learn what repetition
+/// does to a session, it shows a declined slate again unchanged (its input, the consumed items, did not change),
+/// and it ranks an item by how likely it is to be picked, not by what picking it is worth. RL can learn these here.
 /// </remarks>
 public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 {
-    /// <summary>The head's weights are stored divided by this, so Adam (with the encoder's small learning rate) moves them usefully.</summary>
-    private const double HeadScale = 30;
-
     private readonly SasRecModel encoder;
     private readonly Sequential value;
     private readonly Parameter sharpness = nn.Parameter(zeros(1));
     private readonly Parameter repetition = nn.Parameter(zeros(1));
+    private readonly Parameter declined = nn.Parameter(zeros(1));
+    private readonly Parameter popularity = nn.Parameter(zeros(1));
+    /// <summary>log(1 + training interactions) per item [items + 1].</summary>
+    private readonly Tensor itemLogPopularity;
+    private readonly Parameter contentValue;
+    /// <summary>Which content tokens each item has [items + 1, vocabulary] (0/1; row 0 padding).</summary>
+    private readonly Tensor itemTokens;
+    private readonly IReadOnlyList<string> _vocabulary;
     private readonly CategoryRepeats _repeats;
     private readonly SequenceModelConfig _config;
     private readonly FeatureTable? _userFeatures;
     private readonly int _candidates;
-    private readonly double _temperature;
+    private readonly Scalar _temperature;
+    private readonly bool _fineTuneEncoder;
 
-    public SequenceActorCritic(SasRecModel pretrained, SequenceModelConfig config, FeatureTable? userFeatures, FeatureTable? itemFeatures, int candidates = 50, double temperature = 0.2)
+    /// <param name="itemLogPopularity">log(1 + training interactions) per item number (<see cref="PopularityScorer.LogCounts"/>).</param>
+    public SequenceActorCritic(SasRecModel pretrained, SequenceModelConfig config, FeatureTable? userFeatures, FeatureTable? itemFeatures, float[] itemLogPopularity,
+        int candidates = 50, double temperature = 0.2, bool fineTuneEncoder = true)
         : base(nameof(SequenceActorCritic))
     {
         encoder = pretrained;
+        _fineTuneEncoder = fineTuneEncoder;
         value = nn.Sequential(nn.Linear(config.Dimension, config.Dimension), nn.ReLU(), nn.Linear(config.Dimension, 1));
         _config = config;
         _userFeatures = userFeatures;
         _candidates = candidates;
-        _temperature = temperature;
+        _temperature = temperature.ToScalar();
         _repeats = new CategoryRepeats(pretrained.ItemCount, itemFeatures);
+        _vocabulary = itemFeatures?.Vocabulary ?? ["<pad>"];
+        var tokens = zeros(pretrained.ItemCount + 1, _vocabulary.Count);
+        for (var item = 1; itemFeatures is not null && item <= pretrained.ItemCount && item < itemFeatures.Tokens.Length; item++)
+        {
+            foreach (var token in itemFeatures.Tokens[item])
+                tokens[item, token] = 1;
+        }
+        itemTokens = tokens;
+        this.itemLogPopularity = tensor(itemLogPopularity);
+        contentValue = nn.Parameter(zeros(_vocabulary.Count));
         RegisterComponents();
     }
 
     public SasRecModel Encoder => encoder;
 
-    /// <summary>The user's state: the encoder's last hidden vector [B, d].</summary>
-    private Tensor States(IReadOnlyList<SessionState> observations) =>
-        encoder.forward(SequenceBatches.Histories(observations.Select(o => o.History).ToList(), _config.MaxLength, CPU),
+    /// <summary>The user's state: the encoder's last hidden vector [B, d] (without gradients when the encoder is frozen).</summary>
+    private Tensor States(IReadOnlyList<SessionState> observations)
+    {
+        using var _ = set_grad_enabled(_fineTuneEncoder && is_grad_enabled());
+        return encoder.forward(SequenceBatches.Histories(observations.Select(o => o.History).ToList(), _config.MaxLength, CPU),
             SequenceBatches.UserTokens(_userFeatures, observations.Select(o => o.User).ToList(), CPU))[.., -1, ..];
+    }
+
+    private Tensor ItemVectors()
+    {
+        using var _ = set_grad_enabled(_fineTuneEncoder && is_grad_enabled());
+        return encoder.ItemVectors();
+    }
 
     /// <summary>All item scores for one history (higher is better), with consumed items and padding at -inf.</summary>
     public float[] Scores(SessionState observation)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var scores = States([observation]).matmul(encoder.ItemVectors().T)[0].data<float>().ToArray();
+        var scores = States([observation]).matmul(ItemVectors().T)[0].data<float>().ToArray();
         scores[0] = float.NegativeInfinity;
         foreach (var item in observation.History)
             scores[item] = float.NegativeInfinity;
         return scores;
     }
 
-    public long[] Candidates(SessionState observation)
+    /// <summary>The actor's shortlist for one history: the encoder's top items not yet consumed.</summary>
+    public long[] Candidates(SessionState observation) => Candidates([observation])[0];
+
+    public long[][] Candidates(IReadOnlyList<SessionState> observations)
     {
-        var scores = Scores(observation);
-        return Enumerable.Range(0, scores.Length).OrderByDescending(i => scores[i]).Take(_candidates).Select(i => (long)i).ToArray();
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var scores = States(observations).matmul(ItemVectors().T);
+        var consumed = observations.Select(o => new[] { 0L }.Concat(o.History.Select(i => (long)i)).ToArray()).ToList();
+        for (var b = 0; b < observations.Count; b++)
+            scores[b].index_fill_(0, tensor(consumed[b]), TorchScalars.NegativeInfinity);
+        var width = Math.Min(_candidates, (int)scores.shape[1]);
+        var top = scores.topk(width, 1).indexes.data<long>().ToArray();
+        return Enumerable.Range(0, observations.Count).Select(b => top.AsSpan(b * width, width).ToArray()).ToArray();
     }
 
     public (Tensor Logits, Tensor Values) Forward(IReadOnlyList<SessionState> observations, IReadOnlyList<long[]> candidates)
     {
         var states = States(observations);
-        var items = encoder.ItemVectors().index_select(0, tensor(candidates.SelectMany(c => c).ToArray()))
+        var items = ItemVectors().index_select(0, tensor(candidates.SelectMany(c => c).ToArray()))
             .view(observations.Count, candidates[0].Length, -1);
-        var relevance = items.matmul(states.unsqueeze(-1)).squeeze(-1) / _temperature;
+        var relevance = items.matmul(states.unsqueeze(-1)).squeeze(-1);
         var repeats = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)_repeats.Count(o.History, c))).ToArray()).view(observations.Count, -1);
-        var logits = relevance * (sharpness * HeadScale).exp() + repetition * HeadScale * repeats;
+        var shown = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)o.TimesShown(c))).ToArray()).view(observations.Count, -1);
+        var longTermValue = itemTokens.index_select(0, tensor(candidates.SelectMany(c => c).ToArray())).matmul(contentValue).view(observations.Count, -1);
+        // Every head term is in the units of the encoder's scores, all divided by the temperature.
+        var popular = itemLogPopularity.index_select(0, tensor(candidates.SelectMany(c => c).ToArray())).view(observations.Count, -1);
+        var logits = (relevance * sharpness.exp() + repetition * repeats + declined * shown + popularity * popular + longTermValue).div(_temperature);
         var values = value.forward(states.detach()).squeeze(-1);
         return (logits, values);
     }
 
-    public IEnumerable<Parameter> Parameters() => parameters();
+    /// <summary>What policy optimisation trains: the head and the critic, and the encoder unless it is frozen.</summary>
+    public IEnumerable<Parameter> Parameters() => _fineTuneEncoder ? parameters() : NewParameters();
 
-    /// <summary>The learned session weights (log-sharpness, weight per repeated category), for reports.</summary>
-    public (double LogSharpness, double Repetition) SessionWeights => (sharpness.item<float>() * HeadScale, repetition.item<float>() * HeadScale);
+    /// <summary>The head and the critic: they start new (the head at 0), so they train at the head's learning rate.</summary>
+    public IEnumerable<Parameter> NewParameters() => [sharpness, repetition, declined, popularity, contentValue, .. value.parameters()];
 
-    /// <summary>Sets the session weights by hand (ablations).</summary>
-    public void SetSessionWeights(double logSharpness, double repetitionWeight)
+    /// <summary>The head as learned, for reports: the content tokens with the largest values in size first.</summary>
+    public PolicyHead Head => new(sharpness.item<float>(), repetition.item<float>(), declined.item<float>(), popularity.item<float>(),
+        contentValue.data<float>().ToArray().Select((w, token) => (Token: _vocabulary[token], Value: (double)w)).Skip(1)
+            .OrderByDescending(t => Math.Abs(t.Value)).Take(10).ToDictionary(t => t.Token, t => t.Value));
+
+    /// <summary>Sets the head by hand (ablations); a named token the items do not have is refused.</summary>
+    public void SetHead(PolicyHead head)
     {
         using var _ = no_grad();
-        sharpness.fill_(logSharpness / HeadScale);
-        repetition.fill_(repetitionWeight / HeadScale);
+        sharpness.fill_(head.LogSharpness);
+        repetition.fill_(head.Repetition);
+        declined.fill_(head.Declined);
+        popularity.fill_(head.Popularity);
+        contentValue.zero_();
+        foreach (var (token, value) in head.ContentValues ?? new Dictionary<string, double>())
+        {
+            var index = _vocabulary.ToList().IndexOf(token);
+            if (index <= 0)
+                throw new ArgumentException($"no item has the content token '{token}'");
+            contentValue[index] = value;
+        }
     }
 
     /// <summary>The policy's K most likely candidates (its deterministic form).</summary>
@@ -103,6 +203,31 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         var candidates = Candidates(state);
         var logits = Forward([state], [candidates]).Logits[0].data<float>().ToArray();
         return Enumerable.Range(0, candidates.Length).OrderByDescending(i => logits[i]).Take(k).Select(i => candidates[i]).ToList();
+    }
+
+    /// <summary>
+    /// The policy's ranking of every item after a logged history, as at a session's first step (nothing shown
+    /// yet), with the head applied: what offline HR/NDCG of the policy measure, beside the pretrained encoder's.
+    /// </summary>
+    public ISequenceScorer OfflineRanking(string name) => new OfflineRankingScorer(name, this);
+
+    private sealed class OfflineRankingScorer(string name, SequenceActorCritic policy) : ISequenceScorer
+    {
+        public string Name => name;
+
+        public float[][] Score(IReadOnlyList<int> users, IReadOnlyList<int[]> histories)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var everyItem = Enumerable.Range(0, policy.encoder.ItemCount + 1).Select(i => (long)i).ToArray();
+            var logits = policy.Forward(users.Select((u, b) => SessionState.Start(u, histories[b])).ToList(), users.Select(_ => everyItem).ToList()).Logits;
+            return Enumerable.Range(0, users.Count).Select(b =>
+            {
+                var row = logits[b].data<float>().ToArray();
+                row[0] = float.NegativeInfinity; // padding
+                return row;
+            }).ToArray();
+        }
     }
 
     /// <summary>Training mode for the value head only: the encoder stays in evaluation mode (no dropout), so the

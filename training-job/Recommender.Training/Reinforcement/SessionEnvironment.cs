@@ -11,15 +11,38 @@ public sealed record RewardConfig
     public double Leave { get; init; }
 }
 
-/// <summary>A user's session so far: who, and the items consumed (dataset item numbers), oldest first.</summary>
-public sealed record SessionState(int User, int[] History, int Step);
+/// <summary>
+/// A user's session so far: who, the items consumed (dataset item numbers, oldest first: the logged history,
+/// then this session's picks), the step, and every item shown in this session (a slate's items each time it
+/// was shown), which the actor reads as impressions the user did not take.
+/// </summary>
+public sealed record SessionState(int User, int[] History, int Step, long[] Shown)
+{
+    /// <summary>A session's first state: the logged history, nothing shown yet.</summary>
+    public static SessionState Start(int user, int[] history) => new(user, history, 0, []);
+
+    /// <summary>The state after a slate was shown and <paramref name="chosen"/> (a dataset item number) or nothing was picked.</summary>
+    public SessionState After(IReadOnlyList<long> slate, int? chosen) =>
+        new(User, chosen is { } item ? [.. History, item] : History, Step + 1, [.. Shown, .. slate]);
+
+    /// <summary>How often <paramref name="item"/> was shown in this session (not taken, while it is not in the history).</summary>
+    public int TimesShown(long item)
+    {
+        var count = 0;
+        foreach (var shown in Shown)
+            count += shown == item ? 1 : 0;
+        return count;
+    }
+}
 
 /// <summary>
 /// The synthetic world as an episodic environment: an episode is one session of one of the given users,
-/// starting from their logged history; each step shows a slate, the world's user picks one item or none
-/// (softmax over true appeal, with fatigue), drifts, and may leave. The truth the RL results are judged on.
+/// who starts as their logged history left them (taste drifted, recent categories) and satisfied, a new
+/// visit; each step shows a slate, the world's user picks one item or none (softmax over true appeal,
+/// with fatigue), drifts, and may leave. The truth the RL results are judged on.
 /// </summary>
-public sealed class SessionEnvironment(SyntheticWorld world, InteractionDataset data, IReadOnlyList<int> users, RewardConfig rewards, int slateSize = 5, int maxSteps = 30)
+/// <param name="population">The world's users as the history that <paramref name="data"/> holds left them (<see cref="SyntheticWorld.UsersAfterHistory"/>).</param>
+public sealed class SessionEnvironment(SyntheticWorld world, IReadOnlyList<WorldUser> population, InteractionDataset data, IReadOnlyList<int> users, RewardConfig rewards, int slateSize = 5, int maxSteps = 30)
     : ISlateEnvironment<SessionState>
 {
     private WorldUser _user = null!;
@@ -30,19 +53,22 @@ public sealed class SessionEnvironment(SyntheticWorld world, InteractionDataset 
     public SessionState Reset(Random random)
     {
         var u = users[random.Next(users.Count)];
-        _user = SyntheticWorld.Clone(world.Users[SyntheticWorld.UserIndex(data.UserIds[u])]);
-        _state = new SessionState(u, data.Sequences[u], 0);
+        _user = SyntheticWorld.Clone(population[SyntheticWorld.UserIndex(data.UserIds[u])]);
+        _user.Satisfaction = 1;
+        _state = SessionState.Start(u, data.Sequences[u]);
         return _state;
     }
 
     /// <summary>The user as they are now (a copy), to ask what another slate would have earned here.</summary>
     public WorldUser CurrentUser => SyntheticWorld.Clone(_user);
 
+    /// <summary>The true appeal of each dataset item to the user now (item n is world item n - 1; index 0, padding, is -inf): what an oracle would rank by.</summary>
+    public double[] TrueAppeal() => [double.NegativeInfinity, .. Enumerable.Range(0, data.ItemCount).Select(i => world.Appeal(_user, i))];
+
     public (SessionState Next, double Reward, bool Done) Step(IReadOnlyList<long> slate, Random random)
     {
         var (chosen, left, reward) = Respond(_user, slate, random);
-        var history = chosen is { } item ? [.. _state.History, item + 1] : _state.History;
-        _state = new SessionState(_state.User, history, _state.Step + 1);
+        _state = _state.After(slate, chosen + 1);
         return (_state, reward, left || _state.Step >= maxSteps);
     }
 
