@@ -86,6 +86,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
     {
         var random = new Random(config.Seed);
         torch.random.manual_seed(config.Seed);
+        // The pretrained parameters learn at LearningRate, the new head and critic at HeadLearningRate.
         var fresh = policy.NewParameters().ToHashSet();
         var optimizer = optim.Adam(new[]
         {
@@ -94,6 +95,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         }.Where(g => g.Parameters.Count > 0).Select(g => new TorchSharp.Modules.Adam.ParamGroup(g.Parameters, g.Rate, 0.9, 0.999, 1e-8, 0, false, false)), config.LearningRate);
         var curve = new List<PolicyIterationRecord>();
         var lambda = config.IsA2C ? 1.0 : config.Lambda;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
 
         for (var iteration = 1; iteration <= config.Iterations; iteration++)
         {
@@ -151,8 +153,9 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
 
             var record = new PolicyIterationRecord(iteration, returns.Average(), lengths.Average(), policyLoss / steps, valueLoss / steps, entropy / steps, kl / steps, clipped / steps);
             curve.Add(record);
-            progress?.WriteLine($"{config.Algorithm} iteration {iteration,3}/{config.Iterations}  return {record.MeanReturn,7:F3}  length {record.MeanLength,5:F1}  " +
-                $"value loss {record.ValueLoss:F4}  entropy {record.Entropy:F3}  KL {record.ApproxKl:F4}");
+            if (iteration == 1 || iteration % 10 == 0 || iteration == config.Iterations)
+                progress?.WriteLine($"{config.Algorithm} iteration {iteration,3}/{config.Iterations}  return {record.MeanReturn,7:F3}  length {record.MeanLength,5:F1}  " +
+                    $"value loss {record.ValueLoss:F4}  entropy {record.Entropy:F3}  KL {record.ApproxKl:F4}  ETA {TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / iteration * (config.Iterations - iteration)):hh\\:mm\\:ss}");
         }
         return curve;
     }

@@ -23,16 +23,14 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
             if (equals <= 0)
                 throw new FormatException($"a head setting is name=value, not '{pair}'");
             var (name, value) = (pair[..equals], double.Parse(pair[(equals + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-            head = name switch
+            switch (name)
             {
-                "sharpness" => head with { LogSharpness = value },
-                "repetition" => head with { Repetition = value },
-                "declined" => head with { Declined = value },
-                "popularity" => head with { Popularity = value },
-                _ => head,
-            };
-            if (name is not ("sharpness" or "repetition" or "declined" or "popularity"))
-                content[name] = value;
+                case "sharpness": head = head with { LogSharpness = value }; break;
+                case "repetition": head = head with { Repetition = value }; break;
+                case "declined": head = head with { Declined = value }; break;
+                case "popularity": head = head with { Popularity = value }; break;
+                default: content[name] = value; break; // a content token
+            }
         }
         return head with { ContentValues = content };
     }
@@ -44,20 +42,21 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
 }
 
 /// <summary>
-/// The recommendation policy: the pretrained sequence encoder's state for the user's history scored
-/// against item vectors, a softmax at <paramref name="temperature"/> over the top-<paramref name="candidates"/>
-/// items not yet consumed (the actor); and a value head on the same state (the critic, which reads the state
-/// without moving the encoder). Starts from the pretrained weights, which PPO fine-tunes.
+/// The recommendation policy: the pretrained sequence encoder's state for the user's history scored against item
+/// vectors, plus the actor's head, a softmax at <paramref name="temperature"/> over the top-<paramref name="candidates"/>
+/// items not yet consumed (the actor); and a value head on the same state (the critic, which reads the state without
+/// moving the encoder). Policy optimisation trains the head and the critic, and the encoder too when
+/// <paramref name="fineTuneEncoder"/>.
 /// </summary>
 /// <remarks>
-/// Beside the encoder the actor has a head whose weights all start at 0 (so the first policy is the pretrained
-/// one): three session-level weights, a log-sharpness on the scores, a weight on how many of the last
-/// <see cref="CategoryRepeats.RecentWindow"/> consumed items share the candidate's category, and a weight on how
-/// often the candidate was already shown in this session and not taken; and a long-term value per content token,
-/// summed over the candidate's tokens. The encoder was trained on next-item logs, which hold neither sessions of
-/// slates nor impressions nor what a pick did to the rest of the session: it has no reason to learn what repetition
-/// does to a session, it shows a declined slate again unchanged (its input, the consumed items, did not change),
-/// and it ranks an item by how likely it is to be picked, not by what picking it is worth. RL can learn these here.
+/// The head's weights all start at 0, so the first policy is the pretrained one (<see cref="PolicyHead"/>): a
+/// log-sharpness on the scores; a weight on how many of the last <see cref="CategoryRepeats.RecentWindow"/> consumed
+/// items share the candidate's category; a weight on how often the candidate was already shown in this session and not
+/// taken; a weight on its log popularity; and a long-term value per content token, summed over the candidate's tokens.
+/// The encoder was trained on next-item logs, which hold neither sessions of slates nor impressions nor what a pick did
+/// to the rest of the session: it has no reason to learn what repetition does to a session, it shows a declined slate
+/// again unchanged (its input, the consumed items, did not change), and it ranks an item by how likely it is to be
+/// picked, not by what picking it is worth. RL can learn these here.
 /// </remarks>
 public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 {
@@ -82,7 +81,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 
     /// <param name="itemLogPopularity">log(1 + training interactions) per item number (<see cref="PopularityScorer.LogCounts"/>).</param>
     public SequenceActorCritic(SasRecModel pretrained, SequenceModelConfig config, FeatureTable? userFeatures, FeatureTable? itemFeatures, float[] itemLogPopularity,
-        int candidates = 50, double temperature = 0.2, bool fineTuneEncoder = true)
+        int candidates = 50, double temperature = 0.2, bool fineTuneEncoder = false)
         : base(nameof(SequenceActorCritic))
     {
         encoder = pretrained;
@@ -152,15 +151,15 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 
     public (Tensor Logits, Tensor Values) Forward(IReadOnlyList<SessionState> observations, IReadOnlyList<long[]> candidates)
     {
+        var (rows, width) = (observations.Count, candidates[0].Length);
         var states = States(observations);
-        var items = ItemVectors().index_select(0, tensor(candidates.SelectMany(c => c).ToArray()))
-            .view(observations.Count, candidates[0].Length, -1);
-        var relevance = items.matmul(states.unsqueeze(-1)).squeeze(-1);
-        var repeats = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)_repeats.Count(o.History, c))).ToArray()).view(observations.Count, -1);
-        var shown = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)o.TimesShown(c))).ToArray()).view(observations.Count, -1);
-        var longTermValue = itemTokens.index_select(0, tensor(candidates.SelectMany(c => c).ToArray())).matmul(contentValue).view(observations.Count, -1);
+        var flat = tensor(candidates.SelectMany(c => c).ToArray());
+        var relevance = ItemVectors().index_select(0, flat).view(rows, width, -1).matmul(states.unsqueeze(-1)).squeeze(-1);
+        var repeats = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)_repeats.Count(o.History, c))).ToArray()).view(rows, width);
+        var shown = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)o.TimesShown(c))).ToArray()).view(rows, width);
+        var popular = itemLogPopularity.index_select(0, flat).view(rows, width);
+        var longTermValue = itemTokens.index_select(0, flat).matmul(contentValue).view(rows, width);
         // Every head term is in the units of the encoder's scores, all divided by the temperature.
-        var popular = itemLogPopularity.index_select(0, tensor(candidates.SelectMany(c => c).ToArray())).view(observations.Count, -1);
         var logits = (relevance * sharpness.exp() + repetition * repeats + declined * shown + popularity * popular + longTermValue).div(_temperature);
         var values = value.forward(states.detach()).squeeze(-1);
         return (logits, values);
