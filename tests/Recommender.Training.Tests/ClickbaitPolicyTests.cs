@@ -26,7 +26,7 @@ public sealed class ClickbaitPolicyTests(Xunit.Abstractions.ITestOutputHelper ou
         var before = BaitShareOfSlates();
         Assert.True(before > bait.Count / (double)data.ItemCount, $"greedy slates hold {before:P0} clickbait, the catalogue {bait.Count / (double)data.ItemCount:P0}");
 
-        new PolicyOptimizer<SessionState>(new PolicyOptimizationConfig { Iterations = 40, EpisodesPerIteration = 128, Seed = 3 }, policy,
+        new PolicyOptimizer<SessionState>(new PolicyOptimizationConfig { Iterations = 100, EpisodesPerIteration = 256, Seed = 3 }, policy,
             () => new SessionEnvironment(world, population, data, users, new RewardConfig())).Train();
 
         // PPO learns a negative long-term value for the "sensational" tag and shows far less clickbait.

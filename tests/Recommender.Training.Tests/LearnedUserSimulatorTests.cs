@@ -31,7 +31,7 @@ public sealed class LearnedUserSimulatorTests
         var settings = new SimulatorConfig();
 
         var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 600, 30, settings.RecentClickDecay, new Random(3));
-        var simulator = new LearnedUserSimulator(encoder, modelConfig, data, split, settings);
+        var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, settings);
         var fitted = sessions.Take(480).SelectMany(s => s).ToList();
         simulator.Fit(fitted);
         var fidelity = simulator.Fidelity(sessions.Skip(480).SelectMany(s => s).ToList(), fitted);

@@ -25,6 +25,19 @@ public static class SequenceBatches
         (Histories(sequences.Select(s => s[..^1]).ToList(), length, device),
          Histories(sequences.Select(s => s[1..]).ToList(), length, device));
 
+    /// <summary>Which tokens each row has, as 0/1 [rows, vocabulary] (rows beyond the table, and row 0 when it is padding, are all 0).</summary>
+    public static Tensor TokenMatrix(FeatureTable? features, int rows)
+    {
+        var width = features?.VocabularySize ?? 1;
+        var flat = new float[rows * width];
+        for (var r = 0; features is not null && r < rows && r < features.Tokens.Length; r++)
+        {
+            foreach (var token in features.Tokens[r])
+                flat[r * width + token] = 1;
+        }
+        return tensor(flat, [rows, width]);
+    }
+
     /// <summary>The users' attribute tokens, 0-padded: [B, T]; null when there are none.</summary>
     public static Tensor? UserTokens(FeatureTable? features, IReadOnlyList<int> users, Device device)
     {

@@ -30,33 +30,39 @@ public sealed record SimulatorConfig
 ///            w_a·affinity_i + w_r·repeats_i + w_p·log popularity_i + b
 ///            affinity_i = h·v_i (the frozen pretrained encoder's state and item vector),
 ///            repeats_i = items of the same category among the last 5 consumed
-/// leave:     P(leave | step) = σ(u_0 + u_c·clicked + u_r·recent clicks)
+/// leave:     P(leave | step) = σ(u_0 + u_c·clicked + u_r·recent clicks + Σ_t u_t·[the item picked has content token t])
 /// </code>
-/// Six numbers on top of the encoder: enough to learn fatigue and the pull of popularity from logs,
-/// small enough to read and to fit in a second.
+/// Seven numbers and one per content token on top of the encoder: enough to learn fatigue, the pull of popularity
+/// and which kinds of item end sessions from logs, small enough to read and to fit in a second.
 /// </summary>
 public sealed class LearnedUserSimulator
 {
+    private readonly FrozenEncoderStates _states;
     private readonly SasRecModel _encoder;
-    private readonly SequenceModelConfig _modelConfig;
-    private readonly FeatureTable? _userFeatures;
     private readonly CategoryRepeats _repeats;
     private readonly float[] _logPopularity;
     private readonly SimulatorConfig _config;
     private float[] _response = new float[4];    // w_a, w_r, w_p, b
-    private float[] _leave = new float[3];       // u_0, u_c, u_r
+    private float[] _leave;                      // u_0, u_c, u_r, then u_t per content token
+    /// <summary>Content tokens per item [items + 1, vocabulary] (0/1), and their names.</summary>
+    private readonly Tensor _itemTokens;
+    private readonly IReadOnlyList<string> _vocabulary;
 
-    public LearnedUserSimulator(SasRecModel encoder, SequenceModelConfig modelConfig, InteractionDataset data, LeaveOneOutSplit split, SimulatorConfig config)
+    /// <param name="states">The frozen encoder's states (the simulator reads the encoder, never trains it).</param>
+    public LearnedUserSimulator(FrozenEncoderStates states, InteractionDataset data, LeaveOneOutSplit split, SimulatorConfig config)
     {
-        (_encoder, _modelConfig, _userFeatures, _config) = (encoder, modelConfig, data.UserFeatures, config);
+        (_states, _encoder, _config) = (states, states.Encoder, config);
         _encoder.eval(); // frozen: no dropout in its states
         _repeats = new CategoryRepeats(data.ItemCount, data.ItemFeatures);
         _logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
+        _itemTokens = SequenceBatches.TokenMatrix(data.ItemFeatures, data.ItemCount + 1);
+        _vocabulary = data.ItemFeatures?.Vocabulary ?? ["<pad>"];
+        _leave = new float[3 + _vocabulary.Count];
     }
 
     public SimulatorConfig Config => _config;
 
-    /// <summary>The fitted weights, for reports: response (affinity, repeats, popularity, bias) and leave (bias, clicked, recent clicks).</summary>
+    /// <summary>The fitted weights, for reports: response (affinity, repeats, popularity, bias) and leave (bias, clicked, recent clicks, then one per content token).</summary>
     public (float[] Response, float[] Leave) Weights => (_response.ToArray(), _leave.ToArray());
 
     /// <summary>Response features [steps, slate, 3]: affinity, repeats, log popularity.</summary>
@@ -68,8 +74,7 @@ public sealed class LearnedUserSimulator
         for (var start = 0; start < states.Count; start += 256)
         {
             var batch = Enumerable.Range(start, Math.Min(256, states.Count - start)).ToArray();
-            var h = _encoder.forward(SequenceBatches.Histories(batch.Select(b => states[b].History).ToList(), _modelConfig.MaxLength, CPU),
-                SequenceBatches.UserTokens(_userFeatures, batch.Select(b => states[b].User).ToList(), CPU))[.., -1, ..];
+            var h = _states.Of(batch.Select(b => states[b]).ToList());
             var items = _encoder.ItemVectors().index_select(0, tensor(batch.SelectMany(b => slates[b]).ToArray())).view(batch.Length, slateSize, -1);
             var affinity = items.matmul(h.unsqueeze(-1)).squeeze(-1);
             var repeats = tensor(batch.SelectMany(b => slates[b].Select(i => (float)_repeats.Count(states[b].History, i))).ToArray()).view(batch.Length, slateSize);
@@ -83,8 +88,12 @@ public sealed class LearnedUserSimulator
     private static Tensor ResponseLogits(Tensor features, Tensor weights) =>
         cat([features.matmul(weights[..3]) + weights[3], zeros(features.shape[0], 1)], 1);
 
-    private static Tensor LeaveFeatures(IReadOnlyList<bool> clicked, IReadOnlyList<double> recentClicks) =>
-        stack([ones(clicked.Count), tensor(clicked.Select(c => c ? 1f : 0f).ToArray()), tensor(recentClicks.Select(r => (float)r).ToArray())], 1);
+    /// <summary>Leave features [steps, 3 + vocabulary]: 1, whether an item was picked, recent clicks, the picked item's content tokens (<paramref name="picked"/> 0: none).</summary>
+    private Tensor LeaveFeatures(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks) =>
+        cat([stack([ones(picked.Count), tensor(picked.Select(p => p > 0 ? 1f : 0f).ToArray()), tensor(recentClicks.Select(r => (float)r).ToArray())], 1),
+            _itemTokens.index_select(0, tensor(picked.ToArray()))], 1);
+
+    private static long Picked(LoggedStep step) => step.Chosen is { } slot ? step.Slate[slot] : 0;
 
     /// <summary>Fits both models by maximum likelihood on the logged steps.</summary>
     public void Fit(IReadOnlyList<LoggedStep> logs)
@@ -92,11 +101,11 @@ public sealed class LearnedUserSimulator
         var features = Features(logs.Select(l => l.State).ToList(), logs.Select(l => l.Slate).ToList());
         var slateSize = logs[0].Slate.Length;
         var chosen = tensor(logs.Select(l => (long)(l.Chosen ?? slateSize)).ToArray());
-        var leaveFeatures = LeaveFeatures(logs.Select(l => l.Chosen is not null).ToList(), logs.Select(l => l.RecentClicks).ToList());
+        var leaveFeatures = LeaveFeatures(logs.Select(Picked).ToList(), logs.Select(l => l.RecentClicks).ToList());
         var left = tensor(logs.Select(l => l.Left ? 1f : 0f).ToArray());
 
         _response = Minimise(4, w => nn.functional.cross_entropy(ResponseLogits(features, w), chosen));
-        _leave = Minimise(3, u => nn.functional.binary_cross_entropy_with_logits(leaveFeatures.matmul(u), left));
+        _leave = Minimise(_leave.Length, u => nn.functional.binary_cross_entropy_with_logits(leaveFeatures.matmul(u), left));
     }
 
     private float[] Minimise(int size, Func<Tensor, Tensor> loss)
@@ -120,14 +129,14 @@ public sealed class LearnedUserSimulator
         var logits = ResponseLogits(Features([state], [slate.ToArray()]), tensor(_response))[0].to(ScalarType.Float64).data<double>().ToArray();
         var pick = SlateDistribution.Sample(logits, 1, random)[0];
         int? chosen = pick < slate.Count ? pick : null;
-        var leave = LeaveProbabilities([chosen is not null], [recentClicks])[0];
+        var leave = LeaveProbabilities([chosen is { } slot ? slate[slot] : 0], [recentClicks])[0];
         return (chosen, random.NextDouble() < leave);
     }
 
-    private double[] LeaveProbabilities(IReadOnlyList<bool> clicked, IReadOnlyList<double> recentClicks)
+    private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks)
     {
         using var scope = NewDisposeScope();
-        return LeaveFeatures(clicked, recentClicks).matmul(tensor(_leave)).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
+        return LeaveFeatures(picked, recentClicks).matmul(tensor(_leave)).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
     }
 
     /// <summary>
@@ -152,7 +161,7 @@ public sealed class LearnedUserSimulator
         }
         var predictedClick = rows.Select(r => 1 - r[slateSize]).ToArray();
         var clicked = heldOut.Select(l => l.Chosen is not null).ToArray();
-        var predictedLeave = LeaveProbabilities(clicked, heldOut.Select(l => l.RecentClicks).ToList());
+        var predictedLeave = LeaveProbabilities(heldOut.Select(Picked).ToList(), heldOut.Select(l => l.RecentClicks).ToList());
         var left = heldOut.Select(l => l.Left).ToArray();
         return new JsonObject
         {
@@ -167,6 +176,9 @@ public sealed class LearnedUserSimulator
             ["leave_auc"] = Auc(predictedLeave, left),
             ["response_weights"] = new JsonObject { ["affinity"] = _response[0], ["repeats"] = _response[1], ["log_popularity"] = _response[2], ["bias"] = _response[3] },
             ["leave_weights"] = new JsonObject { ["bias"] = _leave[0], ["clicked"] = _leave[1], ["recent_clicks"] = _leave[2] },
+            // The content tokens whose picks the leave model finds most telling, either way.
+            ["leave_weights_by_content"] = new JsonObject(_leave.Skip(4).Select((u, t) => (Token: _vocabulary[t + 1], Weight: u)).OrderByDescending(t => Math.Abs(t.Weight)).Take(5)
+                .Select(t => KeyValuePair.Create(t.Token, (JsonNode?)Math.Round(t.Weight, 4)))),
         };
     }
 

@@ -56,11 +56,13 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var population = world.UsersAfterHistory();
         var logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
         SessionEnvironment Environment(IReadOnlyList<int> who) => new(world, population, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
-        SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig)
+        // A policy from the pretrained weights; with shared states, on their (frozen) encoder.
+        SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig, FrozenEncoderStates? shared = null)
         {
             var encoder = SavedModel.Load(pretrainedDirectory, data, out modelConfig);
             random.manual_seed(config.Ppo.Seed); // every policy's value head starts from the same seeded weights, whatever ran before
-            return new(encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature, config.FineTuneEncoder);
+            return new(shared?.Encoder ?? encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature,
+                config.FineTuneEncoder, config.FineTuneEncoder ? null : shared);
         }
 
         // Fine-tune from the pretrained weights, once with PPO and once with A2C.
@@ -73,9 +75,11 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
 
         // As on real data: learn a user simulator from logged sessions of the deployed (pretrained) policy exploring at
         // the behaviour temperature, check it against held-out sessions, and train PPO in it instead of in the world.
-        var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, SavedModel.Load(pretrainedDirectory, data, out _), modelConfig, Sampled(greedy, config.BehaviourTemperature));
+        // The simulator reads the pretrained encoder; PPO trained in it shares those states when its own encoder is frozen (the same weights).
+        var simulatorStates = new FrozenEncoderStates(SavedModel.Load(pretrainedDirectory, data, out _), modelConfig, data.UserFeatures);
+        var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, simulatorStates, Sampled(greedy, config.BehaviourTemperature));
         Func<ISlateEnvironment<SessionState>> Simulated(IReadOnlyList<int> who) => () => new LearnedSessionEnvironment(simulator, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
-        var ppoSimulated = Pretrained(out _);
+        var ppoSimulated = Pretrained(out _, simulatorStates);
         var simulatedCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppoSimulated, Simulated(trainUsers), progress).Train();
         var loggingInSimulator = PolicyEvaluation.Evaluate("logging policy, simulated", Sampled(greedy, config.BehaviourTemperature), Simulated(trainUsers), config.EvaluationSeeds, config.EpisodesPerSeed);
         fidelity["session_return_simulated"] = loggingInSimulator.Return.Mean;
@@ -162,13 +166,13 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
     /// them and measures its fidelity on the rest (decision-level) and against their returns (session-level).
     /// </summary>
     private (LearnedUserSimulator, JsonObject) LearnSimulator(ISlateEnvironment<SessionState> truth, InteractionDataset data, LeaveOneOutSplit split,
-        SasRecModel encoder, SequenceModelConfig modelConfig, SlatePolicyFunction logging)
+        FrozenEncoderStates states, SlatePolicyFunction logging)
     {
         var settings = config.Simulator;
         var sessions = LearnedSessionEnvironment.Record(truth, logging, settings.LoggedSessions, config.MaxSessionSteps, settings.RecentClickDecay, new Random(config.EvaluationSeeds[0] + 29));
         var fitCount = (int)(sessions.Count * (1 - settings.HeldOutShare));
         var (fitted, heldOut) = (sessions.Take(fitCount).SelectMany(s => s).ToList(), sessions.Skip(fitCount).ToList());
-        var simulator = new LearnedUserSimulator(encoder, modelConfig, data, split, settings);
+        var simulator = new LearnedUserSimulator(states, data, split, settings);
         simulator.Fit(fitted);
         var fidelity = simulator.Fidelity(heldOut.SelectMany(s => s).ToList(), fitted);
         fidelity["sessions_fitted"] = fitCount;

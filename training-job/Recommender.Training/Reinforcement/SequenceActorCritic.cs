@@ -78,14 +78,19 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     private readonly int _candidates;
     private readonly Scalar _temperature;
     private readonly bool _fineTuneEncoder;
+    private readonly FrozenEncoderStates? _frozenStates;
 
     /// <param name="itemLogPopularity">log(1 + training interactions) per item number (<see cref="PopularityScorer.LogCounts"/>).</param>
+    /// <param name="frozenStates">With a frozen encoder, where its states are computed once (shared with a simulator on the same encoder); one of its own when null.</param>
     public SequenceActorCritic(SasRecModel pretrained, SequenceModelConfig config, FeatureTable? userFeatures, FeatureTable? itemFeatures, float[] itemLogPopularity,
-        int candidates = 50, double temperature = 0.2, bool fineTuneEncoder = false)
+        int candidates = 50, double temperature = 0.2, bool fineTuneEncoder = false, FrozenEncoderStates? frozenStates = null)
         : base(nameof(SequenceActorCritic))
     {
         encoder = pretrained;
         _fineTuneEncoder = fineTuneEncoder;
+        if (frozenStates is not null && frozenStates.Encoder != pretrained)
+            throw new ArgumentException("the shared states must be of the actor's own encoder", nameof(frozenStates));
+        _frozenStates = fineTuneEncoder ? null : frozenStates ?? new FrozenEncoderStates(pretrained, config, userFeatures);
         value = nn.Sequential(nn.Linear(config.Dimension, config.Dimension), nn.ReLU(), nn.Linear(config.Dimension, 1));
         _config = config;
         _userFeatures = userFeatures;
@@ -93,13 +98,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         _temperature = temperature.ToScalar();
         _repeats = new CategoryRepeats(pretrained.ItemCount, itemFeatures);
         _vocabulary = itemFeatures?.Vocabulary ?? ["<pad>"];
-        var tokens = zeros(pretrained.ItemCount + 1, _vocabulary.Count);
-        for (var item = 1; itemFeatures is not null && item <= pretrained.ItemCount && item < itemFeatures.Tokens.Length; item++)
-        {
-            foreach (var token in itemFeatures.Tokens[item])
-                tokens[item, token] = 1;
-        }
-        itemTokens = tokens;
+        itemTokens = SequenceBatches.TokenMatrix(itemFeatures, pretrained.ItemCount + 1);
         this.itemLogPopularity = tensor(itemLogPopularity);
         contentValue = nn.Parameter(zeros(_vocabulary.Count));
         RegisterComponents();
@@ -107,13 +106,11 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 
     public SasRecModel Encoder => encoder;
 
-    /// <summary>The user's state: the encoder's last hidden vector [B, d] (without gradients when the encoder is frozen).</summary>
-    private Tensor States(IReadOnlyList<SessionState> observations)
-    {
-        using var _ = set_grad_enabled(_fineTuneEncoder && is_grad_enabled());
-        return encoder.forward(SequenceBatches.Histories(observations.Select(o => o.History).ToList(), _config.MaxLength, CPU),
+    /// <summary>The user's state: the encoder's last hidden vector [B, d] (computed once per observation when the encoder is frozen).</summary>
+    private Tensor States(IReadOnlyList<SessionState> observations) =>
+        _frozenStates?.Of(observations)
+        ?? encoder.forward(SequenceBatches.Histories(observations.Select(o => o.History).ToList(), _config.MaxLength, CPU),
             SequenceBatches.UserTokens(_userFeatures, observations.Select(o => o.User).ToList(), CPU))[.., -1, ..];
-    }
 
     private Tensor ItemVectors()
     {
