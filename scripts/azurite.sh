@@ -24,7 +24,12 @@ case "${1:-start}" in
     echo "azurite: did not start; log:" >&2; cat "$logfile" >&2; exit 1
     ;;
   stop)
-    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; echo "azurite: stopped"; fi
+    if [ -f "$pidfile" ]; then
+      kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"
+      # Until the ports are free: a start right after a stop would otherwise find the old one still listening.
+      for _ in $(seq 1 50); do listening || break; sleep 0.1; done
+      echo "azurite: stopped"
+    fi
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

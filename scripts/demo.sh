@@ -38,7 +38,7 @@ echo; echo "== 2. the local host: the HTTP API and the retraining orchestration 
 dotnet functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll --urls "$url" \
   --Logging:LogLevel:Default=Warning \
   --TrainingJob:Launcher local --TrainingJob:Command "dotnet $job" \
-  --TrainingJob:Settings "${DEMO_TRAINING:---epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003 --itemGenerator true}" \
+  --TrainingJob:Settings "${DEMO_TRAINING:---epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003 --itemGenerator true --userAdaptation true}" \
   --Retraining:PollInterval 00:00:02 --Retraining:RetryBackoff 00:00:05 --Retraining:JobTimeout 00:30:00 \
   > artifacts/localhost.log 2>&1 &
 host=$!
@@ -67,8 +67,15 @@ print("  %-16s %8s %8s %8s %8s" % ("", "HR@10", "NDCG@10", "HR@10 full", "NDCG f
 user=$(echo "${data:-synthetic}" | grep -q movielens && echo 1 || echo user5)
 echo; echo "== 5. GET /api/users/$user/recommendations?k=5   (a user with history)"
 curl -sf "$url/api/users/$user/recommendations?k=5"; echo
-echo; echo "== 6. GET /api/users/someone-new/recommendations?k=5   (no history: popular items)"
-curl -sf "$url/api/users/someone-new/recommendations?k=5"; echo
+newcomer="newcomer-$(date +%s)" # a user no run has seen (the event log outlives the demo)
+echo; echo "== 6. GET /api/users/$newcomer/recommendations?k=5   (no history: popular items)"
+popular=$(curl -sf "$url/api/users/$newcomer/recommendations?k=5"); echo "$popular"
+
+echo; echo "== 7. $newcomer clicks two of them, then GET recommendations again   (a short history: the model adapted to it)"
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+curl -sf -X POST "$url/api/events" -H 'content-type: application/json' -d "$(echo "$popular" | NOW="$now" json '
+import os; print(json.dumps([{"userId": d["userId"], "itemId": i["itemId"], "type": "click", "timestamp": os.environ["NOW"]} for i in d["items"][:2]]))')"; echo
+curl -sf "$url/api/users/$newcomer/recommendations?k=5"; echo
 
 if $once; then exit 0; fi
 echo; echo "serving on $url (Ctrl-C stops); POST /api/training retrains"

@@ -60,8 +60,8 @@ public sealed record SequenceModelConfig
     /// </summary>
     public bool ItemGenerator { get; init; }
     /// <summary>
-    /// After training, also meta-learn a few-shot adaptation for users with a short history (MAML over the
-    /// training users' first interactions, <see cref="MetaLearning.UserMetaLearner"/>); written to
+    /// After training, also meta-learn a few-shot adaptation for users with a short history (first-order MAML over
+    /// the training users' first interactions, <see cref="MetaLearning.UserMetaLearner"/>); written to
     /// <c>user-adaptation.json</c> and the manifest, and serving adapts users with up to that many interactions.
     /// </summary>
     public bool UserAdaptation { get; init; }

@@ -55,10 +55,11 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         var servedSequences = served == outcome.Model ? split.Train : split.Histories(EvaluationStage.Test);
         var metaSettings = new MetaLearning.MetaLearningConfig { Seed = config.Seed };
         MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures, servedSequences, outcome.Device, metaSettings, progress);
-        // Users with a short history: meta-learn their few-shot adaptation, on the same sequences.
+        // Users with a short history: meta-learn their few-shot adaptation, on the same sequences. First-order MAML:
+        // as good as second order on MovieLens and the synthetic world, and 1.6-1.9x faster (the meta run measures both).
         if (config.UserAdaptation)
         {
-            var learner = new MetaLearning.UserMetaLearner(served, config, data.UserFeatures, metaSettings, progress, outcome.Device);
+            var learner = new MetaLearning.UserMetaLearner(served, config, data.UserFeatures, metaSettings with { FirstOrder = true }, progress, outcome.Device);
             var adaptation = learner.Train(learner.FirstInteractionTasks(servedSequences));
             await File.WriteAllTextAsync(Path.Combine(outputDirectory, UserAdaptationFile), JsonSerializer.Serialize(adaptation, TrainingJsonContext.Default.UserAdaptationParameters), cancellationToken);
         }

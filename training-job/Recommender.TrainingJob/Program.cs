@@ -59,7 +59,7 @@ try
             var rlConfig = new Recommender.Training.Reinforcement.ReinforcementConfig();
             int Int(string name, int fallback) => options.Values.TryGetValue(name, out var v) ? int.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
             double Double(string name, double fallback) => options.Values.TryGetValue(name, out var v) ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
-            // --rl-iterations, --rl-episodes (per iteration), --rl-minibatch, --rl-learning-rate and --rl-head-learning-rate set PPO's and A2C's alike.
+            // --rl-iterations, --rl-episodes (per iteration), --rl-minibatch, --rl-learning-rate, --rl-head-learning-rate and --rl-seed set PPO's and A2C's alike.
             Recommender.Training.Reinforcement.PolicyOptimizationConfig Optimization(Recommender.Training.Reinforcement.PolicyOptimizationConfig c) => c with
             {
                 Iterations = Int("rl-iterations", c.Iterations),
@@ -67,6 +67,7 @@ try
                 MinibatchSize = Int("rl-minibatch", c.MinibatchSize),
                 LearningRate = Double("rl-learning-rate", c.LearningRate),
                 HeadLearningRate = Double("rl-head-learning-rate", c.HeadLearningRate),
+                Seed = Int("rl-seed", c.Seed),
             };
             rlConfig = rlConfig with
             {
@@ -138,14 +139,14 @@ try
                   training-job evaluate --model <dir> --data <source>
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
-                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 300] [--rl-episodes 256] [--rl-minibatch 128] [--rl-learning-rate 3e-4] [--rl-head-learning-rate 3e-3] [--rl-encoder frozen|fine-tune] [--rl-ablation "repetition=-1;declined=-1,tag:sensational=-2"] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
+                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 300] [--rl-episodes 256] [--rl-minibatch 128] [--rl-learning-rate 3e-4] [--rl-head-learning-rate 3e-3] [--rl-seed 42] [--rl-encoder frozen|fine-tune] [--rl-ablation "repetition=-1;declined=-1,tag:sensational=-2"] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
                   training-job meta --data <source> --out <dir> [--pretrained <dir>] [--<setting> <value> ...]   (user-cold meta-learning and its evaluation)
                   training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
                   learningRate, weightDecay, batchSize, epochs, evaluateEvery, patience, validationUsers, itemContent, userFeatures,
-                  threads, timeBudgetSeconds, seed
+                  threads, timeBudgetSeconds, seed, refit, itemGenerator, userAdaptation
                 """);
             return 2;
     }
@@ -168,7 +169,7 @@ Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionD
 // The model settings: defaults, then --config, then --<setting> overrides (every option that is not the command's own).
 SequenceModelConfig Config()
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-ablation" or "rl-encoder")).ToDictionary();
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-seed" or "rl-ablation" or "rl-encoder")).ToDictionary();
     return SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
 }
 
