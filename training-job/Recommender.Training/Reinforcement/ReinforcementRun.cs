@@ -56,30 +56,30 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var population = world.UsersAfterHistory();
         var logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
         SessionEnvironment Environment(IReadOnlyList<int> who) => new(world, population, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
-        // A policy from the pretrained weights; with shared states, on their (frozen) encoder.
-        SequenceActorCritic Pretrained(out SequenceModelConfig modelConfig, FrozenEncoderStates? shared = null)
+        // The simulator reads the pretrained encoder; PPO trained in it shares those states when its own encoder is frozen (the same weights).
+        var simulatorStates = new FrozenEncoderStates(SavedModel.Load(pretrainedDirectory, data, out var modelConfig), modelConfig, data.UserFeatures);
+        // A policy from the pretrained weights, on an encoder of its own or, frozen, on the simulator's.
+        SequenceActorCritic Pretrained(bool onSimulatorEncoder = false)
         {
-            var encoder = SavedModel.Load(pretrainedDirectory, data, out modelConfig);
+            var shared = onSimulatorEncoder && !config.FineTuneEncoder ? simulatorStates : null;
+            var encoder = shared?.Encoder ?? SavedModel.Load(pretrainedDirectory, data, out _);
             random.manual_seed(config.Ppo.Seed); // every policy's value head starts from the same seeded weights, whatever ran before
-            return new(shared?.Encoder ?? encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature,
-                config.FineTuneEncoder, config.FineTuneEncoder ? null : shared);
+            return new(encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature, config.FineTuneEncoder, shared);
         }
 
         // Fine-tune from the pretrained weights, once with PPO and once with A2C.
-        var ppo = Pretrained(out var modelConfig);
+        var ppo = Pretrained();
         var ppoCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppo, () => Environment(trainUsers), progress).Train();
-        var a2c = Pretrained(out _);
+        var a2c = Pretrained();
         var a2cCurve = new PolicyOptimizer<SessionState>(config.A2C, a2c, () => Environment(trainUsers), progress).Train();
-        var greedy = Pretrained(out _);
+        var greedy = Pretrained();
         progress?.WriteLine($"learned heads: PPO {ppo.Head}; A2C {a2c.Head}");
 
         // As on real data: learn a user simulator from logged sessions of the deployed (pretrained) policy exploring at
         // the behaviour temperature, check it against held-out sessions, and train PPO in it instead of in the world.
-        // The simulator reads the pretrained encoder; PPO trained in it shares those states when its own encoder is frozen (the same weights).
-        var simulatorStates = new FrozenEncoderStates(SavedModel.Load(pretrainedDirectory, data, out _), modelConfig, data.UserFeatures);
         var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, simulatorStates, Sampled(greedy, config.BehaviourTemperature));
         Func<ISlateEnvironment<SessionState>> Simulated(IReadOnlyList<int> who) => () => new LearnedSessionEnvironment(simulator, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
-        var ppoSimulated = Pretrained(out _, simulatorStates);
+        var ppoSimulated = Pretrained(onSimulatorEncoder: true);
         var simulatedCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppoSimulated, Simulated(trainUsers), progress).Train();
         var loggingInSimulator = PolicyEvaluation.Evaluate("logging policy, simulated", Sampled(greedy, config.BehaviourTemperature), Simulated(trainUsers), config.EvaluationSeeds, config.EpisodesPerSeed);
         fidelity["session_return_simulated"] = loggingInSimulator.Return.Mean;
@@ -104,7 +104,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         }.Concat(config.HeadAblation.Select(head =>
         {
             // Ablation: greedy re-ranked with a fixed head, to see what the head could gain.
-            var fixedHead = Pretrained(out _);
+            var fixedHead = Pretrained();
             fixedHead.SetHead(head);
             return Judge($"greedy, head {head}", (s, _) => fixedHead.TopK(s, config.SlateSize), heldOut);
         })).ToArray();
@@ -136,7 +136,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             metrics["rl.offline_honest_targets"] = honestTargets;
         metrics["rl.policy_head"] = new JsonObject
         {
-            ["log_sharpness"] = ppo.Head.LogSharpness, ["repetition"] = ppo.Head.Repetition, ["declined"] = ppo.Head.Declined,
+            ["log_sharpness"] = ppo.Head.LogSharpness, ["repetition"] = ppo.Head.Repetition, ["declined"] = ppo.Head.Declined, ["popularity"] = ppo.Head.Popularity,
             ["content_values"] = new JsonObject(ppo.Head.ContentValues!.Select(t => KeyValuePair.Create(t.Key, (JsonNode?)Math.Round(t.Value, 4)))),
         };
         metrics["rl.return_policy_simulator_trained"] = scores.Single(p => p.Policy == "PPO trained in the learned simulator").Return.Mean;
