@@ -44,32 +44,3 @@ public sealed class LearnedUserSimulatorTests
         Assert.All(sessions.SelectMany(s => s.SkipLast(1)), step => Assert.False(step.Left));
     }
 }
-
-/// <summary>The whole RL stage, end to end on a tiny world: reproducible for its seeds in any process state.</summary>
-[Collection("Torch")]
-public sealed class ReinforcementRunTests
-{
-    [Fact]
-    public async Task The_rl_stage_gives_the_same_results_whatever_the_random_state_before_it()
-    {
-        var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 200, Items = 80, Seed = 17 });
-        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
-        var directory = Path.Combine(Path.GetTempPath(), "rl-" + Guid.NewGuid().ToString("N"));
-        await new TrainingRun(new SequenceModelConfig { Dimension = 16, Blocks = 1, MaxLength = 10, Epochs = 2, EvaluateEvery = 2, Seed = 1 }, new EvaluationProtocol()).RunAsync(data, directory);
-        var config = new ReinforcementConfig
-        {
-            Candidates = 10, MaxSessionSteps = 5, EvaluationSeeds = [1], EpisodesPerSeed = 4, OffPolicyDecisions = 20,
-            Ppo = new() { Iterations = 1, EpisodesPerIteration = 6, MinibatchSize = 8 },
-            A2C = new() { Algorithm = "a2c", Iterations = 1, EpisodesPerIteration = 6 },
-            Simulator = new() { LoggedSessions = 20, Steps = 10 },
-        };
-
-        var (first, _) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
-        TorchSharp.torch.random.manual_seed(12345);
-        TorchSharp.torch.rand(1000);
-        var (second, _) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
-
-        foreach (var key in new[] { "rl.curve_ppo", "rl.curve_a2c", "rl.curve_ppo_simulator", "rl.policies", "rl.simulator" })
-            Assert.Equal(first[key]!.ToJsonString(), second[key]!.ToJsonString());
-    }
-}

@@ -31,6 +31,6 @@ public sealed class FrozenEncoderStates(SasRecModel encoder, SequenceModelConfig
                 _states.AddOrUpdate(missing[m], computed.AsSpan(m * config.Dimension, config.Dimension).ToArray());
         }
         var flat = observations.SelectMany(o => _states.TryGetValue(o, out var state) ? state : throw new InvalidOperationException("state not computed")).ToArray();
-        return tensor(flat, [observations.Count, config.Dimension]);
+        return TorchArrays.Copy(flat, observations.Count, config.Dimension);
     }
 }

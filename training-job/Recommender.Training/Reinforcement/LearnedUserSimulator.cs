@@ -126,7 +126,7 @@ public sealed class LearnedUserSimulator
     public (int? Chosen, bool Left) Respond(SessionState state, IReadOnlyList<long> slate, double recentClicks, Random random)
     {
         using var scope = NewDisposeScope();
-        var logits = ResponseLogits(Features([state], [slate.ToArray()]), tensor(_response))[0].to(ScalarType.Float64).data<double>().ToArray();
+        var logits = ResponseLogits(Features([state], [slate.ToArray()]), TorchArrays.Copy(_response))[0].to(ScalarType.Float64).data<double>().ToArray();
         var pick = SlateDistribution.Sample(logits, 1, random)[0];
         int? chosen = pick < slate.Count ? pick : null;
         var leave = LeaveProbabilities([chosen is { } slot ? slate[slot] : 0], [recentClicks])[0];
@@ -136,7 +136,7 @@ public sealed class LearnedUserSimulator
     private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks)
     {
         using var scope = NewDisposeScope();
-        return LeaveFeatures(picked, recentClicks).matmul(tensor(_leave)).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
+        return LeaveFeatures(picked, recentClicks).matmul(TorchArrays.Copy(_leave)).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
     }
 
     /// <summary>
@@ -148,7 +148,7 @@ public sealed class LearnedUserSimulator
     {
         using var scope = NewDisposeScope();
         var slateSize = heldOut[0].Slate.Length;
-        var probabilities = ResponseLogits(Features(heldOut.Select(l => l.State).ToList(), heldOut.Select(l => l.Slate).ToList()), tensor(_response))
+        var probabilities = ResponseLogits(Features(heldOut.Select(l => l.State).ToList(), heldOut.Select(l => l.Slate).ToList()), TorchArrays.Copy(_response))
             .softmax(1).to(ScalarType.Float64);
         var rows = Enumerable.Range(0, heldOut.Count).Select(i => probabilities[i].data<double>().ToArray()).ToArray();
         var clickRate = fitted.Average(l => l.Chosen is null ? 0.0 : 1.0);
