@@ -83,8 +83,8 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         if (_contentEmbedding is null || _itemTokens is null)
             return null;
         var tokens = _itemTokens;
-        var mask = tokens.ne(0).unsqueeze(-1).to(_contentEmbedding.weight!.dtype);
-        return (_contentEmbedding.forward(tokens) * mask).sum(1) / mask.sum(1).clamp_min(1);
+        var mask = tokens.ne(TorchScalars.Zero).unsqueeze(-1).to(_contentEmbedding.weight!.dtype);
+        return (_contentEmbedding.forward(tokens) * mask).sum(1) / mask.sum(1).clamp_min(TorchScalars.One);
     }
 
     /// <summary>
@@ -99,11 +99,11 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         x = x + _positionEmbedding.forward(arange(length, device: sequences.device)).unsqueeze(0);
         if (_userEmbedding is not null && userTokens is not null)
         {
-            var mask = userTokens.ne(0).unsqueeze(-1).to(x.dtype);
+            var mask = userTokens.ne(TorchScalars.Zero).unsqueeze(-1).to(x.dtype);
             var user = (_userEmbedding.forward(userTokens) * mask).sum(1) / mask.sum(1).clamp_min(TorchScalars.One);
             x = x + user.unsqueeze(1);
         }
-        var timeline = sequences.ne(0).unsqueeze(-1).to(x.dtype);
+        var timeline = sequences.ne(TorchScalars.Zero).unsqueeze(-1).to(x.dtype);
         x = _dropout.forward(x) * timeline;
         foreach (var block in _blocks)
             x = block.forward(x) * timeline;

@@ -143,7 +143,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         var (inputs, targets) = SequenceBatches.NextItem(sequences, config.MaxLength, device);
         var states = model.forward(inputs, SequenceBatches.UserTokens(data.UserFeatures, users, device)); // [B, L, d]
         var items = model.ItemVectors();                                                                 // [N+1, d]
-        var valid = targets.ne(0);                                                                       // positions with a next item
+        var valid = targets.ne(TorchScalars.Zero);                                                                       // positions with a next item
 
         switch (config.Loss)
         {
@@ -166,7 +166,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
                 var t = targets[valid];                                                    // [P]
                 var positive = (h * items.index_select(0, t)).sum(-1, keepdim: true);      // [P, 1]
                 var negative = h.matmul(items.index_select(0, negatives).T);               // [P, S]
-                negative = negative.masked_fill(t.unsqueeze(1).eq(negatives.unsqueeze(0)), float.NegativeInfinity);
+                negative = negative.masked_fill(t.unsqueeze(1).eq(negatives.unsqueeze(0)), TorchScalars.NegativeInfinity);
                 var logits = cat([positive, negative], 1);
                 return nn.functional.cross_entropy(logits, zeros(logits.shape[0], dtype: int64, device: device));
             }

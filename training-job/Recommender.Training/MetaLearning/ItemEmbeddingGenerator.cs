@@ -88,7 +88,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         {
             var (inputs, next) = SequenceBatches.NextItem(batch.Select(u => sequences[u]).ToList(), modelConfig.MaxLength, device ?? CPU);
             var h = encoder.forward(inputs, SequenceBatches.UserTokens(userFeatures, batch, device ?? CPU));
-            var valid = next.ne(0);
+            var valid = next.ne(TorchScalars.Zero);
             states.Add(h[valid]);
             targets.Add(next[valid]);
         }

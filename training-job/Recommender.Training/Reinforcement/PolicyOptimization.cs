@@ -96,6 +96,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         var curve = new List<PolicyIterationRecord>();
         var lambda = config.IsA2C ? 1.0 : config.Lambda;
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        using Scalar valueCoefficient = config.ValueCoefficient, entropyCoefficient = config.EntropyCoefficient; // held for the run (see TorchScalars)
 
         for (var iteration = 1; iteration <= config.Iterations; iteration++)
         {
@@ -112,6 +113,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
             var epochs = config.IsA2C ? 1 : config.Epochs;
             var minibatch = config.IsA2C ? rollout.Count : config.MinibatchSize;
             var clip = config.IsA2C ? double.PositiveInfinity : config.ClipRange;
+            using Scalar clipRange = clip;
             double policyLoss = 0, valueLoss = 0, entropy = 0, kl = 0, clipped = 0;
             var steps = 0;
             policy.Train(true);
@@ -129,8 +131,8 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
 
                     var lossPolicy = Losses.ClippedSurrogate(logProbability, oldLogProbability, advantage, clip);
                     var loss = lossPolicy
-                        + config.ValueCoefficient * (values - target).pow(2).mean()
-                        - config.EntropyCoefficient * slateEntropy.mean();
+                        + valueCoefficient * (values - target).square().mean()
+                        - entropyCoefficient * slateEntropy.mean();
 
                     optimizer.zero_grad();
                     loss.backward();
@@ -139,10 +141,10 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
 
                     using var _ = no_grad();
                     var logRatio = logProbability - oldLogProbability;
-                    kl += ((logRatio.exp() - 1) - logRatio).mean().item<float>(); // the low-variance estimator k3 (Schulman 2020)
-                    clipped += (logRatio.exp() - 1).abs().gt(clip).to(ScalarType.Float32).mean().item<float>();
+                    kl += ((logRatio.exp() - TorchScalars.One) - logRatio).mean().item<float>(); // the low-variance estimator k3 (Schulman 2020)
+                    clipped += (logRatio.exp() - TorchScalars.One).abs().gt(clipRange).to(ScalarType.Float32).mean().item<float>();
                     policyLoss += lossPolicy.item<float>();
-                    valueLoss += (values - target).pow(2).mean().item<float>();
+                    valueLoss += (values - target).square().mean().item<float>();
                     entropy += slateEntropy.mean().item<float>();
                     steps++;
                 }
@@ -255,9 +257,10 @@ public static class Losses
     {
         var ratio = (logProbability - oldLogProbability).exp();
         var surrogate = ratio * advantage;
-        if (!double.IsPositiveInfinity(clip))
-            surrogate = minimum(surrogate, ratio.clamp(1 - clip, 1 + clip) * advantage);
-        return -surrogate.mean();
+        if (double.IsPositiveInfinity(clip))
+            return -surrogate.mean();
+        using Scalar lower = 1 - clip, upper = 1 + clip; // held until the op has read them (see TorchScalars)
+        return -minimum(surrogate, ratio.clamp(lower, upper) * advantage).mean();
     }
 }
 
