@@ -8,7 +8,7 @@ namespace Recommender.Training;
 /// becomes a <see cref="Scalar"/> that nothing references once its native handle is read, so a collection can
 /// finalize it while libtorch still reads it: a rare crash in long runs ("Scalar toDouble: Expected false to be
 /// true", seen here in training, in the RL stage's actor and inside Adam's step; dotnet/TorchSharp#1434). Code that
-/// runs per step passes one of these process-long Scalars, or a Scalar field of its own, instead of a bare number;
+/// runs per step passes one of these process-long Scalars, a Scalar field of its own or a <c>using</c> local, instead of a bare number;
 /// optimizer steps, whose Scalars TorchSharp makes inside, run with the collector held off.
 /// </summary>
 internal static class TorchScalars
@@ -20,18 +20,24 @@ internal static class TorchScalars
     /// <summary>Managed memory an optimizer step may allocate while the collector is held off (its wrappers and Scalars need far less).</summary>
     private const long StepAllocationBudget = 16 * 1024 * 1024;
 
+    /// <summary>The no-GC region is process-wide: models trained side by side (test fixtures) take turns at it.</summary>
+    private static readonly Lock NoGCRegion = new();
+
     /// <summary><c>optimizer.step()</c> inside a no-GC region, so none of the Scalars it makes is finalized under libtorch.</summary>
     public static void StepWithoutCollection(this torch.optim.Optimizer optimizer)
     {
-        var held = GCSettings.LatencyMode != GCLatencyMode.NoGCRegion && GC.TryStartNoGCRegion(StepAllocationBudget);
-        try
+        lock (NoGCRegion)
         {
-            optimizer.step();
-        }
-        finally
-        {
-            if (held && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
-                GC.EndNoGCRegion();
+            var held = GCSettings.LatencyMode != GCLatencyMode.NoGCRegion && GC.TryStartNoGCRegion(StepAllocationBudget);
+            try
+            {
+                optimizer.step();
+            }
+            finally
+            {
+                if (held && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
+                    GC.EndNoGCRegion();
+            }
         }
     }
 }
