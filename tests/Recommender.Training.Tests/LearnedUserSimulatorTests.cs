@@ -43,4 +43,39 @@ public sealed class LearnedUserSimulatorTests
         Assert.InRange((double)fidelity["click_rate_predicted"]! - (double)fidelity["click_rate_observed"]!, -0.05, 0.05);
         Assert.All(sessions.SelectMany(s => s.SkipLast(1)), step => Assert.False(step.Left));
     }
+
+    /// <summary>The reward model of the doubly robust estimate: for each slate, the mean reward of the simulator's own sampled answers.</summary>
+    [Fact]
+    public void Its_expected_reward_of_a_slate_is_what_its_sampled_answers_earn_on_average()
+    {
+        var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 200, Items = 80, Seed = 29, ClickbaitShare = 0.1 });
+        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var split = LeaveOneOutSplit.Create(data);
+        var modelConfig = new SequenceModelConfig { Dimension = 16, Blocks = 1, MaxLength = 15, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Seed = 1 };
+        var encoder = new SequenceModelTrainer(modelConfig).Train(data, split).Model;
+        var users = Enumerable.Range(0, data.UserCount).Where(u => data.Sequences[u].Length > 0).ToList();
+        var truth = new SessionEnvironment(world, world.UsersAfterHistory(), data, users, new RewardConfig());
+        SlatePolicyFunction randomSlates = (state, random) =>
+            Enumerable.Range(1, data.ItemCount).Where(i => !state.History.Contains(i)).OrderBy(_ => random.Next()).Take(5).Select(i => (long)i).ToList();
+        var settings = new SimulatorConfig { Steps = 100 };
+        var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 300, 30, settings.RecentClickDecay, new Random(4));
+        var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, settings);
+        simulator.Fit(sessions.SelectMany(s => s).ToList());
+        var rewards = new RewardConfig { Click = 1, Leave = -2 }; // both terms count
+
+        var random = new Random(5);
+        foreach (var step in sessions.Take(6).Select(s => s[^1]))
+        {
+            var slates = new[] { step.Slate, randomSlates(step.State, random).ToArray() };
+            var expected = simulator.ExpectedRewards(step.State, slates, step.RecentClicks, rewards);
+            for (var s = 0; s < slates.Length; s++)
+            {
+                const int draws = 1500;
+                var earned = Enumerable.Range(0, draws).Select(_ => simulator.Respond(step.State, slates[s], step.RecentClicks, random) is var (chosen, left)
+                    ? (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0) : 0).ToList();
+                var (mean, sd) = (earned.Average(), Math.Sqrt(earned.Average(r => r * r) - earned.Average() * earned.Average()));
+                Assert.True(Math.Abs(expected[s] - mean) < 4 * sd / Math.Sqrt(draws) + 1e-9, $"expected {expected[s]:F4}, sampled {mean:F4} ± {sd / Math.Sqrt(draws):F4}");
+            }
+        }
+    }
 }

@@ -133,6 +133,30 @@ public sealed class LearnedUserSimulator
         return (chosen, random.NextDouble() < leave);
     }
 
+    /// <summary>
+    /// The simulator's expected reward of each of <paramref name="slates"/> (all one length) shown in one state:
+    /// Click · P(a pick) + Leave · P(leaving), P(leaving) averaged over what the user picks, or none. The reward
+    /// model of the doubly robust off-policy estimate.
+    /// </summary>
+    public double[] ExpectedRewards(SessionState state, IReadOnlyList<long[]> slates, double recentClicks, RewardConfig rewards)
+    {
+        using var scope = NewDisposeScope();
+        var k = slates[0].Length;
+        var probabilities = ResponseLogits(Features(Enumerable.Repeat(state, slates.Count).ToList(), slates), TorchArrays.Copy(_response))
+            .softmax(1).to(ScalarType.Float64).data<double>().ToArray(); // [slates, k + 1], "none" last
+        // P(leave) after each outcome: each slot's item picked, then none picked (0).
+        var leave = rewards.Leave == 0 ? null
+            : LeaveProbabilities(slates.SelectMany(slate => slate.Append(0L)).ToList(), Enumerable.Repeat(recentClicks, slates.Count * (k + 1)).ToList());
+        return Enumerable.Range(0, slates.Count).Select(s =>
+        {
+            var p = probabilities.AsSpan(s * (k + 1), k + 1);
+            var leaving = 0.0;
+            for (var j = 0; leave is not null && j <= k; j++)
+                leaving += p[j] * leave[s * (k + 1) + j];
+            return rewards.Click * (1 - p[k]) + rewards.Leave * leaving;
+        }).ToArray();
+    }
+
     private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks)
     {
         using var scope = NewDisposeScope();

@@ -32,6 +32,8 @@ public sealed record ReinforcementConfig
     public int EpisodesPerSeed { get; init; } = 400;
     /// <summary>Logged decisions for off-policy evaluation, made by the pretrained policy sampling at <see cref="BehaviourTemperature"/>.</summary>
     public int OffPolicyDecisions { get; init; } = 4000;
+    /// <summary>Slates drawn from the target policy per logged decision for the doubly robust estimate's model term E_π[q̂(x, slate)].</summary>
+    public int OffPolicyModelSlates { get; init; } = 8;
     public double BehaviourTemperature { get; init; } = 1.0;
     /// <summary>Fixed session heads to judge greedy with (an ablation of what the actor's head could gain); none by default.</summary>
     public PolicyHead[] HeadAblation { get; init; } = [];
@@ -130,7 +132,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             progress?.WriteLine($"offline, test item not clickbait ({policyHonest.All.Users} users): PPO HR@10 {policyHonest.All.HitRate:F4}, greedy {greedyHonest.All.HitRate:F4}");
         }
 
-        var ope = OffPolicy(ppo, greedy, Environment(heldOut));
+        var ope = OffPolicy(ppo, greedy, Environment(heldOut), simulator);
         var metrics = Metrics(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve);
         if (honestTargets is not null)
             metrics["rl.offline_honest_targets"] = honestTargets;
@@ -201,24 +203,27 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return policy.Forward([state], [candidates]).Logits[0].to(ScalarType.Float64).data<double>().Select(l => l * scale).ToArray();
     }
 
-    private sealed record OffPolicyResult(Estimate Truth, Estimate Ips, Estimate Snips, Estimate DoublyRobust, Estimate TopKItemIps, Estimate Logged, int Decisions);
+    private sealed record OffPolicyResult(Estimate Truth, Estimate Ips, Estimate Snips, Estimate DoublyRobust, Estimate DirectMethod,
+        Estimate DoublyRobustConstant, Estimate TopKItemIps, Estimate Logged, int Decisions);
 
     /// <summary>
     /// Logs of the pretrained policy sampling slates at the behaviour temperature on held-out sessions, with
     /// each slate's probability; PPO's probability of the same slate gives the weight. The truth is PPO's own
-    /// slate answered by a copy of the same user at the same moment.
+    /// slate answered by a copy of the same user at the same moment. The doubly robust estimate's reward model
+    /// is the learned simulator (fitted on the training users' logs): its expected reward of the logged slate,
+    /// and of PPO's slates (the mean over <see cref="ReinforcementConfig.OffPolicyModelSlates"/> draws).
     /// </summary>
-    private OffPolicyResult OffPolicy(SequenceActorCritic target, SequenceActorCritic behaviour, SessionEnvironment environment)
+    private OffPolicyResult OffPolicy(SequenceActorCritic target, SequenceActorCritic behaviour, SessionEnvironment environment, LearnedUserSimulator rewardModel)
     {
         var random = new Random(config.EvaluationSeeds[0] + 17);
+        var modelRandom = new Random(config.EvaluationSeeds[0] + 31); // the reward model's draws of PPO's slates, apart from the logging draws
         var logs = new List<LoggedDecision>();
         var itemLogs = new List<LoggedDecision>();
         var truth = new List<double>();
-        var targetPolicy = Sampled(target);
         while (logs.Count < config.OffPolicyDecisions)
         {
             var state = environment.Reset(random);
-            var done = false;
+            var (done, recentClicks) = (false, 0.0);
             while (!done && logs.Count < config.OffPolicyDecisions)
             {
                 var candidates = behaviour.Candidates(state);
@@ -226,26 +231,34 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
                 var slate = SlateDistribution.Sample(behaviourLogits, config.SlateSize, random);
                 var shown = slate.Select(i => candidates[i]).ToList();
                 var behaviourProbability = SlateProbability(behaviourLogits, slate);
-                var targetProbability = TargetProbability(target, state, shown);
+                var targetCandidates = target.Candidates(state);
+                var targetLogits = Logits(target, state, targetCandidates);
+                var targetProbability = TargetProbability(targetCandidates, targetLogits, shown);
+                long[] TargetSlate(Random r) => SlateDistribution.Sample(targetLogits, Math.Min(config.SlateSize, targetCandidates.Length), r).Select(i => targetCandidates[i]).ToArray();
 
-                var counterfactual = environment.Respond(environment.CurrentUser, targetPolicy(state, random), random).Reward;
+                var counterfactual = environment.Respond(environment.CurrentUser, TargetSlate(random), random).Reward;
                 truth.Add(counterfactual);
+                var modelled = rewardModel.ExpectedRewards(state, [shown.ToArray(), .. Enumerable.Range(0, config.OffPolicyModelSlates).Select(_ => TargetSlate(modelRandom))],
+                    recentClicks, config.Rewards);
                 var before = state;
                 (state, var reward, done) = environment.Step(shown, random);
-                logs.Add(new LoggedDecision(reward, behaviourProbability, targetProbability));
+                logs.Add(new LoggedDecision(reward, behaviourProbability, targetProbability, ModelReward: modelled[0], ModelValue: modelled.Skip(1).Average()));
                 // Item level (Chen et al.'s top-K correction): the picked item's chance to be in each policy's slate.
                 var picked = state.History.Length > before.History.Length ? state.History[^1] : -1;
                 itemLogs.Add(picked < 0 ? new LoggedDecision(0, 1, 0) : new LoggedDecision(reward,
                     OffPolicyEstimators.TopKInclusion(FirstSlotProbability(behaviourLogits, candidates, picked), config.SlateSize),
-                    OffPolicyEstimators.TopKInclusion(TargetFirstSlotProbability(target, before, picked), config.SlateSize)));
+                    OffPolicyEstimators.TopKInclusion(FirstSlotProbability(targetLogits, targetCandidates, picked), config.SlateSize)));
+                recentClicks = rewardModel.Config.RecentClickDecay * recentClicks + (picked < 0 ? 0 : 1);
             }
         }
-        // Doubly robust with the simplest reward model: the logged mean reward, for every slate.
+        // For comparison, doubly robust with the simplest reward model: the logged mean reward, for every slate.
         var baseline = logs.Average(d => d.Reward);
-        var withModel = logs.Select(d => d with { ModelReward = baseline, ModelValue = baseline }).ToList();
+        var constantModel = logs.Select(d => d with { ModelReward = baseline, ModelValue = baseline }).ToList();
         var result = new OffPolicyResult(Estimate.Of(truth), OffPolicyEstimators.Ips(logs), OffPolicyEstimators.Snips(logs),
-            OffPolicyEstimators.DoublyRobust(withModel), OffPolicyEstimators.Ips(itemLogs), Estimate.Of(logs.Select(d => d.Reward).ToList()), logs.Count);
-        progress?.WriteLine($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  top-K item IPS {result.TopKItemIps}  (logging policy {result.Logged})");
+            OffPolicyEstimators.DoublyRobust(logs), Estimate.Of(logs.Select(d => d.ModelValue).ToList()), OffPolicyEstimators.DoublyRobust(constantModel),
+            OffPolicyEstimators.Ips(itemLogs), Estimate.Of(logs.Select(d => d.Reward).ToList()), logs.Count);
+        progress?.WriteLine($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  " +
+            $"direct (simulator) {result.DirectMethod}  DR, constant model {result.DoublyRobustConstant}  top-K item IPS {result.TopKItemIps}  (logging policy {result.Logged})");
         return result;
     }
 
@@ -259,25 +272,17 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return Math.Exp(logits[position] - max) / logits.Sum(l => Math.Exp(l - max));
     }
 
-    private double TargetFirstSlotProbability(SequenceActorCritic target, SessionState state, int item)
-    {
-        var candidates = target.Candidates(state);
-        return FirstSlotProbability(Logits(target, state, candidates), candidates, item);
-    }
-
     private static double SlateProbability(double[] logits, int[] slate)
     {
         var (logProbability, _) = SlateDistribution.LogProbability(tensor(logits).unsqueeze(0), [slate]);
         return Math.Exp(logProbability.item<double>());
     }
 
-    private double TargetProbability(SequenceActorCritic target, SessionState state, IReadOnlyList<long> shown)
+    /// <summary>The target's probability of the logged slate: 0 when it holds an item outside the target's candidates, which it never shows.</summary>
+    private static double TargetProbability(long[] candidates, double[] logits, IReadOnlyList<long> shown)
     {
-        var candidates = target.Candidates(state);
         var positions = shown.Select(item => Array.IndexOf(candidates, item)).ToArray();
-        if (positions.Any(p => p < 0))
-            return 0; // the target never shows an item outside its candidates
-        return SlateProbability(Logits(target, state, candidates), positions);
+        return positions.Any(p => p < 0) ? 0 : SlateProbability(logits, positions);
     }
 
     private static JsonObject Metrics(PolicyScore[] scores, EvaluationResult offlinePpo, EvaluationResult offlineGreedy, OffPolicyResult ope,
@@ -297,12 +302,12 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             ["rl.ndcg@10_policy"] = offlinePpo.All.Ndcg,
             ["rl.hr@10_greedy"] = offlineGreedy.All.HitRate,
             ["rl.ndcg@10_greedy"] = offlineGreedy.All.Ndcg,
-            ["rl.ope_reward"] = ope.Snips.Mean,
+            ["rl.ope_reward"] = ope.DoublyRobust.Mean, // what the promotion gate compares: DR with the learned simulator as its reward model (the closest to the truth here)
             ["rl.ope_true_reward"] = ope.Truth.Mean,
             ["rl.ope"] = new JsonObject
             {
                 ["decisions"] = ope.Decisions,
-                ["truth"] = Json(ope.Truth), ["ips"] = Json(ope.Ips), ["snips"] = Json(ope.Snips), ["dr"] = Json(ope.DoublyRobust), ["top_k_item_ips"] = Json(ope.TopKItemIps), ["logging_policy"] = Json(ope.Logged),
+                ["truth"] = Json(ope.Truth), ["ips"] = Json(ope.Ips), ["snips"] = Json(ope.Snips), ["dr"] = Json(ope.DoublyRobust), ["direct_method"] = Json(ope.DirectMethod), ["dr_constant_model"] = Json(ope.DoublyRobustConstant), ["top_k_item_ips"] = Json(ope.TopKItemIps), ["logging_policy"] = Json(ope.Logged),
             },
             ["rl.policies"] = new JsonObject(scores.Select(s => KeyValuePair.Create(s.Policy, (JsonNode?)new JsonObject
             {
@@ -331,7 +336,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         foreach (var s in scores)
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(s.Policy)}</td><td>{s.Return}</td><td>{s.SessionLength}</td></tr>");
         html.Append(CultureInfo.InvariantCulture, $"</table><h2>Offline ranking (test split)</h2><table><tr><th>ranking</th><th>HR@10</th><th>NDCG@10</th></tr><tr><td>PPO</td><td>{offlinePpo.All.HitRate:F4}</td><td>{offlinePpo.All.Ndcg:F4}</td></tr><tr><td>pretrained (greedy)</td><td>{offlineGreedy.All.HitRate:F4}</td><td>{offlineGreedy.All.Ndcg:F4}</td></tr></table>");
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR</td><td>{ope.DoublyRobust}</td></tr><tr><td>top-K item IPS (Chen et al.)</td><td>{ope.TopKItemIps}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
+        html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR (reward model: the learned simulator)</td><td>{ope.DoublyRobust}</td></tr><tr><td>direct method (the learned simulator alone)</td><td>{ope.DirectMethod}</td></tr><tr><td>DR (reward model: the logged mean)</td><td>{ope.DoublyRobustConstant}</td></tr><tr><td>top-K item IPS (Chen et al.)</td><td>{ope.TopKItemIps}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
         html.Append("<h2>Learned user simulator: fidelity to held-out logged sessions</h2><table><tr><th>measure</th><th>value</th></tr>");
         foreach (var (key, value) in fidelity)
         {
