@@ -13,8 +13,20 @@ namespace Recommender.Training.Reinforcement;
 public sealed class FrozenEncoderStates(SasRecModel encoder, SequenceModelConfig config, FeatureTable? userFeatures)
 {
     private readonly ConditionalWeakTable<SessionState, float[]> _states = new();
+    private Tensor? _itemVectors;
 
     public SasRecModel Encoder => encoder;
+
+    /// <summary>The frozen encoder's item vectors [items + 1, d] (id + content), computed once, without gradients.</summary>
+    public Tensor ItemVectors()
+    {
+        if (_itemVectors is null)
+        {
+            using var _ = no_grad();
+            _itemVectors = encoder.ItemVectors().detach().DetachFromDisposeScope();
+        }
+        return _itemVectors;
+    }
 
     /// <summary>The states [B, d] of <paramref name="observations"/>, without gradients.</summary>
     public Tensor Of(IReadOnlyList<SessionState> observations)

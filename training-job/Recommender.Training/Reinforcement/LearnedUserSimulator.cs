@@ -38,12 +38,11 @@ public sealed record SimulatorConfig
 public sealed class LearnedUserSimulator
 {
     private readonly FrozenEncoderStates _states;
-    private readonly SasRecModel _encoder;
     private readonly CategoryRepeats _repeats;
     private readonly float[] _logPopularity;
     private readonly SimulatorConfig _config;
-    private float[] _response = new float[4];    // w_a, w_r, w_p, b
-    private float[] _leave;                      // u_0, u_c, u_r, then u_t per content token
+    private Tensor _response;    // [4]: w_a, w_r, w_p, b
+    private Tensor _leave;       // [3 + vocabulary]: u_0, u_c, u_r, then u_t per content token
     /// <summary>Content tokens per item [items + 1, vocabulary] (0/1), and their names.</summary>
     private readonly Tensor _itemTokens;
     private readonly IReadOnlyList<string> _vocabulary;
@@ -51,19 +50,19 @@ public sealed class LearnedUserSimulator
     /// <param name="states">The frozen encoder's states (the simulator reads the encoder, never trains it).</param>
     public LearnedUserSimulator(FrozenEncoderStates states, InteractionDataset data, LeaveOneOutSplit split, SimulatorConfig config)
     {
-        (_states, _encoder, _config) = (states, states.Encoder, config);
-        _encoder.eval(); // frozen: no dropout in its states
+        (_states, _config) = (states, config);
+        states.Encoder.eval(); // frozen: no dropout in its states
         _repeats = new CategoryRepeats(data.ItemCount, data.ItemFeatures);
         _logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
         _itemTokens = SequenceBatches.TokenMatrix(data.ItemFeatures, data.ItemCount + 1);
         _vocabulary = data.ItemFeatures?.Vocabulary ?? ["<pad>"];
-        _leave = new float[3 + _vocabulary.Count];
+        (_response, _leave) = (zeros(4).DetachFromDisposeScope(), zeros(3 + _vocabulary.Count).DetachFromDisposeScope());
     }
 
     public SimulatorConfig Config => _config;
 
     /// <summary>The fitted weights, for reports: response (affinity, repeats, popularity, bias) and leave (bias, clicked, recent clicks, then one per content token).</summary>
-    public (float[] Response, float[] Leave) Weights => (_response.ToArray(), _leave.ToArray());
+    public (float[] Response, float[] Leave) Weights => (_response.data<float>().ToArray(), _leave.data<float>().ToArray());
 
     /// <summary>Response features [steps, slate, 3]: affinity, repeats, log popularity.</summary>
     private Tensor Features(IReadOnlyList<SessionState> states, IReadOnlyList<long[]> slates)
@@ -75,7 +74,7 @@ public sealed class LearnedUserSimulator
         {
             var batch = Enumerable.Range(start, Math.Min(256, states.Count - start)).ToArray();
             var h = _states.Of(batch.Select(b => states[b]).ToList());
-            var items = _encoder.ItemVectors().index_select(0, tensor(batch.SelectMany(b => slates[b]).ToArray())).view(batch.Length, slateSize, -1);
+            var items = _states.ItemVectors().index_select(0, tensor(batch.SelectMany(b => slates[b]).ToArray())).view(batch.Length, slateSize, -1);
             var affinity = items.matmul(h.unsqueeze(-1)).squeeze(-1);
             var repeats = tensor(batch.SelectMany(b => slates[b].Select(i => (float)_repeats.Count(states[b].History, i))).ToArray()).view(batch.Length, slateSize);
             var popularity = tensor(batch.SelectMany(b => slates[b].Select(i => _logPopularity[i])).ToArray()).view(batch.Length, slateSize);
@@ -93,6 +92,9 @@ public sealed class LearnedUserSimulator
         cat([stack([ones(picked.Count), tensor(picked.Select(p => p > 0 ? 1f : 0f).ToArray()), tensor(recentClicks.Select(r => (float)r).ToArray())], 1),
             _itemTokens.index_select(0, tensor(picked.ToArray()))], 1);
 
+    /// <summary>The leave model's memory of the session: recent clicks decay by <paramref name="decay"/> per step, and a click adds 1.</summary>
+    public static double RecentClicksAfter(double recentClicks, bool clicked, double decay) => decay * recentClicks + (clicked ? 1 : 0);
+
     private static long Picked(LoggedStep step) => step.Chosen is { } slot ? step.Slate[slot] : 0;
 
     /// <summary>Fits both models by maximum likelihood on the logged steps.</summary>
@@ -105,10 +107,11 @@ public sealed class LearnedUserSimulator
         var left = tensor(logs.Select(l => l.Left ? 1f : 0f).ToArray());
 
         _response = Minimise(4, w => nn.functional.cross_entropy(ResponseLogits(features, w), chosen));
-        _leave = Minimise(_leave.Length, u => nn.functional.binary_cross_entropy_with_logits(leaveFeatures.matmul(u), left));
+        _leave = Minimise((int)_leave.shape[0], u => nn.functional.binary_cross_entropy_with_logits(leaveFeatures.matmul(u), left));
     }
 
-    private float[] Minimise(int size, Func<Tensor, Tensor> loss)
+    /// <summary>The weights [<paramref name="size"/>] that minimise <paramref name="loss"/>, in memory of their own (kept past any dispose scope).</summary>
+    private Tensor Minimise(int size, Func<Tensor, Tensor> loss)
     {
         var weights = nn.Parameter(zeros(size));
         var optimizer = optim.Adam([weights], _config.LearningRate);
@@ -119,14 +122,14 @@ public sealed class LearnedUserSimulator
             loss(weights).backward();
             optimizer.StepWithoutCollection();
         }
-        return weights.detach().data<float>().ToArray();
+        return weights.detach().clone().DetachFromDisposeScope();
     }
 
     /// <summary>The simulated user's answer to a slate: the slot picked (or none) and whether they leave.</summary>
     public (int? Chosen, bool Left) Respond(SessionState state, IReadOnlyList<long> slate, double recentClicks, Random random)
     {
         using var scope = NewDisposeScope();
-        var logits = ResponseLogits(Features([state], [slate.ToArray()]), TorchArrays.Copy(_response))[0].to(ScalarType.Float64).data<double>().ToArray();
+        var logits = ResponseLogits(Features([state], [slate.ToArray()]), _response)[0].to(ScalarType.Float64).data<double>().ToArray();
         var pick = SlateDistribution.Sample(logits, 1, random)[0];
         int? chosen = pick < slate.Count ? pick : null;
         var leave = LeaveProbabilities([chosen is { } slot ? slate[slot] : 0], [recentClicks])[0];
@@ -142,7 +145,7 @@ public sealed class LearnedUserSimulator
     {
         using var scope = NewDisposeScope();
         var k = slates[0].Length;
-        var probabilities = ResponseLogits(Features(Enumerable.Repeat(state, slates.Count).ToList(), slates), TorchArrays.Copy(_response))
+        var probabilities = ResponseLogits(Features(Enumerable.Repeat(state, slates.Count).ToList(), slates), _response)
             .softmax(1).to(ScalarType.Float64).data<double>().ToArray(); // [slates, k + 1], "none" last
         // P(leave) after each outcome: each slot's item picked, then none picked (0).
         var leave = rewards.Leave == 0 ? null
@@ -160,7 +163,7 @@ public sealed class LearnedUserSimulator
     private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks)
     {
         using var scope = NewDisposeScope();
-        return LeaveFeatures(picked, recentClicks).matmul(TorchArrays.Copy(_leave)).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
+        return LeaveFeatures(picked, recentClicks).matmul(_leave).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
     }
 
     /// <summary>
@@ -171,8 +174,9 @@ public sealed class LearnedUserSimulator
     public JsonObject Fidelity(IReadOnlyList<LoggedStep> heldOut, IReadOnlyList<LoggedStep> fitted)
     {
         using var scope = NewDisposeScope();
+        var (response, leave) = Weights;
         var slateSize = heldOut[0].Slate.Length;
-        var probabilities = ResponseLogits(Features(heldOut.Select(l => l.State).ToList(), heldOut.Select(l => l.Slate).ToList()), TorchArrays.Copy(_response))
+        var probabilities = ResponseLogits(Features(heldOut.Select(l => l.State).ToList(), heldOut.Select(l => l.Slate).ToList()), _response)
             .softmax(1).to(ScalarType.Float64);
         var rows = Enumerable.Range(0, heldOut.Count).Select(i => probabilities[i].data<double>().ToArray()).ToArray();
         var clickRate = fitted.Average(l => l.Chosen is null ? 0.0 : 1.0);
@@ -198,10 +202,10 @@ public sealed class LearnedUserSimulator
             ["leave_rate_observed"] = left.Average(l => l ? 1.0 : 0.0),
             ["leave_rate_predicted"] = predictedLeave.Average(),
             ["leave_auc"] = Auc(predictedLeave, left),
-            ["response_weights"] = new JsonObject { ["affinity"] = _response[0], ["repeats"] = _response[1], ["log_popularity"] = _response[2], ["bias"] = _response[3] },
-            ["leave_weights"] = new JsonObject { ["bias"] = _leave[0], ["clicked"] = _leave[1], ["recent_clicks"] = _leave[2] },
+            ["response_weights"] = new JsonObject { ["affinity"] = response[0], ["repeats"] = response[1], ["log_popularity"] = response[2], ["bias"] = response[3] },
+            ["leave_weights"] = new JsonObject { ["bias"] = leave[0], ["clicked"] = leave[1], ["recent_clicks"] = leave[2] },
             // The content tokens whose picks the leave model finds most telling, either way.
-            ["leave_weights_by_content"] = new JsonObject(_leave.Skip(4).Select((u, t) => (Token: _vocabulary[t + 1], Weight: u)).OrderByDescending(t => Math.Abs(t.Weight)).Take(5)
+            ["leave_weights_by_content"] = new JsonObject(leave.Skip(4).Select((u, t) => (Token: _vocabulary[t + 1], Weight: u)).OrderByDescending(t => Math.Abs(t.Weight)).Take(5)
                 .Select(t => KeyValuePair.Create(t.Token, (JsonNode?)Math.Round(t.Weight, 4)))),
         };
     }
@@ -248,7 +252,7 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
     public (SessionState Next, double Reward, bool Done) Step(IReadOnlyList<long> slate, Random random)
     {
         var (chosen, left) = simulator.Respond(_state, slate, _recentClicks, random);
-        _recentClicks = simulator.Config.RecentClickDecay * _recentClicks + (chosen is null ? 0 : 1);
+        _recentClicks = LearnedUserSimulator.RecentClicksAfter(_recentClicks, chosen is not null, simulator.Config.RecentClickDecay);
         _state = _state.After(slate, chosen is { } slot ? (int)slate[slot] : null);
         var reward = (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0);
         return (_state, reward, left || _state.Step >= maxSteps);
@@ -273,7 +277,7 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
                 (var next, _, done) = truth.Step(slate, random);
                 int? chosen = next.History.Length > state.History.Length ? Array.IndexOf(slate, (long)next.History[^1]) : null;
                 session.Add(new LoggedStep(state, slate, chosen, done && next.Step < maxSteps, recentClicks));
-                recentClicks = recentClickDecay * recentClicks + (chosen is null ? 0 : 1);
+                recentClicks = LearnedUserSimulator.RecentClicksAfter(recentClicks, chosen is not null, recentClickDecay);
                 state = next;
             }
             log.Add(session);

@@ -248,7 +248,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
                 itemLogs.Add(picked < 0 ? new LoggedDecision(0, 1, 0) : new LoggedDecision(reward,
                     OffPolicyEstimators.TopKInclusion(FirstSlotProbability(behaviourLogits, candidates, picked), config.SlateSize),
                     OffPolicyEstimators.TopKInclusion(FirstSlotProbability(targetLogits, targetCandidates, picked), config.SlateSize)));
-                recentClicks = rewardModel.Config.RecentClickDecay * recentClicks + (picked < 0 ? 0 : 1);
+                recentClicks = LearnedUserSimulator.RecentClicksAfter(recentClicks, picked >= 0, rewardModel.Config.RecentClickDecay);
             }
         }
         // For comparison, doubly robust with the simplest reward model: the logged mean reward, for every slate.

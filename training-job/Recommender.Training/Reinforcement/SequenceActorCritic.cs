@@ -112,11 +112,8 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         ?? encoder.forward(SequenceBatches.Histories(observations.Select(o => o.History).ToList(), _config.MaxLength, CPU),
             SequenceBatches.UserTokens(_userFeatures, observations.Select(o => o.User).ToList(), CPU))[.., -1, ..];
 
-    private Tensor ItemVectors()
-    {
-        using var _ = set_grad_enabled(_fineTuneEncoder && is_grad_enabled());
-        return encoder.ItemVectors();
-    }
+    /// <summary>The item vectors: the frozen encoder's, computed once, or the encoder's as it trains.</summary>
+    private Tensor ItemVectors() => _frozenStates?.ItemVectors() ?? encoder.ItemVectors();
 
     /// <summary>All item scores for one history (higher is better), with consumed items and padding at -inf.</summary>
     public float[] Scores(SessionState observation)
