@@ -39,8 +39,11 @@ public sealed class SessionEnvironmentTests
         {
             var before = state;
             (state, var reward, var done) = environment.Step(slate, random);
-            Assert.Equal(before.Shown.Length + 3, state.Shown.Length);
+            Assert.Equal(before.Shown.Count() + 3, state.Shown.Count());
             Assert.Equal(reward > 0 ? before.History.Length + 1 : before.History.Length, state.History.Length);
+            // The answer is kept with the slate it answers: the item picked, or 0 for none.
+            Assert.Equal(slate, state.Responses[^1].Slate);
+            Assert.Equal(reward > 0 ? state.History[^1] : 0, state.Responses[^1].Picked);
             if (reward > 0)
                 Assert.Contains((long)state.History[^1], slate);
             if (done)
@@ -56,7 +59,8 @@ public sealed class SessionEnvironmentTests
     {
         var head = PolicyHead.Parse("repetition=-1;declined=-0.5;tag:sensational=-2");
 
-        Assert.Equal((0.0, -1.0, -0.5, 0.0), (head.LogSharpness, head.Repetition, head.Declined, head.Popularity));
+        Assert.Equal((0.0, -1.0, -0.5, 0.0, 0.0), (head.LogSharpness, head.Repetition, head.Declined, head.DeclinedAffinity, head.Popularity));
+        Assert.Equal(-0.25, PolicyHead.Parse("declinedAffinity=-0.25").DeclinedAffinity);
         Assert.Equal(-2.0, head.ContentValues!["tag:sensational"]);
         Assert.Throws<FormatException>(() => PolicyHead.Parse("repetition"));
     }

@@ -11,26 +11,35 @@ public sealed record RewardConfig
     public double Leave { get; init; }
 }
 
+/// <summary>One step of a session: the slate shown (item numbers) and the item picked from it (0: none).</summary>
+public sealed record SlateResponse(long[] Slate, long Picked);
+
 /// <summary>
 /// A user's session so far: who, the items consumed (dataset item numbers, oldest first: the logged history,
-/// then this session's picks), the step, and every item shown in this session (a slate's items each time it
-/// was shown), which the actor reads as impressions the user did not take.
+/// then this session's picks), and each slate shown in this session with what the user picked from it (or
+/// nothing), which the actor reads: impressions the user did not take, and answers to learn the user from.
 /// </summary>
-public sealed record SessionState(int User, int[] History, int Step, long[] Shown)
+public sealed record SessionState(int User, int[] History, SlateResponse[] Responses)
 {
     /// <summary>A session's first state: the logged history, nothing shown yet.</summary>
-    public static SessionState Start(int user, int[] history) => new(user, history, 0, []);
+    public static SessionState Start(int user, int[] history) => new(user, history, []);
+
+    /// <summary>Slates shown so far.</summary>
+    public int Step => Responses.Length;
+
+    /// <summary>Every item shown in this session, a slate's items each time it was shown.</summary>
+    public IEnumerable<long> Shown => Responses.SelectMany(r => r.Slate);
 
     /// <summary>The state after a slate was shown and <paramref name="chosen"/> (a dataset item number) or nothing was picked.</summary>
     public SessionState After(IReadOnlyList<long> slate, int? chosen) =>
-        new(User, chosen is { } item ? [.. History, item] : History, Step + 1, [.. Shown, .. slate]);
+        new(User, chosen is { } item ? [.. History, item] : History, [.. Responses, new SlateResponse([.. slate], chosen ?? 0)]);
 
     /// <summary>How often <paramref name="item"/> was shown in this session (not taken, while it is not in the history).</summary>
     public int TimesShown(long item)
     {
         var count = 0;
-        foreach (var shown in Shown)
-            count += shown == item ? 1 : 0;
+        foreach (var response in Responses)
+            count += Array.IndexOf(response.Slate, item) >= 0 ? 1 : 0;
         return count;
     }
 }
