@@ -8,11 +8,12 @@ namespace Recommender.Training.Reinforcement;
 /// <summary>
 /// The actor's head on top of the encoder's scores, in the units of those scores: log-sharpness, weight per
 /// repeated category, weight per time the candidate was shown in the session and not taken, weight on the
-/// candidate's log popularity in training, and a long-term value per content token (tokens not named: 0).
+/// candidate's affinity with the items the user passed over in this session, weight on the candidate's log
+/// popularity in training, and a long-term value per content token (tokens not named: 0).
 /// </summary>
-public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, double Declined = 0, double Popularity = 0, IReadOnlyDictionary<string, double>? ContentValues = null)
+public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, double Declined = 0, double DeclinedAffinity = 0, double Popularity = 0, IReadOnlyDictionary<string, double>? ContentValues = null)
 {
-    /// <summary>Parses "repetition=-1;declined=-1;popularity=-0.5;tag:sensational=-2" (also "sharpness=0.2"): what is not named is 0.</summary>
+    /// <summary>Parses "repetition=-1;declined=-1;declinedAffinity=-0.2;popularity=-0.5;tag:sensational=-2" (also "sharpness=0.2"): what is not named is 0.</summary>
     public static PolicyHead Parse(string text)
     {
         var head = new PolicyHead();
@@ -29,6 +30,7 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
                 case "repetition": head = head with { Repetition = value }; break;
                 case "declined": head = head with { Declined = value }; break;
                 case "popularity": head = head with { Popularity = value }; break;
+                case "declinedAffinity": head = head with { DeclinedAffinity = value }; break;
                 default: content[name] = value; break; // a content token
             }
         }
@@ -36,7 +38,7 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
     }
 
     public override string ToString() =>
-        string.Join(", ", new[] { ("log-sharpness", LogSharpness), ("repetition", Repetition), ("declined", Declined), ("popularity", Popularity) }
+        string.Join(", ", new[] { ("log-sharpness", LogSharpness), ("repetition", Repetition), ("declined", Declined), ("declined affinity", DeclinedAffinity), ("popularity", Popularity) }
             .Concat((ContentValues ?? new Dictionary<string, double>()).Select(kv => (kv.Key, kv.Value)))
             .Select(t => FormattableString.Invariant($"{t.Item1} {t.Item2:+0.00;-0.00;0}")));
 }
@@ -52,11 +54,14 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
 /// The head's weights all start at 0, so the first policy is the pretrained one (<see cref="PolicyHead"/>): a
 /// log-sharpness on the scores; a weight on how many of the last <see cref="CategoryRepeats.RecentWindow"/> consumed
 /// items share the candidate's category; a weight on how often the candidate was already shown in this session and not
-/// taken; a weight on its log popularity; and a long-term value per content token, summed over the candidate's tokens.
+/// taken; a weight on its affinity with everything the user passed over in this session, v_c · Σ v_d over the items
+/// shown and not taken (a "no" says where the user's taste is not, and moves the candidates near it); a weight on its
+/// log popularity; and a long-term value per content token, summed over the candidate's tokens.
 /// The encoder was trained on next-item logs, which hold neither sessions of slates nor impressions nor what a pick did
 /// to the rest of the session: it has no reason to learn what repetition does to a session, it shows a declined slate
-/// again unchanged (its input, the consumed items, did not change), and it ranks an item by how likely it is to be
-/// picked, not by what picking it is worth. RL can learn these here.
+/// again unchanged (its input, the consumed items, did not change) and learns nothing from it, and it ranks an item
+/// by how likely it is to be picked, not by what picking it is worth. RL can learn these here. Terms that read the
+/// session (declined, declined affinity) are 0 at a session's first step, so they leave the offline ranking as it was.
 /// </remarks>
 public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 {
@@ -65,6 +70,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     private readonly Parameter sharpness = nn.Parameter(zeros(1));
     private readonly Parameter repetition = nn.Parameter(zeros(1));
     private readonly Parameter declined = nn.Parameter(zeros(1));
+    private readonly Parameter declinedAffinity = nn.Parameter(zeros(1));
     private readonly Parameter popularity = nn.Parameter(zeros(1));
     /// <summary>log(1 + training interactions) per item [items + 1].</summary>
     private readonly Tensor itemLogPopularity;
@@ -91,7 +97,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         if (frozenStates is not null && frozenStates.Encoder != pretrained)
             throw new ArgumentException("the shared states must be of the actor's own encoder", nameof(frozenStates));
         _frozenStates = fineTuneEncoder ? null : frozenStates ?? new FrozenEncoderStates(pretrained, config, userFeatures);
-        value = nn.Sequential(nn.Linear(config.Dimension, config.Dimension), nn.ReLU(), nn.Linear(config.Dimension, 1));
+        value = nn.Sequential(nn.Linear(config.Dimension + SessionSummaryWidth, config.Dimension), nn.ReLU(), nn.Linear(config.Dimension, 1));
         _config = config;
         _userFeatures = userFeatures;
         _candidates = candidates;
@@ -148,25 +154,66 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         var (rows, width) = (observations.Count, candidates[0].Length);
         var states = States(observations);
         var flat = tensor(candidates.SelectMany(c => c).ToArray());
-        var relevance = ItemVectors().index_select(0, flat).view(rows, width, -1).matmul(states.unsqueeze(-1)).squeeze(-1);
+        var itemVectors = ItemVectors();
+        var candidateVectors = itemVectors.index_select(0, flat).view(rows, width, -1);
+        var relevance = candidateVectors.matmul(states.unsqueeze(-1)).squeeze(-1);
         var repeats = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)_repeats.Count(o.History, c))).ToArray()).view(rows, width);
         var shown = tensor(observations.SelectMany((o, b) => candidates[b].Select(c => (float)o.TimesShown(c))).ToArray()).view(rows, width);
         var popular = itemLogPopularity.index_select(0, flat).view(rows, width);
         var longTermValue = itemTokens.index_select(0, flat).matmul(contentValue).view(rows, width);
+        var declinedAffinities = candidateVectors.matmul(DeclinedVectorSum(observations, itemVectors).unsqueeze(-1)).squeeze(-1);
         // Every head term is in the units of the encoder's scores, all divided by the temperature.
-        var logits = (relevance * sharpness.exp() + repetition * repeats + declined * shown + popularity * popular + longTermValue).div(_temperature);
-        var values = value.forward(states.detach()).squeeze(-1);
+        var logits = (relevance * sharpness.exp() + repetition * repeats + declined * shown + popularity * popular + longTermValue + declinedAffinity * declinedAffinities).div(_temperature);
+        var values = value.forward(cat([states.detach(), SessionSummary(observations)], 1)).squeeze(-1);
         return (logits, values);
+    }
+
+    private const int SessionSummaryWidth = 4;
+
+    /// <summary>
+    /// What the critic reads of the session besides the encoder's state, which changes only with picks [B, 4]: slates
+    /// shown (/ 10), recent picks (a sum decayed by 0.7 a step), whether the last slate was picked from (1 before
+    /// any), and the slates passed over in a row since the last pick (/ 3). How a session is going says much of
+    /// how long it will last.
+    /// </summary>
+    private static Tensor SessionSummary(IReadOnlyList<SessionState> observations)
+    {
+        var summary = new float[observations.Count * SessionSummaryWidth];
+        for (var b = 0; b < observations.Count; b++)
+        {
+            var responses = observations[b].Responses;
+            var (recent, missed) = (0.0, 0);
+            foreach (var response in responses)
+            {
+                recent = 0.7 * recent + (response.Picked != 0 ? 1 : 0);
+                missed = response.Picked != 0 ? 0 : missed + 1;
+            }
+            float[] row = [responses.Length / 10f, (float)recent, responses.Length == 0 || responses[^1].Picked != 0 ? 1 : 0, missed / 3f];
+            row.CopyTo(summary, b * SessionSummaryWidth);
+        }
+        return TorchArrays.Copy(summary, observations.Count, SessionSummaryWidth);
+    }
+
+    /// <summary>
+    /// Σ v_d over each observation's impressions the user passed over (shown this session and not in the history;
+    /// an item shown twice counts twice) [B, d]: where in item space this user's "no" points.
+    /// </summary>
+    private static Tensor DeclinedVectorSum(IReadOnlyList<SessionState> observations, Tensor itemVectors)
+    {
+        var declined = observations.SelectMany((o, b) => o.Shown.Where(item => Array.IndexOf(o.History, (int)item) < 0).Select(item => (Owner: (long)b, Item: item))).ToList();
+        var sum = zeros(observations.Count, itemVectors.shape[1]);
+        return declined.Count == 0 ? sum : sum.index_add(0, tensor(declined.Select(d => d.Owner).ToArray()),
+            itemVectors.index_select(0, tensor(declined.Select(d => d.Item).ToArray())), TorchScalars.One);
     }
 
     /// <summary>What policy optimisation trains: the head and the critic, and the encoder unless it is frozen.</summary>
     public IEnumerable<Parameter> Parameters() => _fineTuneEncoder ? parameters() : NewParameters();
 
     /// <summary>The head and the critic: they start new (the head at 0), so they train at the head's learning rate.</summary>
-    public IEnumerable<Parameter> NewParameters() => [sharpness, repetition, declined, popularity, contentValue, .. value.parameters()];
+    public IEnumerable<Parameter> NewParameters() => [sharpness, repetition, declined, declinedAffinity, popularity, contentValue, .. value.parameters()];
 
     /// <summary>The head as learned, for reports: the content tokens with the largest values in size first.</summary>
-    public PolicyHead Head => new(sharpness.item<float>(), repetition.item<float>(), declined.item<float>(), popularity.item<float>(),
+    public PolicyHead Head => new(sharpness.item<float>(), repetition.item<float>(), declined.item<float>(), declinedAffinity.item<float>(), popularity.item<float>(),
         contentValue.data<float>().ToArray().Select((w, token) => (Token: _vocabulary[token], Value: (double)w)).Skip(1)
             .OrderByDescending(t => Math.Abs(t.Value)).Take(10).ToDictionary(t => t.Token, t => t.Value));
 
@@ -177,6 +224,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         sharpness.fill_(head.LogSharpness);
         repetition.fill_(head.Repetition);
         declined.fill_(head.Declined);
+        declinedAffinity.fill_(head.DeclinedAffinity);
         popularity.fill_(head.Popularity);
         contentValue.zero_();
         foreach (var (token, value) in head.ContentValues ?? new Dictionary<string, double>())
