@@ -98,15 +98,19 @@ public sealed class PolicyOptimizationTests
         public void Train(bool on) => train(on);
     }
 
-    private static (double WaitProbability, IReadOnlyList<PolicyIterationRecord> Curve) Learn(string algorithm, int seed)
+    /// <param name="referenceKl">β of a KL penalty to a reference that prefers "take" 3 to 1 (the greedy choice).</param>
+    private static (double WaitProbability, IReadOnlyList<PolicyIterationRecord> Curve) Learn(string algorithm, int seed, double referenceKl = 0)
     {
         var policy = new TabularActorCritic();
         var config = new PolicyOptimizationConfig
         {
             Algorithm = algorithm, Iterations = 30, EpisodesPerIteration = 32, Gamma = 0.95, LearningRate = 0.05,
-            EntropyCoefficient = 0.0, MinibatchSize = 16, TargetKl = 0, Seed = seed,
+            EntropyCoefficient = 0.0, MinibatchSize = 16, TargetKl = 0, Seed = seed, ReferenceKlCoefficient = referenceKl,
         };
-        var curve = new PolicyOptimizer<int>(config, policy, () => new TwoStepMdp()).Train();
+        var greedy = new TabularActorCritic();
+        using (no_grad())
+            greedy.Logits[0, 0] = Math.Log(3);
+        var curve = new PolicyOptimizer<int>(config, policy, () => new TwoStepMdp(), reference: greedy).Train();
         var probabilities = policy.Logits[0].softmax(0);
         return (probabilities[1].item<float>(), curve);
     }
@@ -120,6 +124,38 @@ public sealed class PolicyOptimizationTests
         Assert.True(wait > 0.9, $"{algorithm}: P(wait) = {wait:F3}");
         Assert.True(curve[^1].MeanReturn > 1.7, $"{algorithm}: last mean return {curve[^1].MeanReturn:F3}");
     }
+
+    [Fact]
+    public void The_kl_divergence_of_the_first_slot_matches_known_numbers()
+    {
+        // p = (1/4, 3/4) against (1/2, 1/2): 1/4 ln(1/2) + 3/4 ln(3/2).
+        var kl = Losses.KlDivergence(tensor(new[] { 0.0, Math.Log(3) }).unsqueeze(0), tensor(new[] { 5.0, 5.0 }).unsqueeze(0));
+        Assert.Equal(0.25 * Math.Log(0.5) + 0.75 * Math.Log(1.5), kl.item<double>(), 10);
+        // The same distribution, its logits shifted: 0.
+        Assert.Equal(0.0, Losses.KlDivergence(tensor(new[] { 0.3, -1.0, 2.0 }).unsqueeze(0), tensor(new[] { 1.3, 0.0, 3.0 }).unsqueeze(0)).item<double>(), 10);
+    }
+
+    /// <summary>
+    /// The penalty's knob: without it PPO leaves the greedy reference for the long-term optimum; a strong one holds it
+    /// near the reference (P(wait) near the reference's 1/4), a mild one lets it move part of the way; the curve reports the distance.
+    /// </summary>
+    [Fact]
+    public void A_kl_penalty_holds_the_policy_near_the_reference_as_strongly_as_its_beta()
+    {
+        var free = Learn("ppo", seed: 3);
+        var mild = Learn("ppo", seed: 3, referenceKl: 0.5);
+        var strong = Learn("ppo", seed: 3, referenceKl: 20);
+
+        Assert.True(free.WaitProbability > 0.9, $"β = 0: P(wait) = {free.WaitProbability:F3}");
+        Assert.InRange(strong.WaitProbability, 0.1, 0.45);
+        Assert.InRange(mild.WaitProbability, strong.WaitProbability, free.WaitProbability);
+        Assert.True(strong.Curve[^1].ReferenceKl < mild.Curve[^1].ReferenceKl, $"KL to the reference: β = 20 {strong.Curve[^1].ReferenceKl:F4}, β = 0.5 {mild.Curve[^1].ReferenceKl:F4}");
+        Assert.Equal(0, free.Curve[^1].ReferenceKl);
+    }
+
+    [Fact]
+    public void A_kl_penalty_without_a_reference_policy_is_refused() =>
+        Assert.Throws<ArgumentException>(() => new PolicyOptimizer<int>(new PolicyOptimizationConfig { ReferenceKlCoefficient = 0.1 }, new TabularActorCritic(), () => new TwoStepMdp()));
 
     [Fact]
     public void Training_is_deterministic_for_a_seed()

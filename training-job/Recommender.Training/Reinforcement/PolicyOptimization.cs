@@ -29,6 +29,13 @@ public sealed record PolicyOptimizationConfig
     public int MinibatchSize { get; init; } = 256;
     /// <summary>Stop the epochs of an iteration once the approximate KL to the rollout policy exceeds this (0: never).</summary>
     public double TargetKl { get; init; } = 0.05;
+    /// <summary>
+    /// β of the penalty β·KL(π || π_ref) on the first slot's distribution, π_ref the policy optimisation started from
+    /// (the pretrained ranking): how far the policy may move from what the logs taught, as in RLHF (Ziegler et al.
+    /// 2019). 0 (the default): no penalty. It trades long-term return for offline accuracy, and keeps the
+    /// importance weights of off-policy evaluation on the pretrained policy's logs from degenerating.
+    /// </summary>
+    public double ReferenceKlCoefficient { get; init; }
     /// <summary>Adam's learning rate for the pretrained parts of the policy (the sequence encoder).</summary>
     public double LearningRate { get; init; } = 3e-4;
     /// <summary>Adam's learning rate for the parts that start new: the actor's head and the critic (<see cref="IActorCritic{T}.NewParameters"/>).</summary>
@@ -65,21 +72,29 @@ public interface IActorCritic<TObservation>
 }
 
 /// <summary>One step of a rollout.</summary>
-public sealed record Transition<TObservation>(TObservation Observation, long[] Candidates, int[] Slate, double LogProbability, double Value, double Reward, bool Done);
+/// <param name="ReferenceLogits">The reference policy's logits over the candidates, when the update penalises the distance to it.</param>
+public sealed record Transition<TObservation>(TObservation Observation, long[] Candidates, int[] Slate, double LogProbability, double Value, double Reward, bool Done, float[]? ReferenceLogits = null);
 
 /// <summary>One iteration's learning-curve point.</summary>
-public sealed record PolicyIterationRecord(int Iteration, double MeanReturn, double MeanLength, double PolicyLoss, double ValueLoss, double Entropy, double ApproxKl, double ClipFraction);
+/// <param name="ReferenceKl">KL(π || π_ref) of the first slot, over the rollout (0 without a reference).</param>
+public sealed record PolicyIterationRecord(int Iteration, double MeanReturn, double MeanLength, double PolicyLoss, double ValueLoss, double Entropy, double ApproxKl, double ClipFraction, double ReferenceKl = 0);
 
 /// <summary>
 /// PPO (Schulman et al. 2017) and A2C (Mnih et al. 2016) for slate recommendation, top to bottom:
 /// collect episodes with the current policy; compute advantages with GAE(λ); then improve the clipped
-/// surrogate (PPO) or the plain policy gradient (A2C) plus the value loss and an entropy bonus.
+/// surrogate (PPO) or the plain policy gradient (A2C) plus the value loss and an entropy bonus, and, when
+/// its β is above 0, a KL penalty to the policy training started from (the loss in step 3 is all of it).
 /// A slate of K is drawn without replacement from softmax(logits) over the actor's M candidates
 /// (Plackett-Luce), so its log-probability is the sum of the K sequential choices.
 /// </summary>
 /// <param name="environments">Makes one environment per parallel episode (<see cref="PolicyOptimizationConfig.ParallelEpisodes"/>).</param>
-public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig config, IActorCritic<TObservation> policy, Func<ISlateEnvironment<TObservation>> environments, TextWriter? progress = null)
+/// <param name="reference">π_ref of <see cref="PolicyOptimizationConfig.ReferenceKlCoefficient"/> (not trained): needed when that is above 0.</param>
+public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig config, IActorCritic<TObservation> policy, Func<ISlateEnvironment<TObservation>> environments,
+    TextWriter? progress = null, IActorCritic<TObservation>? reference = null)
 {
+    private readonly IActorCritic<TObservation>? _reference = config.ReferenceKlCoefficient > 0
+        ? reference ?? throw new ArgumentException("a KL penalty needs the reference policy", nameof(reference))
+        : null;
     private readonly int slateSize = environments().SlateSize;
 
     public IReadOnlyList<PolicyIterationRecord> Train()
@@ -96,7 +111,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         var curve = new List<PolicyIterationRecord>();
         var lambda = config.IsA2C ? 1.0 : config.Lambda;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using Scalar valueCoefficient = config.ValueCoefficient, entropyCoefficient = config.EntropyCoefficient; // held for the run (see TorchScalars)
+        using Scalar valueCoefficient = config.ValueCoefficient, entropyCoefficient = config.EntropyCoefficient, klCoefficient = config.ReferenceKlCoefficient; // held for the run (see TorchScalars)
 
         for (var iteration = 1; iteration <= config.Iterations; iteration++)
         {
@@ -114,7 +129,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
             var minibatch = config.IsA2C ? rollout.Count : config.MinibatchSize;
             var clip = config.IsA2C ? double.PositiveInfinity : config.ClipRange;
             using Scalar clipRange = clip;
-            double policyLoss = 0, valueLoss = 0, entropy = 0, kl = 0, clipped = 0;
+            double policyLoss = 0, valueLoss = 0, entropy = 0, kl = 0, clipped = 0, referenceKl = 0;
             var steps = 0;
             policy.Train(true);
             for (var epoch = 0; epoch < epochs; epoch++)
@@ -130,9 +145,11 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
                     var target = tensor(batch.Select(i => targets[i]).ToArray(), ScalarType.Float32);
 
                     var lossPolicy = Losses.ClippedSurrogate(logProbability, oldLogProbability, advantage, clip);
+                    var klToReference = _reference is null ? zeros(1) : Losses.KlDivergence(logits, TorchArrays.Copy(items.SelectMany(t => t.ReferenceLogits!).ToArray(), logits.shape));
                     var loss = lossPolicy
                         + valueCoefficient * (values - target).square().mean()
-                        - entropyCoefficient * slateEntropy.mean();
+                        - entropyCoefficient * slateEntropy.mean()
+                        + klCoefficient * klToReference.mean();
 
                     optimizer.zero_grad();
                     loss.backward();
@@ -146,6 +163,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
                     policyLoss += lossPolicy.item<float>();
                     valueLoss += (values - target).square().mean().item<float>();
                     entropy += slateEntropy.mean().item<float>();
+                    referenceKl += klToReference.mean().item<float>();
                     steps++;
                 }
                 if (!config.IsA2C && config.TargetKl > 0 && kl / steps > config.TargetKl)
@@ -153,11 +171,11 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
             }
             policy.Train(false);
 
-            var record = new PolicyIterationRecord(iteration, returns.Average(), lengths.Average(), policyLoss / steps, valueLoss / steps, entropy / steps, kl / steps, clipped / steps);
+            var record = new PolicyIterationRecord(iteration, returns.Average(), lengths.Average(), policyLoss / steps, valueLoss / steps, entropy / steps, kl / steps, clipped / steps, referenceKl / steps);
             curve.Add(record);
             if (iteration == 1 || iteration % 10 == 0 || iteration == config.Iterations)
                 progress?.WriteLine($"{config.Algorithm} iteration {iteration,3}/{config.Iterations}  return {record.MeanReturn,7:F3}  length {record.MeanLength,5:F1}  " +
-                    $"value loss {record.ValueLoss:F4}  entropy {record.Entropy:F3}  KL {record.ApproxKl:F4}  ETA {TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / iteration * (config.Iterations - iteration)):hh\\:mm\\:ss}");
+                    $"value loss {record.ValueLoss:F4}  entropy {record.Entropy:F3}  KL {record.ApproxKl:F4}{(_reference is null ? "" : $"  KL to reference {record.ReferenceKl:F3}")}  ETA {TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / iteration * (config.Iterations - iteration)):hh\\:mm\\:ss}");
         }
         return curve;
     }
@@ -181,10 +199,10 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         while (active.Count > 0)
         {
             var steps = Act(active.Select(l => observations[l]).ToList(), random);
-            foreach (var (lane, (candidates, slate, logProbability, value)) in active.Zip(steps).ToList())
+            foreach (var (lane, (candidates, slate, logProbability, value, referenceLogits)) in active.Zip(steps).ToList())
             {
                 var (next, reward, done) = lanes[lane].Step(slate.Select(i => candidates[i]).ToList(), random);
-                episodes[lane].Add(new Transition<TObservation>(observations[lane], candidates, slate, logProbability, value, reward, done));
+                episodes[lane].Add(new Transition<TObservation>(observations[lane], candidates, slate, logProbability, value, reward, done, referenceLogits));
                 observations[lane] = next;
                 if (!done)
                     continue;
@@ -201,8 +219,11 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         return (rollout, returns, lengths);
     }
 
-    /// <summary>One step of the current policy for a batch of observations: each one's candidates, the slate drawn, its log-probability and the state value.</summary>
-    private List<(long[] Candidates, int[] Slate, double LogProbability, double Value)> Act(IReadOnlyList<TObservation> observations, Random random)
+    /// <summary>
+    /// One step of the current policy for a batch of observations: each one's candidates, the slate drawn, its
+    /// log-probability and the state value, and the reference policy's logits over the same candidates (when there is one).
+    /// </summary>
+    private List<(long[] Candidates, int[] Slate, double LogProbability, double Value, float[]? ReferenceLogits)> Act(IReadOnlyList<TObservation> observations, Random random)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -212,7 +233,8 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         var slates = candidates.Select((c, b) => SlateDistribution.Sample(rows[b].data<double>().ToArray(), Math.Min(slateSize, c.Length), random)).ToList();
         var logProbabilities = SlateDistribution.LogProbability(logits, slates).LogProbability.to(ScalarType.Float64).cpu().data<double>().ToArray();
         var valueOf = values.to(ScalarType.Float64).cpu().data<double>().ToArray();
-        return candidates.Select((c, b) => (c, slates[b], logProbabilities[b], valueOf[b])).ToList();
+        var referenceLogits = _reference?.Forward(observations, candidates).Logits.cpu();
+        return candidates.Select((c, b) => (c, slates[b], logProbabilities[b], valueOf[b], referenceLogits?[b].data<float>().ToArray())).ToList();
     }
 }
 
@@ -246,9 +268,16 @@ public static class Advantages
     }
 }
 
-/// <summary>The PPO objective.</summary>
+/// <summary>The PPO objective, and the distance to a reference policy.</summary>
 public static class Losses
 {
+    /// <summary>KL(softmax(logits) || softmax(referenceLogits)) per row [B]: the exact divergence of the first slot's distributions.</summary>
+    public static Tensor KlDivergence(Tensor logits, Tensor referenceLogits)
+    {
+        var logP = logits.log_softmax(1);
+        return (logP.exp() * (logP - referenceLogits.log_softmax(1))).sum(1);
+    }
+
     /// <summary>
     /// -E[min(ρ A, clip(ρ, 1 - ε, 1 + ε) A)], ρ = exp(log π - log π_old). With ε = ∞ it is the plain policy
     /// gradient loss -E[ρ A], whose gradient at ρ = 1 is A2C's -E[A ∇log π].
