@@ -28,7 +28,7 @@ public static class RunReport
     }
 
     /// <summary>A line chart of (epoch, value) as SVG; points without a value are skipped.</summary>
-    public static string Chart(string title, IReadOnlyList<(double X, double? Y)> points, string colour)
+    public static string Chart(string title, IReadOnlyList<(double X, double? Y)> points, string colour, string xLabel = "epoch")
     {
         var data = points.Where(p => p.Y is { } y && double.IsFinite(y)).Select(p => (p.X, Y: p.Y!.Value)).ToList();
         const int width = 560, height = 220, left = 55, bottom = 30, top = 25, right = 15;
@@ -48,7 +48,7 @@ public static class RunReport
         foreach (var y in new[] { minY, (minY + maxY) / 2, maxY })
             svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{left - 5}\" y=\"{Py(y) + 4:F1}\" font-size=\"10\" text-anchor=\"end\">{y:G3}</text>");
         foreach (var (x, anchor) in new[] { (minX, "start"), (maxX, "end") })
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Px(x):F1}\" y=\"{height - bottom + 14}\" font-size=\"10\" text-anchor=\"{anchor}\">epoch {x:G4}</text>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Px(x):F1}\" y=\"{height - bottom + 14}\" font-size=\"10\" text-anchor=\"{anchor}\">{WebUtility.HtmlEncode(xLabel)} {x:G4}</text>");
         svg.Append(CultureInfo.InvariantCulture, $"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"");
         foreach (var (x, y) in data)
             svg.Append(CultureInfo.InvariantCulture, $"{Px(x):F1},{Py(y):F1} ");

@@ -39,7 +39,19 @@ public sealed record ReinforcementConfig
     public PolicyHead[] HeadAblation { get; init; } = [];
     /// <summary>The learned user simulator PPO also trains in (logged from the training users by the pretrained policy).</summary>
     public SimulatorConfig Simulator { get; init; } = new();
+    /// <summary>
+    /// β values of <see cref="PolicyOptimizationConfig.ReferenceKlCoefficient"/> to train a PPO policy with each, besides
+    /// the main one, and judge by long-term return and offline HR@10: the frontier between the two. None by default.
+    /// </summary>
+    public double[] KlFrontier { get; init; } = [];
 }
+
+/// <summary>
+/// A PPO policy trained with a KL penalty of <paramref name="Beta"/> to the pretrained one, and what it reached: long-term
+/// return, offline accuracy, its distance from the pretrained policy, and its reward per step off-policy (doubly robust)
+/// against the truth.
+/// </summary>
+public sealed record FrontierPoint(double Beta, PolicyScore Score, EvaluationResult Offline, EvaluationResult? OfflineHonest, double KlToReference, Estimate OpeTruth, Estimate OpeDoublyRobust);
 
 /// <summary>
 /// The RL stage of a run on the synthetic world: fine-tune the pretrained sequence model with PPO and with
@@ -69,12 +81,13 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             return new(encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature, config.FineTuneEncoder, shared);
         }
 
-        // Fine-tune from the pretrained weights, once with PPO and once with A2C.
+        // Fine-tune from the pretrained weights, once with PPO and once with A2C; the pretrained policy is also the
+        // reference whose distance a KL penalty charges (when its β is above 0).
+        var greedy = Pretrained(onSimulatorEncoder: true);
         var ppo = Pretrained();
-        var ppoCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppo, () => Environment(trainUsers), progress).Train();
+        var ppoCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppo, () => Environment(trainUsers), progress, greedy).Train();
         var a2c = Pretrained();
-        var a2cCurve = new PolicyOptimizer<SessionState>(config.A2C, a2c, () => Environment(trainUsers), progress).Train();
-        var greedy = Pretrained();
+        var a2cCurve = new PolicyOptimizer<SessionState>(config.A2C, a2c, () => Environment(trainUsers), progress, greedy).Train();
         progress?.WriteLine($"learned heads: PPO {ppo.Head}; A2C {a2c.Head}");
 
         // As on real data: learn a user simulator from logged sessions of the deployed (pretrained) policy exploring at
@@ -82,7 +95,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var (simulator, fidelity) = LearnSimulator(Environment(trainUsers), data, split, simulatorStates, Sampled(greedy, config.BehaviourTemperature));
         Func<ISlateEnvironment<SessionState>> Simulated(IReadOnlyList<int> who) => () => new LearnedSessionEnvironment(simulator, data, who, config.Rewards, config.SlateSize, config.MaxSessionSteps);
         var ppoSimulated = Pretrained(onSimulatorEncoder: true);
-        var simulatedCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppoSimulated, Simulated(trainUsers), progress).Train();
+        var simulatedCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppoSimulated, Simulated(trainUsers), progress, greedy).Train();
         var loggingInSimulator = PolicyEvaluation.Evaluate("logging policy, simulated", Sampled(greedy, config.BehaviourTemperature), Simulated(trainUsers), config.EvaluationSeeds, config.EpisodesPerSeed);
         fidelity["session_return_simulated"] = loggingInSimulator.Return.Mean;
         fidelity["session_length_simulated"] = loggingInSimulator.SessionLength.Mean;
@@ -112,18 +125,21 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         })).ToArray();
 
         // Offline ranking quality of PPO's policy (its encoder and head) next to the pretrained model's.
-        var offlinePpo = Evaluator.Evaluate(ppo.OfflineRanking("PPO policy"), split, data.ItemCount, EvaluationStage.Test, protocol);
-        var offlineGreedy = Evaluator.Evaluate(greedy.OfflineRanking("pretrained (greedy)"), split, data.ItemCount, EvaluationStage.Test, protocol);
-        progress?.WriteLine($"offline (test split, {protocol}): PPO policy HR@10 {offlinePpo.All.HitRate:F4} NDCG@10 {offlinePpo.All.Ndcg:F4}; greedy HR@10 {offlineGreedy.All.HitRate:F4} NDCG@10 {offlineGreedy.All.Ndcg:F4}");
         // In a world with clickbait the logs reward it, so a policy that stops showing it loses offline hits on it by
         // design; the same measure on the users whose test item is not clickbait tells whether relevance suffered.
+        var honestSplit = world.IsClickbait.Any(b => b)
+            ? LeaveOneOutSplit.Create(data with { Sequences = data.Sequences.Select(s => s.Length > 0 && world.IsClickbait[s[^1] - 1] ? [] : s).ToArray() })
+            : null;
+        EvaluationResult Offline(SequenceActorCritic policy, string name, LeaveOneOutSplit on) => Evaluator.Evaluate(policy.OfflineRanking(name), on, data.ItemCount, EvaluationStage.Test, protocol);
+        var offlinePpo = Offline(ppo, "PPO policy", split);
+        var offlineGreedy = Offline(greedy, "pretrained (greedy)", split);
+        progress?.WriteLine($"offline (test split, {protocol}): PPO policy HR@10 {offlinePpo.All.HitRate:F4} NDCG@10 {offlinePpo.All.Ndcg:F4}; greedy HR@10 {offlineGreedy.All.HitRate:F4} NDCG@10 {offlineGreedy.All.Ndcg:F4}");
         JsonObject? honestTargets = null;
-        if (world.IsClickbait.Any(b => b))
+        EvaluationResult? greedyHonest = null;
+        if (honestSplit is not null)
         {
-            var honest = data with { Sequences = data.Sequences.Select(s => s.Length > 0 && world.IsClickbait[s[^1] - 1] ? [] : s).ToArray() };
-            var honestSplit = LeaveOneOutSplit.Create(honest);
-            var (policyHonest, greedyHonest) = (Evaluator.Evaluate(ppo.OfflineRanking("PPO policy"), honestSplit, data.ItemCount, EvaluationStage.Test, protocol),
-                Evaluator.Evaluate(greedy.OfflineRanking("pretrained (greedy)"), honestSplit, data.ItemCount, EvaluationStage.Test, protocol));
+            var policyHonest = Offline(ppo, "PPO policy", honestSplit);
+            greedyHonest = Offline(greedy, "pretrained (greedy)", honestSplit);
             honestTargets = new JsonObject
             {
                 ["users"] = policyHonest.All.Users, ["hr@10_policy"] = policyHonest.All.HitRate, ["ndcg@10_policy"] = policyHonest.All.Ndcg,
@@ -132,19 +148,42 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             progress?.WriteLine($"offline, test item not clickbait ({policyHonest.All.Users} users): PPO HR@10 {policyHonest.All.HitRate:F4}, greedy {greedyHonest.All.HitRate:F4}");
         }
 
+        // The frontier: PPO held near the pretrained policy by a KL penalty of each β, judged like the others.
+        var frontier = config.KlFrontier.Select(beta =>
+        {
+            var policy = Pretrained();
+            var curve = new PolicyOptimizer<SessionState>(config.Ppo with { ReferenceKlCoefficient = beta }, policy, () => Environment(trainUsers), progress, greedy).Train();
+            var ope = OffPolicy(policy, greedy, Environment(heldOut), simulator);
+            var point = new FrontierPoint(beta, Judge(FormattableString.Invariant($"PPO, KL penalty β = {beta}"), Sampled(policy), heldOut), Offline(policy, "PPO policy", split),
+                honestSplit is null ? null : Offline(policy, "PPO policy", honestSplit), curve.TakeLast(10).Average(r => r.ReferenceKl), ope.Truth, ope.DoublyRobust);
+            progress?.WriteLine(FormattableString.Invariant($"β = {beta}: return {point.Score.Return}, offline HR@10 {point.Offline.All.HitRate:F4}, KL to the pretrained policy {point.KlToReference:F3}"));
+            return point;
+        }).ToList();
+
         var ope = OffPolicy(ppo, greedy, Environment(heldOut), simulator);
         var metrics = Metrics(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve);
+        if (frontier.Count > 0)
+            metrics["rl.kl_frontier"] = new JsonArray(frontier.Select(p => (JsonNode)new JsonObject
+            {
+                ["beta"] = p.Beta, ["return"] = p.Score.Return.Mean, ["return_ci95"] = p.Score.Return.HalfWidth,
+                ["return_gain_over_greedy"] = p.Score.Return.Mean / Of("greedy").Return.Mean - 1,
+                ["hr@10"] = p.Offline.All.HitRate, ["ndcg@10"] = p.Offline.All.Ndcg, ["hr@10_change"] = p.Offline.All.HitRate / offlineGreedy.All.HitRate - 1,
+                ["hr@10_honest_targets"] = p.OfflineHonest?.All.HitRate, ["kl_to_pretrained"] = p.KlToReference,
+                ["ope_truth"] = p.OpeTruth.Mean, ["ope_dr"] = p.OpeDoublyRobust.Mean, ["ope_dr_ci95"] = p.OpeDoublyRobust.HalfWidth,
+            }).ToArray());
         if (honestTargets is not null)
             metrics["rl.offline_honest_targets"] = honestTargets;
         metrics["rl.policy_head"] = new JsonObject
         {
-            ["log_sharpness"] = ppo.Head.LogSharpness, ["repetition"] = ppo.Head.Repetition, ["declined"] = ppo.Head.Declined, ["popularity"] = ppo.Head.Popularity,
+            ["log_sharpness"] = ppo.Head.LogSharpness, ["repetition"] = ppo.Head.Repetition, ["declined"] = ppo.Head.Declined, ["popularity"] = ppo.Head.Popularity, ["declined_affinity"] = ppo.Head.DeclinedAffinity,
             ["content_values"] = new JsonObject(ppo.Head.ContentValues!.Select(t => KeyValuePair.Create(t.Key, (JsonNode?)Math.Round(t.Value, 4)))),
         };
-        metrics["rl.return_policy_simulator_trained"] = scores.Single(p => p.Policy == "PPO trained in the learned simulator").Return.Mean;
+        metrics["rl.return_policy_simulator_trained"] = Of("PPO trained in the learned simulator").Return.Mean;
         metrics["rl.simulator"] = fidelity;
         metrics["rl.curve_ppo_simulator"] = Curve(simulatedCurve);
-        return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve, simulatedCurve, fidelity));
+        return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve, simulatedCurve, fidelity, frontier, greedyHonest));
+
+        PolicyScore Of(string name) => scores.Single(p => p.Policy == name);
 
         PolicyScore Judge(string name, SlatePolicyFunction policy, IReadOnlyList<int> who, Func<ISlateEnvironment<SessionState>>? environment = null)
         {
@@ -325,10 +364,12 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
     {
         ["iteration"] = r.Iteration, ["return"] = Math.Round(r.MeanReturn, 4), ["length"] = Math.Round(r.MeanLength, 2), ["value_loss"] = Math.Round(r.ValueLoss, 5),
         ["entropy"] = Math.Round(r.Entropy, 4), ["kl"] = Math.Round(r.ApproxKl, 5), ["clip_fraction"] = Math.Round(r.ClipFraction, 4),
+        ["kl_to_pretrained"] = Math.Round(r.ReferenceKl, 5),
     }).ToArray());
 
     private string Report(PolicyScore[] scores, EvaluationResult offlinePpo, EvaluationResult offlineGreedy, OffPolicyResult ope,
-        IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve, IReadOnlyList<PolicyIterationRecord> simulatedCurve, JsonObject fidelity)
+        IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve, IReadOnlyList<PolicyIterationRecord> simulatedCurve, JsonObject fidelity,
+        IReadOnlyList<FrontierPoint> frontier, EvaluationResult? greedyHonest)
     {
         var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>RL stage</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
         html.Append(CultureInfo.InvariantCulture, $"<h1>Policy optimisation</h1><p>Held-out users, seeds {string.Join(", ", config.EvaluationSeeds)}, {config.EpisodesPerSeed} episodes each; slates of {config.SlateSize} from {config.Candidates} candidates; mean ± 95% interval over seeds.</p>");
@@ -337,6 +378,19 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(s.Policy)}</td><td>{s.Return}</td><td>{s.SessionLength}</td></tr>");
         html.Append(CultureInfo.InvariantCulture, $"</table><h2>Offline ranking (test split)</h2><table><tr><th>ranking</th><th>HR@10</th><th>NDCG@10</th></tr><tr><td>PPO</td><td>{offlinePpo.All.HitRate:F4}</td><td>{offlinePpo.All.Ndcg:F4}</td></tr><tr><td>pretrained (greedy)</td><td>{offlineGreedy.All.HitRate:F4}</td><td>{offlineGreedy.All.Ndcg:F4}</td></tr></table>");
         html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR (reward model: the learned simulator)</td><td>{ope.DoublyRobust}</td></tr><tr><td>direct method (the learned simulator alone)</td><td>{ope.DirectMethod}</td></tr><tr><td>DR (reward model: the logged mean)</td><td>{ope.DoublyRobustConstant}</td></tr><tr><td>top-K item IPS (Chen et al.)</td><td>{ope.TopKItemIps}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
+        if (frontier.Count > 0)
+        {
+            var greedyReturn = scores.Single(p => p.Policy == "greedy").Return.Mean;
+            html.Append("<h2>Return against offline accuracy: PPO with a KL penalty to the pretrained policy</h2><p>Each row is a PPO policy trained with β·KL(π || π_pretrained) on the first slot; the change in HR@10 is against the pretrained model's on the same test split.</p>")
+                .Append("<table><tr><th>β</th><th>return per session</th><th>gain over greedy</th><th>HR@10</th><th>HR@10 change</th>")
+                .Append(greedyHonest is null ? "" : "<th>HR@10, test item not clickbait</th>").Append("<th>KL to pretrained (last 10 iterations)</th><th>reward per step: truth</th><th>doubly robust estimate</th></tr>");
+            foreach (var p in frontier)
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{p.Beta:G4}</td><td>{p.Score.Return}</td><td>{p.Score.Return.Mean / greedyReturn - 1:+0.0%;-0.0%}</td><td>{p.Offline.All.HitRate:F4}</td><td>{p.Offline.All.HitRate / offlineGreedy.All.HitRate - 1:+0.0%;-0.0%}</td>")
+                    .Append(greedyHonest is null || p.OfflineHonest is null ? "" : FormattableString.Invariant($"<td>{p.OfflineHonest.All.HitRate:F4} (greedy {greedyHonest.All.HitRate:F4})</td>"))
+                    .Append(CultureInfo.InvariantCulture, $"<td>{p.KlToReference:F3}</td><td>{p.OpeTruth.Mean:F3}</td><td>{p.OpeDoublyRobust}</td></tr>");
+            html.Append("</table>").Append(RunReport.Chart("gain in return over greedy (%) against the change in offline HR@10 (%), one point per β",
+                frontier.OrderBy(p => p.Offline.All.HitRate).Select(p => (100 * (p.Offline.All.HitRate / offlineGreedy.All.HitRate - 1), (double?)(100 * (p.Score.Return.Mean / greedyReturn - 1)))).ToList(), "#9467bd", "HR@10 change %"));
+        }
         html.Append("<h2>Learned user simulator: fidelity to held-out logged sessions</h2><table><tr><th>measure</th><th>value</th></tr>");
         foreach (var (key, value) in fidelity)
         {
@@ -348,10 +402,11 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         html.Append("</table><h2>Learning curves</h2>");
         foreach (var (name, curve, colour) in new[] { ("PPO", ppoCurve, "#1f77b4"), ("A2C", a2cCurve, "#ff7f0e"), ("PPO in the learned simulator", simulatedCurve, "#2ca02c") })
         {
-            html.Append(RunReport.Chart($"{name}: mean return per episode", curve.Select(r => ((double)r.Iteration, (double?)r.MeanReturn)).ToList(), colour))
-                .Append(RunReport.Chart($"{name}: value loss", curve.Select(r => ((double)r.Iteration, (double?)r.ValueLoss)).ToList(), colour))
-                .Append(RunReport.Chart($"{name}: entropy (first slot)", curve.Select(r => ((double)r.Iteration, (double?)r.Entropy)).ToList(), colour))
-                .Append(RunReport.Chart($"{name}: approximate KL", curve.Select(r => ((double)r.Iteration, (double?)r.ApproxKl)).ToList(), colour));
+            string Plot(string what, Func<PolicyIterationRecord, double> value) =>
+                RunReport.Chart($"{name}: {what}", curve.Select(r => ((double)r.Iteration, (double?)value(r))).ToList(), colour, "iteration");
+            html.Append(Plot("mean return per episode", r => r.MeanReturn)).Append(Plot("value loss", r => r.ValueLoss))
+                .Append(Plot("entropy (first slot)", r => r.Entropy)).Append(Plot("approximate KL to the rollout policy", r => r.ApproxKl))
+                .Append(Plot("KL to the pretrained policy (first slot)", r => r.ReferenceKl));
         }
         return html.Append("</body></html>").ToString();
     }
