@@ -30,7 +30,7 @@ public sealed class LearnedUserSimulatorTests
             Enumerable.Range(1, data.ItemCount).Where(i => !state.History.Contains(i)).OrderBy(_ => random.Next()).Take(5).Select(i => (long)i).ToList();
         var settings = new SimulatorConfig();
 
-        var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 600, 30, settings.RecentClickDecay, new Random(3));
+        var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 600, 30, new Random(3));
         var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, settings);
         var fitted = sessions.Take(480).SelectMany(s => s).ToList();
         simulator.Fit(fitted);
@@ -58,7 +58,7 @@ public sealed class LearnedUserSimulatorTests
         SlatePolicyFunction randomSlates = (state, random) =>
             Enumerable.Range(1, data.ItemCount).Where(i => !state.History.Contains(i)).OrderBy(_ => random.Next()).Take(5).Select(i => (long)i).ToList();
         var settings = new SimulatorConfig { Steps = 100 };
-        var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 300, 30, settings.RecentClickDecay, new Random(4));
+        var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 300, 30, new Random(4));
         var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, settings);
         simulator.Fit(sessions.SelectMany(s => s).ToList());
         var rewards = new RewardConfig { Click = 1, Leave = -2 }; // both terms count
@@ -67,11 +67,11 @@ public sealed class LearnedUserSimulatorTests
         foreach (var step in sessions.Take(6).Select(s => s[^1]))
         {
             var slates = new[] { step.Slate, randomSlates(step.State, random).ToArray() };
-            var expected = simulator.ExpectedRewards(step.State, slates, step.RecentClicks, rewards);
+            var expected = simulator.ExpectedRewards(step.State, slates, rewards);
             for (var s = 0; s < slates.Length; s++)
             {
                 const int draws = 1500;
-                var earned = Enumerable.Range(0, draws).Select(_ => simulator.Respond(step.State, slates[s], step.RecentClicks, random) is var (chosen, left)
+                var earned = Enumerable.Range(0, draws).Select(_ => simulator.Respond(step.State, slates[s], random) is var (chosen, left)
                     ? (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0) : 0).ToList();
                 var (mean, sd) = (earned.Average(), Math.Sqrt(earned.Average(r => r * r) - earned.Average() * earned.Average()));
                 Assert.True(Math.Abs(expected[s] - mean) < 4 * sd / Math.Sqrt(draws) + 1e-9, $"expected {expected[s]:F4}, sampled {mean:F4} ± {sd / Math.Sqrt(draws):F4}");

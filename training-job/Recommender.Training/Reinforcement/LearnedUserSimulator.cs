@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 
 namespace Recommender.Training.Reinforcement;
 
-/// <summary>One logged decision: the state before it, the slate shown, the slot chosen (null: none), whether the user then left, and their recent clicks (decayed) before it.</summary>
-public sealed record LoggedStep(SessionState State, long[] Slate, int? Chosen, bool Left, double RecentClicks);
+/// <summary>One logged decision: the state before it, the slate shown, the slot chosen (null: none), and whether the user then left.</summary>
+public sealed record LoggedStep(SessionState State, long[] Slate, int? Chosen, bool Left);
 
 /// <summary>Settings of the learned user simulator, with documented defaults.</summary>
 public sealed record SimulatorConfig
@@ -17,7 +17,7 @@ public sealed record SimulatorConfig
     /// <summary>Full-batch Adam steps for each of the two models.</summary>
     public int Steps { get; init; } = 300;
     public double LearningRate { get; init; } = 0.05;
-    /// <summary>Recent clicks decay by this factor per step (the leave model's memory of how the session went).</summary>
+    /// <summary>Recent clicks decay by this factor per step (the leave model's memory of how the session went, <see cref="SessionState.RecentPicks"/>).</summary>
     public double RecentClickDecay { get; init; } = 0.7;
 }
 
@@ -87,13 +87,13 @@ public sealed class LearnedUserSimulator
     private static Tensor ResponseLogits(Tensor features, Tensor weights) =>
         cat([features.matmul(weights[..3]) + weights[3], zeros(features.shape[0], 1)], 1);
 
-    /// <summary>Leave features [steps, 3 + vocabulary]: 1, whether an item was picked, recent clicks, the picked item's content tokens (<paramref name="picked"/> 0: none).</summary>
-    private Tensor LeaveFeatures(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks) =>
-        cat([stack([ones(picked.Count), tensor(picked.Select(p => p > 0 ? 1f : 0f).ToArray()), tensor(recentClicks.Select(r => (float)r).ToArray())], 1),
+    /// <summary>
+    /// Leave features [steps, 3 + vocabulary]: 1, whether an item was picked, the recent clicks before the step
+    /// (<see cref="SessionState.RecentPicks"/> of its state), the picked item's content tokens (<paramref name="picked"/> 0: none).
+    /// </summary>
+    private Tensor LeaveFeatures(IReadOnlyList<long> picked, IReadOnlyList<SessionState> states) =>
+        cat([stack([ones(picked.Count), tensor(picked.Select(p => p > 0 ? 1f : 0f).ToArray()), tensor(states.Select(s => (float)s.RecentPicks(_config.RecentClickDecay)).ToArray())], 1),
             _itemTokens.index_select(0, tensor(picked.ToArray()))], 1);
-
-    /// <summary>The leave model's memory of the session: recent clicks decay by <paramref name="decay"/> per step, and a click adds 1.</summary>
-    public static double RecentClicksAfter(double recentClicks, bool clicked, double decay) => decay * recentClicks + (clicked ? 1 : 0);
 
     private static long Picked(LoggedStep step) => step.Chosen is { } slot ? step.Slate[slot] : 0;
 
@@ -103,7 +103,7 @@ public sealed class LearnedUserSimulator
         var features = Features(logs.Select(l => l.State).ToList(), logs.Select(l => l.Slate).ToList());
         var slateSize = logs[0].Slate.Length;
         var chosen = tensor(logs.Select(l => (long)(l.Chosen ?? slateSize)).ToArray());
-        var leaveFeatures = LeaveFeatures(logs.Select(Picked).ToList(), logs.Select(l => l.RecentClicks).ToList());
+        var leaveFeatures = LeaveFeatures(logs.Select(Picked).ToList(), logs.Select(l => l.State).ToList());
         var left = tensor(logs.Select(l => l.Left ? 1f : 0f).ToArray());
 
         _response = Minimise(4, w => nn.functional.cross_entropy(ResponseLogits(features, w), chosen));
@@ -126,13 +126,13 @@ public sealed class LearnedUserSimulator
     }
 
     /// <summary>The simulated user's answer to a slate: the slot picked (or none) and whether they leave.</summary>
-    public (int? Chosen, bool Left) Respond(SessionState state, IReadOnlyList<long> slate, double recentClicks, Random random)
+    public (int? Chosen, bool Left) Respond(SessionState state, IReadOnlyList<long> slate, Random random)
     {
         using var scope = NewDisposeScope();
         var logits = ResponseLogits(Features([state], [slate.ToArray()]), _response)[0].to(ScalarType.Float64).data<double>().ToArray();
         var pick = SlateDistribution.Sample(logits, 1, random)[0];
         int? chosen = pick < slate.Count ? pick : null;
-        var leave = LeaveProbabilities([chosen is { } slot ? slate[slot] : 0], [recentClicks])[0];
+        var leave = LeaveProbabilities([chosen is { } slot ? slate[slot] : 0], [state])[0];
         return (chosen, random.NextDouble() < leave);
     }
 
@@ -141,7 +141,7 @@ public sealed class LearnedUserSimulator
     /// Click · P(a pick) + Leave · P(leaving), P(leaving) averaged over what the user picks, or none. The reward
     /// model of the doubly robust off-policy estimate.
     /// </summary>
-    public double[] ExpectedRewards(SessionState state, IReadOnlyList<long[]> slates, double recentClicks, RewardConfig rewards)
+    public double[] ExpectedRewards(SessionState state, IReadOnlyList<long[]> slates, RewardConfig rewards)
     {
         using var scope = NewDisposeScope();
         var k = slates[0].Length;
@@ -149,7 +149,7 @@ public sealed class LearnedUserSimulator
             .softmax(1).to(ScalarType.Float64).data<double>().ToArray(); // [slates, k + 1], "none" last
         // P(leave) after each outcome: each slot's item picked, then none picked (0).
         var leave = rewards.Leave == 0 ? null
-            : LeaveProbabilities(slates.SelectMany(slate => slate.Append(0L)).ToList(), Enumerable.Repeat(recentClicks, slates.Count * (k + 1)).ToList());
+            : LeaveProbabilities(slates.SelectMany(slate => slate.Append(0L)).ToList(), Enumerable.Repeat(state, slates.Count * (k + 1)).ToList());
         return Enumerable.Range(0, slates.Count).Select(s =>
         {
             var p = probabilities.AsSpan(s * (k + 1), k + 1);
@@ -160,10 +160,10 @@ public sealed class LearnedUserSimulator
         }).ToArray();
     }
 
-    private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<double> recentClicks)
+    private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<SessionState> states)
     {
         using var scope = NewDisposeScope();
-        return LeaveFeatures(picked, recentClicks).matmul(_leave).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
+        return LeaveFeatures(picked, states).matmul(_leave).sigmoid().to(ScalarType.Float64).data<double>().ToArray();
     }
 
     /// <summary>
@@ -189,7 +189,7 @@ public sealed class LearnedUserSimulator
         }
         var predictedClick = rows.Select(r => 1 - r[slateSize]).ToArray();
         var clicked = heldOut.Select(l => l.Chosen is not null).ToArray();
-        var predictedLeave = LeaveProbabilities(heldOut.Select(Picked).ToList(), heldOut.Select(l => l.RecentClicks).ToList());
+        var predictedLeave = LeaveProbabilities(heldOut.Select(Picked).ToList(), heldOut.Select(l => l.State).ToList());
         var left = heldOut.Select(l => l.Left).ToArray();
         return new JsonObject
         {
@@ -237,7 +237,6 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
     : ISlateEnvironment<SessionState>
 {
     private SessionState _state = null!;
-    private double _recentClicks;
 
     public int SlateSize => slateSize;
 
@@ -245,14 +244,12 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
     {
         var u = users[random.Next(users.Count)];
         _state = SessionState.Start(u, data.Sequences[u]);
-        _recentClicks = 0;
         return _state;
     }
 
     public (SessionState Next, double Reward, bool Done) Step(IReadOnlyList<long> slate, Random random)
     {
-        var (chosen, left) = simulator.Respond(_state, slate, _recentClicks, random);
-        _recentClicks = LearnedUserSimulator.RecentClicksAfter(_recentClicks, chosen is not null, simulator.Config.RecentClickDecay);
+        var (chosen, left) = simulator.Respond(_state, slate, random);
         _state = _state.After(slate, chosen is { } slot ? (int)slate[slot] : null);
         var reward = (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0);
         return (_state, reward, left || _state.Step >= maxSteps);
@@ -263,21 +260,20 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
     /// them: each decision with its state, slate, the slot picked and whether the user left (a session cut at
     /// <paramref name="maxSteps"/> did not leave).
     /// </summary>
-    public static List<List<LoggedStep>> Record(ISlateEnvironment<SessionState> truth, SlatePolicyFunction policy, int sessions, int maxSteps, double recentClickDecay, Random random)
+    public static List<List<LoggedStep>> Record(ISlateEnvironment<SessionState> truth, SlatePolicyFunction policy, int sessions, int maxSteps, Random random)
     {
         var log = new List<List<LoggedStep>>();
         for (var s = 0; s < sessions; s++)
         {
             var session = new List<LoggedStep>();
             var state = truth.Reset(random);
-            var (done, recentClicks) = (false, 0.0);
+            var done = false;
             while (!done)
             {
                 var slate = policy(state, random).ToArray();
                 (var next, _, done) = truth.Step(slate, random);
                 int? chosen = next.History.Length > state.History.Length ? Array.IndexOf(slate, (long)next.History[^1]) : null;
-                session.Add(new LoggedStep(state, slate, chosen, done && next.Step < maxSteps, recentClicks));
-                recentClicks = LearnedUserSimulator.RecentClicksAfter(recentClicks, chosen is not null, recentClickDecay);
+                session.Add(new LoggedStep(state, slate, chosen, done && next.Step < maxSteps));
                 state = next;
             }
             log.Add(session);

@@ -210,7 +210,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         FrozenEncoderStates states, SlatePolicyFunction logging)
     {
         var settings = config.Simulator;
-        var sessions = LearnedSessionEnvironment.Record(truth, logging, settings.LoggedSessions, config.MaxSessionSteps, settings.RecentClickDecay, new Random(config.EvaluationSeeds[0] + 29));
+        var sessions = LearnedSessionEnvironment.Record(truth, logging, settings.LoggedSessions, config.MaxSessionSteps, new Random(config.EvaluationSeeds[0] + 29));
         var fitCount = (int)(sessions.Count * (1 - settings.HeldOutShare));
         var (fitted, heldOut) = (sessions.Take(fitCount).SelectMany(s => s).ToList(), sessions.Skip(fitCount).ToList());
         var simulator = new LearnedUserSimulator(states, data, split, settings);
@@ -262,7 +262,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         while (logs.Count < config.OffPolicyDecisions)
         {
             var state = environment.Reset(random);
-            var (done, recentClicks) = (false, 0.0);
+            var done = false;
             while (!done && logs.Count < config.OffPolicyDecisions)
             {
                 var candidates = behaviour.Candidates(state);
@@ -278,7 +278,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
                 var counterfactual = environment.Respond(environment.CurrentUser, TargetSlate(random), random).Reward;
                 truth.Add(counterfactual);
                 var modelled = rewardModel.ExpectedRewards(state, [shown.ToArray(), .. Enumerable.Range(0, config.OffPolicyModelSlates).Select(_ => TargetSlate(modelRandom))],
-                    recentClicks, config.Rewards);
+                    config.Rewards);
                 var before = state;
                 (state, var reward, done) = environment.Step(shown, random);
                 logs.Add(new LoggedDecision(reward, behaviourProbability, targetProbability, ModelReward: modelled[0], ModelValue: modelled.Skip(1).Average()));
@@ -287,7 +287,6 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
                 itemLogs.Add(picked < 0 ? new LoggedDecision(0, 1, 0) : new LoggedDecision(reward,
                     OffPolicyEstimators.TopKInclusion(FirstSlotProbability(behaviourLogits, candidates, picked), config.SlateSize),
                     OffPolicyEstimators.TopKInclusion(FirstSlotProbability(targetLogits, targetCandidates, picked), config.SlateSize)));
-                recentClicks = LearnedUserSimulator.RecentClicksAfter(recentClicks, picked >= 0, rewardModel.Config.RecentClickDecay);
             }
         }
         // For comparison, doubly robust with the simplest reward model: the logged mean reward, for every slate.

@@ -172,9 +172,8 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 
     /// <summary>
     /// What the critic reads of the session besides the encoder's state, which changes only with picks [B, 4]: slates
-    /// shown (/ 10), recent picks (a sum decayed by 0.7 a step), whether the last slate was picked from (1 before
-    /// any), and the slates passed over in a row since the last pick (/ 3). How a session is going says much of
-    /// how long it will last.
+    /// shown (/ 10), recent picks (decayed by 0.7 a slate), whether the last slate was picked from (1 before any), and
+    /// the slates passed over in a row since the last pick (/ 3). How a session is going says much of how long it will last.
     /// </summary>
     private static Tensor SessionSummary(IReadOnlyList<SessionState> observations)
     {
@@ -182,13 +181,8 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         for (var b = 0; b < observations.Count; b++)
         {
             var responses = observations[b].Responses;
-            var (recent, missed) = (0.0, 0);
-            foreach (var response in responses)
-            {
-                recent = 0.7 * recent + (response.Picked != 0 ? 1 : 0);
-                missed = response.Picked != 0 ? 0 : missed + 1;
-            }
-            float[] row = [responses.Length / 10f, (float)recent, responses.Length == 0 || responses[^1].Picked != 0 ? 1 : 0, missed / 3f];
+            var missed = responses.Length - 1 - Array.FindLastIndex(responses, r => r.Picked != 0);
+            float[] row = [responses.Length / 10f, (float)observations[b].RecentPicks(0.7), responses.Length == 0 || responses[^1].Picked != 0 ? 1 : 0, missed / 3f];
             row.CopyTo(summary, b * SessionSummaryWidth);
         }
         return TorchArrays.Copy(summary, observations.Count, SessionSummaryWidth);

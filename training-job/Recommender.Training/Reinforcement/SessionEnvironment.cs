@@ -34,6 +34,15 @@ public sealed record SessionState(int User, int[] History, SlateResponse[] Respo
     public SessionState After(IReadOnlyList<long> slate, int? chosen) =>
         new(User, chosen is { } item ? [.. History, item] : History, [.. Responses, new SlateResponse([.. slate], chosen ?? 0)]);
 
+    /// <summary>This session's picks, each worth <paramref name="decay"/>^(slates shown since): how the session has been going lately.</summary>
+    public double RecentPicks(double decay)
+    {
+        var recent = 0.0;
+        foreach (var response in Responses)
+            recent = decay * recent + (response.Picked != 0 ? 1 : 0);
+        return recent;
+    }
+
     /// <summary>How often <paramref name="item"/> was shown in this session (not taken, while it is not in the history).</summary>
     public int TimesShown(long item)
     {
