@@ -69,7 +69,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     public int ItemCount { get; }
 
     /// <summary>Every item's vector, [items + 1, d]: id embedding plus the mean embedding of its content tokens.</summary>
-    public Tensor ItemVectors() => ContentVectors() is { } content ? _itemEmbedding.weight! + content : _itemEmbedding.weight!;
+    public Tensor ItemVectors() => ContentVectors() is { } content ? _itemEmbedding.weight!.Plus(content) : _itemEmbedding.weight!;
 
     /// <summary>The content-to-embedding generator for new items, when configured (<see cref="SequenceModelConfig.ItemGenerator"/>).</summary>
     public MetaLearning.ItemEmbeddingGenerator? Generator => _generator;
@@ -96,12 +96,12 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         var items = ItemVectors();
         var length = sequences.shape[1];
         var x = items.index_select(0, sequences.flatten()).view(sequences.shape[0], length, -1).mul(_embeddingScale);
-        x = x + _positionEmbedding.forward(arange(length, device: sequences.device)).unsqueeze(0);
+        x = x.Plus(_positionEmbedding.forward(arange(length, device: sequences.device)).unsqueeze(0));
         if (_userEmbedding is not null && userTokens is not null)
         {
             var mask = userTokens.ne(TorchScalars.Zero).unsqueeze(-1).to(x.dtype);
             var user = (_userEmbedding.forward(userTokens) * mask).sum(1) / mask.sum(1).clamp_min(TorchScalars.One);
-            x = x + user.unsqueeze(1);
+            x = x.Plus(user.unsqueeze(1));
         }
         var timeline = sequences.ne(TorchScalars.Zero).unsqueeze(-1).to(x.dtype);
         x = _dropout.forward(x) * timeline;
@@ -157,8 +157,8 @@ public sealed class TransformerBlock : Module<Tensor, Tensor>
         Tensor Heads(Linear projection) => projection.forward(h).view(b, l, _heads, d / _heads).transpose(1, 2);
         var attended = functional.scaled_dot_product_attention(Heads(_query), Heads(_key), Heads(_value),
             p: training ? _attentionDropout : 0.0, is_casual: true);
-        x = x + _dropout.forward(_output.forward(attended.transpose(1, 2).reshape(b, l, d)));
+        x = x.Plus(_dropout.forward(_output.forward(attended.transpose(1, 2).reshape(b, l, d))));
         var f = _feedForwardNorm.forward(x);
-        return x + _dropout.forward(_projection.forward(_dropout.forward(functional.relu(_hidden.forward(f)))));
+        return x.Plus(_dropout.forward(_projection.forward(_dropout.forward(functional.relu(_hidden.forward(f))))));
     }
 }

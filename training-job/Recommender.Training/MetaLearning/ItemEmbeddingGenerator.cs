@@ -39,7 +39,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     public override Tensor forward(Tensor content) => _output.forward(functional.tanh(_hidden.forward(content)));
 
     /// <summary>The vectors new items are scored with, G(c) + c, from their content vectors [K, d].</summary>
-    public Tensor NewItemVectors(Tensor content) => content + forward(content);
+    public Tensor NewItemVectors(Tensor content) => content.Plus(forward(content));
 
     /// <summary>Trains the generator on (state, next item) pairs of warm items; returns the mean loss of each epoch.</summary>
     public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, TextWriter? progress = null)

@@ -16,7 +16,7 @@ public static class UserAdaptation
     /// <summary>Logits over items [T, N+1] for states [T, d] shifted by u [d]; the padding item 0 never wins.</summary>
     public static Tensor Logits(Tensor states, Tensor u, Tensor itemVectors)
     {
-        var logits = (states + u).matmul(itemVectors.T);
+        var logits = states.Plus(u).matmul(itemVectors.T);
         return logits.index_fill(1, tensor(new long[] { 0 }, device: logits.device), TorchScalars.NegativeInfinity);
     }
 

@@ -125,7 +125,7 @@ public sealed class UserMetaLearner(SasRecModel encoder, SequenceModelConfig mod
                 var task = learner.Task(user, histories[b], 0);
                 var u = parameters.Steps == 0 || histories[b].Length < 2 ? initial
                     : UserAdaptation.Adapt(task.SupportStates, task.SupportTargets, items, initial, logRates, parameters.Steps);
-                return (task.QueryState + u).matmul(items.T).cpu().data<float>().ToArray();
+                return task.QueryState.Plus(u).matmul(items.T).cpu().data<float>().ToArray();
             }).ToArray();
         }
     }

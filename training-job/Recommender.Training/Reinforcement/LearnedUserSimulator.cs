@@ -85,7 +85,7 @@ public sealed class LearnedUserSimulator
 
     /// <summary>Logits over the slate and "none" (last) [steps, slate + 1].</summary>
     private static Tensor ResponseLogits(Tensor features, Tensor weights) =>
-        cat([features.matmul(weights[..3]) + weights[3], zeros(features.shape[0], 1)], 1);
+        cat([features.matmul(weights[..3]).Plus(weights[3]), zeros(features.shape[0], 1)], 1);
 
     /// <summary>
     /// Leave features [steps, 3 + vocabulary]: 1, whether an item was picked, the recent clicks before the step

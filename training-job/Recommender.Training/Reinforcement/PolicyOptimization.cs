@@ -146,10 +146,9 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
 
                     var lossPolicy = Losses.ClippedSurrogate(logProbability, oldLogProbability, advantage, clip);
                     var klToReference = _reference is null ? zeros(1) : Losses.KlDivergence(logits, TorchArrays.Copy(items.SelectMany(t => t.ReferenceLogits!).ToArray(), logits.shape));
-                    var loss = lossPolicy
-                        + valueCoefficient * (values - target).square().mean()
-                        - entropyCoefficient * slateEntropy.mean()
-                        + klCoefficient * klToReference.mean();
+                    // L_clip + c_v L_value - c_e H + β KL(π || π_ref), in that order (Plus is + with a held Scalar: TorchScalars)
+                    var loss = (lossPolicy.Plus(valueCoefficient * (values - target).pow(TorchScalars.Two).mean()) - entropyCoefficient * slateEntropy.mean())
+                        .Plus(klCoefficient * klToReference.mean());
 
                     optimizer.zero_grad();
                     loss.backward();
@@ -161,7 +160,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
                     kl += ((logRatio.exp() - TorchScalars.One) - logRatio).mean().item<float>(); // the low-variance estimator k3 (Schulman 2020)
                     clipped += (logRatio.exp() - TorchScalars.One).abs().gt(clipRange).to(ScalarType.Float32).mean().item<float>();
                     policyLoss += lossPolicy.item<float>();
-                    valueLoss += (values - target).square().mean().item<float>();
+                    valueLoss += (values - target).pow(TorchScalars.Two).mean().item<float>();
                     entropy += slateEntropy.mean().item<float>();
                     referenceKl += klToReference.mean().item<float>();
                     steps++;

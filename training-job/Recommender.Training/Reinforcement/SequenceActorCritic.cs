@@ -163,7 +163,8 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         var longTermValue = itemTokens.index_select(0, flat).matmul(contentValue).view(rows, width);
         var declinedAffinities = candidateVectors.matmul(DeclinedVectorSum(observations, itemVectors).unsqueeze(-1)).squeeze(-1);
         // Every head term is in the units of the encoder's scores, all divided by the temperature.
-        var logits = (relevance * sharpness.exp() + repetition * repeats + declined * shown + popularity * popular + longTermValue + declinedAffinity * declinedAffinities).div(_temperature);
+        var logits = (relevance * sharpness.exp()).Plus(repetition * repeats).Plus(declined * shown).Plus(popularity * popular).Plus(longTermValue)
+            .Plus(declinedAffinity * declinedAffinities).div(_temperature);
         var values = value.forward(cat([states.detach(), SessionSummary(observations)], 1)).squeeze(-1);
         return (logits, values);
     }
