@@ -75,6 +75,25 @@ public sealed record SyntheticWorldOptions
     }
 }
 
+/// <summary>
+/// What consuming an item gave the user besides the pick, as the event log records it: the share watched (0 to 1),
+/// a like and a purchase (1 or 0; a learned simulator predicts their chances instead), and a rating of 1 to 5 stars.
+/// </summary>
+public readonly record struct Engagement(double Watched, double Liked, double Purchased, double Stars)
+{
+    /// <summary>Satisfaction from which a consumed item is liked.</summary>
+    public const double LikedFrom = 0.9;
+    /// <summary>Satisfaction from which a consumed item is bought.</summary>
+    public const double PurchasedFrom = 0.97;
+
+    /// <summary>
+    /// The world's users act on how much an item satisfied them (s, 0 to 1): they watch the share s of it, like it
+    /// from <see cref="LikedFrom"/>, buy it from <see cref="PurchasedFrom"/>, and give it 1 + 4s stars, rounded.
+    /// </summary>
+    public static Engagement FromSatisfaction(double satisfaction) =>
+        new(satisfaction, satisfaction >= LikedFrom ? 1 : 0, satisfaction >= PurchasedFrom ? 1 : 0, 1 + Math.Round(4 * satisfaction));
+}
+
 /// <summary>A user of the world at one moment: hidden taste, what they recently consumed, how satisfied they are.</summary>
 public sealed class WorldUser(int index, double[] taste, IReadOnlyList<string> attributes)
 {
@@ -184,14 +203,16 @@ public sealed class SyntheticWorld
 
     /// <summary>
     /// The user's answer to a recommended slate: picks an item (softmax over appeal, with a "none of
-    /// these" option of appeal 0) or none; then consumes it, drifts, and may leave.
+    /// these" option of appeal 0) or none; then consumes it (<see cref="Engagement"/>: how much of it they watch,
+    /// whether they like it, buy it, how they rate it, all from how much it satisfies them), drifts, and may leave.
     /// </summary>
-    public (int? Chosen, bool Left) Respond(WorldUser user, IReadOnlyList<int> slate, Random random)
+    public (int? Chosen, bool Left, Engagement? Engagement) Respond(WorldUser user, IReadOnlyList<int> slate, Random random)
     {
         var appeals = slate.Select(i => Appeal(user, i)).Append(0.0).ToArray();
         var pick = Sample(appeals, random);
         int? chosen = pick < slate.Count ? slate[pick] : null;
-        return (chosen, Step(user, chosen, random));
+        Engagement? engagement = chosen is { } item ? Engagement.FromSatisfaction(Satisfaction(user, item)) : null;
+        return (chosen, Step(user, chosen, random), engagement);
     }
 
     /// <summary>Organic behaviour as in the logs: browse popular candidates, pick one by appeal.</summary>

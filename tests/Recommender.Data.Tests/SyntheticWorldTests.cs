@@ -125,6 +125,28 @@ public sealed class SyntheticWorldTests
         // ...and is likelier to leave after consuming it.
         double LeaveRate(int item) => Enumerable.Range(0, 4000).Average(_ => baited.Step(SyntheticWorld.Clone(user), item, random) ? 1.0 : 0.0);
         Assert.True(LeaveRate(bait[0]) > LeaveRate(honest) + 0.2, $"leave after bait {LeaveRate(bait[0]):F2}, after honest {LeaveRate(honest):F2}");
+        // Picked more, but watched, liked and rated as the honest item is: the lure shows in the clicks, not in what follows.
+        Engagement EngagementWith(int item) => Enumerable.Range(0, 50).Select(_ => baited.Respond(SyntheticWorld.Clone(user), [item], random))
+            .First(answer => answer.Chosen == item).Engagement!.Value;
+        Assert.Equal(EngagementWith(honest).Watched, EngagementWith(bait[0]).Watched, 1);
+    }
+
+    [Fact]
+    public void What_a_user_does_with_a_pick_follows_how_much_it_satisfied_them()
+    {
+        var world = new SyntheticWorld(Small);
+        var user = SyntheticWorld.Clone(world.Users[3]);
+        var byAppeal = Enumerable.Range(0, Small.Items).OrderBy(i => world.Appeal(user, i)).ToList();
+        var (worst, best) = (Engagement.FromSatisfaction(world.Satisfaction(user, byAppeal[0])), Engagement.FromSatisfaction(world.Satisfaction(user, byAppeal[^1])));
+
+        Assert.True(best.Watched > worst.Watched && best.Stars > worst.Stars, $"best {best}, worst {worst}");
+        Assert.Equal(new Engagement(1, 1, 1, 5), Engagement.FromSatisfaction(1));
+        Assert.Equal(new Engagement(0.5, 0, 0, 3), Engagement.FromSatisfaction(0.5));
+        // The world's answer carries it for a pick, and nothing for none.
+        var random = new Random(1);
+        var answers = Enumerable.Range(0, 200).Select(_ => world.Respond(SyntheticWorld.Clone(user), [byAppeal[^1]], random)).ToList();
+        Assert.All(answers, a => Assert.Equal(a.Chosen is not null, a.Engagement is not null));
+        Assert.Contains(answers, a => a.Chosen is null);
     }
 
     [Fact]

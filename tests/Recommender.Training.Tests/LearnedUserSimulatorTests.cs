@@ -33,7 +33,7 @@ public sealed class LearnedUserSimulatorTests
         var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 600, 30, new Random(3));
         var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, settings);
         var fitted = sessions.Take(480).SelectMany(s => s).ToList();
-        simulator.Fit(fitted);
+        simulator.Fit(fitted, engagement: true);
         var fidelity = simulator.Fidelity(sessions.Skip(480).SelectMany(s => s).ToList(), fitted);
 
         var (response, _) = simulator.Weights;
@@ -42,6 +42,8 @@ public sealed class LearnedUserSimulatorTests
         Assert.True(model > baseline + 0.01, $"held-out log-likelihood per decision {model:F4} vs constant {baseline:F4}");
         Assert.InRange((double)fidelity["click_rate_predicted"]! - (double)fidelity["click_rate_observed"]!, -0.05, 0.05);
         Assert.All(sessions.SelectMany(s => s.SkipLast(1)), step => Assert.False(step.Left));
+        // What users do with a pick (how much of it they watch) follows the encoder's affinity, so the engagement model explains some of it.
+        Assert.True((double)fidelity["engagement_r2"]!["watched"]! > 0.1, $"held-out R² of the watched share {fidelity["engagement_r2"]!["watched"]}");
     }
 
     /// <summary>The reward model of the doubly robust estimate: for each slate, the mean reward of the simulator's own sampled answers.</summary>
@@ -60,8 +62,8 @@ public sealed class LearnedUserSimulatorTests
         var settings = new SimulatorConfig { Steps = 100 };
         var sessions = LearnedSessionEnvironment.Record(truth, randomSlates, 300, 30, new Random(4));
         var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, settings);
-        simulator.Fit(sessions.SelectMany(s => s).ToList());
-        var rewards = new RewardConfig { Click = 1, Leave = -2 }; // both terms count
+        simulator.Fit(sessions.SelectMany(s => s).ToList(), engagement: true);
+        var rewards = new RewardConfig { Click = 1, Watch = 1, Like = 0.5, Rating = 0.2, Leave = -2 }; // every term counts
 
         var random = new Random(5);
         foreach (var step in sessions.Take(6).Select(s => s[^1]))
@@ -71,8 +73,8 @@ public sealed class LearnedUserSimulatorTests
             for (var s = 0; s < slates.Length; s++)
             {
                 const int draws = 1500;
-                var earned = Enumerable.Range(0, draws).Select(_ => simulator.Respond(step.State, slates[s], random) is var (chosen, left)
-                    ? (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0) : 0).ToList();
+                var earned = Enumerable.Range(0, draws).Select(_ => simulator.Respond(step.State, slates[s], random) is var (chosen, left, engagement)
+                    ? rewards.Of(chosen is null ? null : engagement, left) : 0).ToList();
                 var (mean, sd) = (earned.Average(), Math.Sqrt(earned.Average(r => r * r) - earned.Average() * earned.Average()));
                 Assert.True(Math.Abs(expected[s] - mean) < 4 * sd / Math.Sqrt(draws) + 1e-9, $"expected {expected[s]:F4}, sampled {mean:F4} ± {sd / Math.Sqrt(draws):F4}");
             }

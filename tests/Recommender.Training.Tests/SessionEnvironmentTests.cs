@@ -41,9 +41,10 @@ public sealed class SessionEnvironmentTests
             (state, var reward, var done) = environment.Step(slate, random);
             Assert.Equal(before.Shown.Count() + 3, state.Shown.Count());
             Assert.Equal(reward > 0 ? before.History.Length + 1 : before.History.Length, state.History.Length);
-            // The answer is kept with the slate it answers: the item picked, or 0 for none.
+            // The answer is kept with the slate it answers: the item picked, or 0 for none, and what the user did with it.
             Assert.Equal(slate, state.Responses[^1].Slate);
             Assert.Equal(reward > 0 ? state.History[^1] : 0, state.Responses[^1].Picked);
+            Assert.Equal(reward > 0, state.Responses[^1].Engagement is not null);
             if (reward > 0)
                 Assert.Contains((long)state.History[^1], slate);
             if (done)
@@ -52,6 +53,22 @@ public sealed class SessionEnvironmentTests
         Assert.Equal(state.Step, state.TimesShown(1));
         Assert.Equal(0, state.TimesShown(4));
         Assert.True(state.History.Length >= history);
+    }
+
+    [Fact]
+    public void A_step_earns_the_click_what_the_user_did_with_the_pick_and_the_leave_penalty()
+    {
+        var rewards = RewardConfig.Parse("click=1, watch=2, like=0.5, purchase=3, rating=0.1, leave=-4");
+        var engagement = new Engagement(Watched: 0.5, Liked: 1, Purchased: 0, Stars: 3);
+
+        Assert.Equal(1 + 2 * 0.5 + 0.5 + 0.1 * 3, rewards.Of(engagement, left: false), 12);
+        Assert.Equal(1 + 2 * 0.5 + 0.5 + 0.1 * 3 - 4, rewards.Of(engagement, left: true), 12);
+        Assert.Equal(-4, rewards.Of(null, left: true));
+        Assert.Equal(0, rewards.Of(null, left: false));
+        // Clicks alone by default, whatever the user did with the pick.
+        Assert.Equal(1, new RewardConfig().Of(engagement, left: true));
+        Assert.False(new RewardConfig().ReadsEngagement);
+        Assert.Throws<FormatException>(() => RewardConfig.Parse("dwell=1"));
     }
 
     [Fact]

@@ -87,6 +87,8 @@ try
                 // --rl-judge-episodes (sessions per held-out seed for every policy) and --rl-logged-decisions (for off-policy evaluation): smaller for a quick run
                 EpisodesPerSeed = Int("rl-judge-episodes", rlConfig.EpisodesPerSeed),
                 OffPolicyDecisions = Int("rl-logged-decisions", rlConfig.OffPolicyDecisions),
+                // --rl-reward "click=1,watch=1,like=0.5,purchase=2,rating=0.1,leave=-1": what a session's events are worth (clicks alone by default)
+                Rewards = options.Values.TryGetValue("rl-reward", out var rewards) ? Recommender.Training.Reinforcement.RewardConfig.Parse(rewards) : rlConfig.Rewards,
                 // --rl-kl-frontier "0.01,0.1,1": a PPO policy trained with each β besides the main one, judged by return and offline HR@10
                 KlFrontier = options.Values.TryGetValue("rl-kl-frontier", out var frontier)
                     ? frontier.Split(',').Select(b => double.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToArray()
@@ -147,7 +149,7 @@ try
                   training-job evaluate --model <dir> --data <source>
                   training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
-                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 300] [--rl-episodes 256] [--rl-minibatch 128] [--rl-learning-rate 3e-4] [--rl-head-learning-rate 3e-3] [--rl-seed 42] [--rl-encoder frozen|fine-tune] [--rl-ablation "repetition=-1;declined=-1,tag:sensational=-2"] [--rl-judge-episodes 400] [--rl-logged-decisions 4000] [--rl-kl 0] [--rl-kl-frontier "0.01,0.1,1"] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
+                  training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 300] [--rl-episodes 256] [--rl-minibatch 128] [--rl-learning-rate 3e-4] [--rl-head-learning-rate 3e-3] [--rl-seed 42] [--rl-encoder frozen|fine-tune] [--rl-ablation "repetition=-1;declined=-1,tag:sensational=-2"] [--rl-judge-episodes 400] [--rl-logged-decisions 4000] [--rl-kl 0] [--rl-kl-frontier "0.01,0.1,1"] [--rl-reward "click=1,watch=0,like=0,purchase=0,rating=0,leave=0"] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
                   training-job meta --data <source> --out <dir> [--pretrained <dir>] [--<setting> <value> ...]   (user-cold meta-learning and its evaluation)
                   training-job promote --version V [--reason text] [--storage <connection string or account>] [--container models]   (roll back or forward by hand)
                   training-job simulate [--world users=1000,items=500,seed=7 | --data <source>] [--storage <connection string>]   (sends traffic through ingestion; Azurite by default)
@@ -177,7 +179,7 @@ Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionD
 // The model settings: defaults, then --config, then --<setting> overrides (every option that is not the command's own).
 SequenceModelConfig Config()
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-seed" or "rl-ablation" or "rl-encoder" or "rl-judge-episodes" or "rl-logged-decisions" or "rl-kl" or "rl-kl-frontier")).ToDictionary();
+    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-seed" or "rl-ablation" or "rl-encoder" or "rl-judge-episodes" or "rl-logged-decisions" or "rl-kl" or "rl-kl-frontier" or "rl-reward")).ToDictionary();
     return SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
 }
 

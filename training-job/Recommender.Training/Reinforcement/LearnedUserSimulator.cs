@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 
 namespace Recommender.Training.Reinforcement;
 
-/// <summary>One logged decision: the state before it, the slate shown, the slot chosen (null: none), and whether the user then left.</summary>
-public sealed record LoggedStep(SessionState State, long[] Slate, int? Chosen, bool Left);
+/// <summary>One logged decision: the state before it, the slate shown, the slot chosen (null: none), whether the user then left, and what they did with their pick.</summary>
+public sealed record LoggedStep(SessionState State, long[] Slate, int? Chosen, bool Left, Engagement? Engagement = null);
 
 /// <summary>Settings of the learned user simulator, with documented defaults.</summary>
 public sealed record SimulatorConfig
@@ -31,6 +31,8 @@ public sealed record SimulatorConfig
 ///            affinity_i = h·v_i (the frozen pretrained encoder's state and item vector),
 ///            repeats_i = items of the same category among the last 5 consumed
 /// leave:     P(leave | step) = σ(u_0 + u_c·clicked + u_r·recent clicks + Σ_t u_t·[the item picked has content token t])
+/// engaged:   E[signal | item i picked] = e_a·affinity_i + e_r·repeats_i + e_p·log popularity_i + e_0 + Σ_t e_t·[i has token t],
+///            one least-squares fit for each of watched share, like, purchase and stars (only when the reward reads them)
 /// </code>
 /// Seven numbers and one per content token on top of the encoder: enough to learn fatigue, the pull of popularity
 /// and which kinds of item end sessions from logs, small enough to read and to fit in a second.
@@ -43,6 +45,7 @@ public sealed class LearnedUserSimulator
     private readonly SimulatorConfig _config;
     private Tensor _response;    // [4]: w_a, w_r, w_p, b
     private Tensor _leave;       // [3 + vocabulary]: u_0, u_c, u_r, then u_t per content token
+    private Tensor[]? _engaged;  // per signal (watched, liked, purchased, stars) [4 + vocabulary]: e_a, e_r, e_p, e_0, then e_t per content token
     /// <summary>Content tokens per item [items + 1, vocabulary] (0/1), and their names.</summary>
     private readonly Tensor _itemTokens;
     private readonly IReadOnlyList<string> _vocabulary;
@@ -97,8 +100,33 @@ public sealed class LearnedUserSimulator
 
     private static long Picked(LoggedStep step) => step.Chosen is { } slot ? step.Slate[slot] : 0;
 
-    /// <summary>Fits both models by maximum likelihood on the logged steps.</summary>
-    public void Fit(IReadOnlyList<LoggedStep> logs)
+    /// <summary>
+    /// Engagement features of picked items [picks, 4 + vocabulary]: the response features (affinity, repeats, log
+    /// popularity), 1, and the item's content tokens.
+    /// </summary>
+    private Tensor EngagementFeatures(IReadOnlyList<SessionState> states, IReadOnlyList<long> picked) =>
+        cat([Features(states, picked.Select(i => new[] { i }).ToList()).squeeze(1), ones(picked.Count, 1), _itemTokens.index_select(0, tensor(picked.ToArray()))], 1);
+
+    /// <summary>What the simulated user does with each picked item: the fitted signals, clamped to their ranges (null when not fitted).</summary>
+    private Engagement[]? PredictEngagement(IReadOnlyList<SessionState> states, IReadOnlyList<long> picked)
+    {
+        if (_engaged is null)
+            return null;
+        using var scope = NewDisposeScope();
+        var features = EngagementFeatures(states, picked);
+        var signals = _engaged.Select(w => features.matmul(w).to(ScalarType.Float64).data<double>().ToArray()).ToArray();
+        return Enumerable.Range(0, picked.Count).Select(i => new Engagement(Math.Clamp(signals[0][i], 0, 1), Math.Clamp(signals[1][i], 0, 1),
+            Math.Clamp(signals[2][i], 0, 1), Math.Clamp(signals[3][i], 1, 5))).ToArray();
+    }
+
+    /// <summary>The four signals of an engagement, in the order of the engagement model's fits.</summary>
+    private static double[] Signals(Engagement e) => [e.Watched, e.Liked, e.Purchased, e.Stars];
+
+    /// <summary>
+    /// Fits the response and leave models by maximum likelihood on the logged steps, and, when <paramref name="engagement"/>
+    /// (the logs record what users did with their picks, and the reward reads it), the engagement model by least squares.
+    /// </summary>
+    public void Fit(IReadOnlyList<LoggedStep> logs, bool engagement = false)
     {
         var features = Features(logs.Select(l => l.State).ToList(), logs.Select(l => l.Slate).ToList());
         var slateSize = logs[0].Slate.Length;
@@ -108,6 +136,16 @@ public sealed class LearnedUserSimulator
 
         _response = Minimise(4, w => nn.functional.cross_entropy(ResponseLogits(features, w), chosen));
         _leave = Minimise((int)_leave.shape[0], u => nn.functional.binary_cross_entropy_with_logits(leaveFeatures.matmul(u), left));
+
+        var picks = logs.Where(l => l.Engagement is not null).ToList();
+        if (!engagement || picks.Count == 0)
+            return;
+        var engagementFeatures = EngagementFeatures(picks.Select(l => l.State).ToList(), picks.Select(Picked).ToList());
+        _engaged = Enumerable.Range(0, 4).Select(signal =>
+        {
+            var observed = tensor(picks.Select(l => (float)Signals(l.Engagement!.Value)[signal]).ToArray());
+            return Minimise((int)engagementFeatures.shape[1], e => nn.functional.mse_loss(engagementFeatures.matmul(e), observed));
+        }).ToArray();
     }
 
     /// <summary>The weights [<paramref name="size"/>] that minimise <paramref name="loss"/>, in memory of their own (kept past any dispose scope).</summary>
@@ -125,21 +163,22 @@ public sealed class LearnedUserSimulator
         return weights.detach().clone().DetachFromDisposeScope();
     }
 
-    /// <summary>The simulated user's answer to a slate: the slot picked (or none) and whether they leave.</summary>
-    public (int? Chosen, bool Left) Respond(SessionState state, IReadOnlyList<long> slate, Random random)
+    /// <summary>The simulated user's answer to a slate: the slot picked (or none), whether they leave, and (when fitted) what they do with the pick.</summary>
+    public (int? Chosen, bool Left, Engagement? Engagement) Respond(SessionState state, IReadOnlyList<long> slate, Random random)
     {
         using var scope = NewDisposeScope();
         var logits = ResponseLogits(Features([state], [slate.ToArray()]), _response)[0].to(ScalarType.Float64).data<double>().ToArray();
         var pick = SlateDistribution.Sample(logits, 1, random)[0];
         int? chosen = pick < slate.Count ? pick : null;
         var leave = LeaveProbabilities([chosen is { } slot ? slate[slot] : 0], [state])[0];
-        return (chosen, random.NextDouble() < leave);
+        var engagement = chosen is { } picked ? PredictEngagement([state], [slate[picked]])?[0] : null;
+        return (chosen, random.NextDouble() < leave, engagement);
     }
 
     /// <summary>
     /// The simulator's expected reward of each of <paramref name="slates"/> (all one length) shown in one state:
-    /// Click · P(a pick) + Leave · P(leaving), P(leaving) averaged over what the user picks, or none. The reward
-    /// model of the doubly robust off-policy estimate.
+    /// Click · P(a pick) + Σ_j P(pick j) · (what engaging with j earns, when the reward reads it) + Leave · P(leaving),
+    /// P(leaving) averaged over what the user picks, or none. The reward model of the doubly robust off-policy estimate.
     /// </summary>
     public double[] ExpectedRewards(SessionState state, IReadOnlyList<long[]> slates, RewardConfig rewards)
     {
@@ -150,13 +189,17 @@ public sealed class LearnedUserSimulator
         // P(leave) after each outcome: each slot's item picked, then none picked (0).
         var leave = rewards.Leave == 0 ? null
             : LeaveProbabilities(slates.SelectMany(slate => slate.Append(0L)).ToList(), Enumerable.Repeat(state, slates.Count * (k + 1)).ToList());
+        var engaged = rewards.ReadsEngagement ? PredictEngagement(Enumerable.Repeat(state, slates.Count * k).ToList(), slates.SelectMany(slate => slate).ToList()) : null;
         return Enumerable.Range(0, slates.Count).Select(s =>
         {
             var p = probabilities.AsSpan(s * (k + 1), k + 1);
             var leaving = 0.0;
             for (var j = 0; leave is not null && j <= k; j++)
                 leaving += p[j] * leave[s * (k + 1) + j];
-            return rewards.Click * (1 - p[k]) + rewards.Leave * leaving;
+            var reward = rewards.Click * (1 - p[k]) + rewards.Leave * leaving;
+            for (var j = 0; engaged is not null && j < k; j++)
+                reward += p[j] * rewards.Engaged(engaged[s * k + j]);
+            return reward;
         }).ToArray();
     }
 
@@ -207,7 +250,24 @@ public sealed class LearnedUserSimulator
             // The content tokens whose picks the leave model finds most telling, either way.
             ["leave_weights_by_content"] = new JsonObject(leave.Skip(4).Select((u, t) => (Token: _vocabulary[t + 1], Weight: u)).OrderByDescending(t => Math.Abs(t.Weight)).Take(5)
                 .Select(t => KeyValuePair.Create(t.Token, (JsonNode?)Math.Round(t.Weight, 4)))),
+            ["engagement_r2"] = EngagementFit(heldOut.Where(l => l.Engagement is not null).ToList()),
         };
+    }
+
+    /// <summary>R² of each predicted engagement signal on held-out picks (null when the engagement model was not fitted).</summary>
+    private JsonObject? EngagementFit(IReadOnlyList<LoggedStep> picks)
+    {
+        if (PredictEngagement(picks.Select(l => l.State).ToList(), picks.Select(Picked).ToList()) is not { } predicted || picks.Count < 2)
+            return null;
+        string[] names = ["watched", "liked", "purchased", "stars"];
+        return new JsonObject(names.Select((name, signal) =>
+        {
+            var observed = picks.Select(l => Signals(l.Engagement!.Value)[signal]).ToArray();
+            var mean = observed.Average();
+            var total = observed.Sum(o => (o - mean) * (o - mean));
+            var residual = observed.Select((o, i) => (o - Signals(predicted[i])[signal]) * (o - Signals(predicted[i])[signal])).Sum();
+            return KeyValuePair.Create(name, (JsonNode?)(total > 0 ? 1 - residual / total : null));
+        }));
     }
 
     /// <summary>Area under the ROC curve: the chance that a positive outranks a negative (ties count half).</summary>
@@ -249,9 +309,9 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
 
     public (SessionState Next, double Reward, bool Done) Step(IReadOnlyList<long> slate, Random random)
     {
-        var (chosen, left) = simulator.Respond(_state, slate, random);
-        _state = _state.After(slate, chosen is { } slot ? (int)slate[slot] : null);
-        var reward = (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0);
+        var (chosen, left, engagement) = simulator.Respond(_state, slate, random);
+        _state = _state.After(slate, chosen is { } slot ? (int)slate[slot] : null, engagement);
+        var reward = rewards.Of(chosen is null ? null : engagement ?? default, left);
         return (_state, reward, left || _state.Step >= maxSteps);
     }
 
@@ -273,7 +333,7 @@ public sealed class LearnedSessionEnvironment(LearnedUserSimulator simulator, In
                 var slate = policy(state, random).ToArray();
                 (var next, _, done) = truth.Step(slate, random);
                 int? chosen = next.History.Length > state.History.Length ? Array.IndexOf(slate, (long)next.History[^1]) : null;
-                session.Add(new LoggedStep(state, slate, chosen, done && next.Step < maxSteps));
+                session.Add(new LoggedStep(state, slate, chosen, done && next.Step < maxSteps, next.Responses[^1].Engagement));
                 state = next;
             }
             log.Add(session);

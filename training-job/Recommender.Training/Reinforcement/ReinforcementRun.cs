@@ -214,11 +214,11 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var fitCount = (int)(sessions.Count * (1 - settings.HeldOutShare));
         var (fitted, heldOut) = (sessions.Take(fitCount).SelectMany(s => s).ToList(), sessions.Skip(fitCount).ToList());
         var simulator = new LearnedUserSimulator(states, data, split, settings);
-        simulator.Fit(fitted);
+        simulator.Fit(fitted, engagement: config.Rewards.ReadsEngagement);
         var fidelity = simulator.Fidelity(heldOut.SelectMany(s => s).ToList(), fitted);
         fidelity["sessions_fitted"] = fitCount;
         fidelity["sessions_held_out"] = heldOut.Count;
-        fidelity["session_return_logged"] = heldOut.Average(s => s.Sum(step => (step.Chosen is null ? 0 : config.Rewards.Click) + (step.Left ? config.Rewards.Leave : 0)));
+        fidelity["session_return_logged"] = heldOut.Average(s => s.Sum(step => config.Rewards.Of(step.Engagement, step.Left)));
         fidelity["session_length_logged"] = heldOut.Average(s => s.Count);
         return (simulator, fidelity);
     }

@@ -1,18 +1,60 @@
+using System.Globalization;
 using Recommender.Data;
 
 namespace Recommender.Training.Reinforcement;
 
-/// <summary>What each event of a session is worth (the world answers with a pick or none, and may leave).</summary>
+/// <summary>
+/// What each event of a session is worth: a pick (click), what the user did with what they picked (the event log's
+/// watch time, like, purchase and rating: <see cref="Engagement"/>), and leaving. Clicks alone by default.
+/// </summary>
 public sealed record RewardConfig
 {
     /// <summary>Reward when the user picks (clicks) an item of the slate.</summary>
     public double Click { get; init; } = 1.0;
+    /// <summary>Per item watched to the end (a part of it for a part).</summary>
+    public double Watch { get; init; }
+    public double Like { get; init; }
+    public double Purchase { get; init; }
+    /// <summary>Per star of the rating (1 to 5) given to the item picked.</summary>
+    public double Rating { get; init; }
     /// <summary>Added when the user leaves (a negative number penalises ending the session).</summary>
     public double Leave { get; init; }
+
+    /// <summary>A step's reward: what the pick earned (<paramref name="picked"/> null: nothing picked), then leaving.</summary>
+    public double Of(Engagement? picked, bool left) => (picked is { } e ? Click + Engaged(e) : 0) + (left ? Leave : 0);
+
+    /// <summary>What consuming the pick earned beyond the click.</summary>
+    public double Engaged(Engagement e) => Watch * e.Watched + Like * e.Liked + Purchase * e.Purchased + Rating * e.Stars;
+
+    /// <summary>Whether any reward reads what the user did with a pick (else the simulator need not learn it).</summary>
+    public bool ReadsEngagement => Watch != 0 || Like != 0 || Purchase != 0 || Rating != 0;
+
+    /// <summary>Parses "click=1,watch=1,like=0.5,purchase=2,rating=0.1,leave=-1" (names as the properties, case-insensitive); a weight not named keeps its default.</summary>
+    public static RewardConfig Parse(string text)
+    {
+        var rewards = new RewardConfig();
+        foreach (var pair in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = pair.Split('=');
+            if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+                throw new FormatException($"a reward weight is name=number, not '{pair}'");
+            rewards = parts[0].ToLowerInvariant() switch
+            {
+                "click" => rewards with { Click = value },
+                "watch" => rewards with { Watch = value },
+                "like" => rewards with { Like = value },
+                "purchase" => rewards with { Purchase = value },
+                "rating" => rewards with { Rating = value },
+                "leave" => rewards with { Leave = value },
+                var other => throw new FormatException($"unknown reward '{other}' (click, watch, like, purchase, rating, leave)"),
+            };
+        }
+        return rewards;
+    }
 }
 
-/// <summary>One step of a session: the slate shown (item numbers) and the item picked from it (0: none).</summary>
-public sealed record SlateResponse(long[] Slate, long Picked);
+/// <summary>One step of a session: the slate shown (item numbers), the item picked from it (0: none), and what the user did with it.</summary>
+public sealed record SlateResponse(long[] Slate, long Picked, Engagement? Engagement = null);
 
 /// <summary>
 /// A user's session so far: who, the items consumed (dataset item numbers, oldest first: the logged history,
@@ -30,9 +72,9 @@ public sealed record SessionState(int User, int[] History, SlateResponse[] Respo
     /// <summary>Every item shown in this session, a slate's items each time it was shown.</summary>
     public IEnumerable<long> Shown => Responses.SelectMany(r => r.Slate);
 
-    /// <summary>The state after a slate was shown and <paramref name="chosen"/> (a dataset item number) or nothing was picked.</summary>
-    public SessionState After(IReadOnlyList<long> slate, int? chosen) =>
-        new(User, chosen is { } item ? [.. History, item] : History, [.. Responses, new SlateResponse([.. slate], chosen ?? 0)]);
+    /// <summary>The state after a slate was shown and <paramref name="chosen"/> (a dataset item number) or nothing was picked, and consumed with <paramref name="engagement"/>.</summary>
+    public SessionState After(IReadOnlyList<long> slate, int? chosen, Engagement? engagement = null) =>
+        new(User, chosen is { } item ? [.. History, item] : History, [.. Responses, new SlateResponse([.. slate], chosen ?? 0, chosen is null ? null : engagement)]);
 
     /// <summary>This session's picks, each worth <paramref name="decay"/>^(slates shown since): how the session has been going lately.</summary>
     public double RecentPicks(double decay)
@@ -85,15 +127,15 @@ public sealed class SessionEnvironment(SyntheticWorld world, IReadOnlyList<World
 
     public (SessionState Next, double Reward, bool Done) Step(IReadOnlyList<long> slate, Random random)
     {
-        var (chosen, left, reward) = Respond(_user, slate, random);
-        _state = _state.After(slate, chosen + 1);
+        var (chosen, left, engagement, reward) = Respond(_user, slate, random);
+        _state = _state.After(slate, chosen + 1, engagement);
         return (_state, reward, left || _state.Step >= maxSteps);
     }
 
     /// <summary>The world's answer to a slate (dataset item numbers; item n is world item n - 1) and its reward; changes <paramref name="user"/>.</summary>
-    public (int? Chosen, bool Left, double Reward) Respond(WorldUser user, IReadOnlyList<long> slate, Random random)
+    public (int? Chosen, bool Left, Engagement? Engagement, double Reward) Respond(WorldUser user, IReadOnlyList<long> slate, Random random)
     {
-        var (chosen, left) = world.Respond(user, slate.Select(n => (int)n - 1).ToList(), random);
-        return (chosen, left, (chosen is null ? 0 : rewards.Click) + (left ? rewards.Leave : 0));
+        var (chosen, left, engagement) = world.Respond(user, slate.Select(n => (int)n - 1).ToList(), random);
+        return (chosen, left, engagement, rewards.Of(engagement, left));
     }
 }
