@@ -16,6 +16,8 @@ default() {
 clickbait() {
   run rl --world users=1000,items=500,seed=7,clickbait=0.1 --out artifacts/runs/rl-clickbait $P $F --rl-ablation "tag:sensational=-20"
   for s in 1 2; do run rl --world users=1000,items=500,seed=7,clickbait=0.1 --pretrained artifacts/runs/rl-clickbait --out artifacts/runs/rl-clickbait-seed$s --rl-seed $s --rl-ablation "tag:sensational=-20"; done
+  # The same world with watch time as the reward instead of clicks.
+  run rl --world users=1000,items=500,seed=7,clickbait=0.1 --pretrained artifacts/runs/rl-clickbait --out artifacts/runs/rl-clickbait-watch --rl-reward "click=0,watch=1" --rl-ablation "tag:sensational=-20"
 }
 mkdir -p artifacts/runs
 for world in ${1:-default clickbait}; do $world > artifacts/runs/rl-$world.log 2>&1 & done
