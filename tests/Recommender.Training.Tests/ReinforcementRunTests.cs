@@ -24,6 +24,8 @@ public sealed class ReinforcementRunTests
             Ppo = new() { Iterations = 1, EpisodesPerIteration = 6, MinibatchSize = 8 },
             A2C = new() { Algorithm = "a2c", Iterations = 1, EpisodesPerIteration = 6 },
             Simulator = new() { LoggedSessions = 20, Steps = 10 },
+            Rewards = new() { Click = 1, Watch = 0.5, Leave = -1 },
+            KlFrontier = [0.5],
         };
 
         var (first, _) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
@@ -31,8 +33,14 @@ public sealed class ReinforcementRunTests
         TorchSharp.torch.rand(1000);
         var (second, _) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
 
-        foreach (var key in new[] { "rl.curve_ppo", "rl.curve_a2c", "rl.curve_ppo_simulator", "rl.policies", "rl.simulator" })
+        foreach (var key in new[] { "rl.curve_ppo", "rl.curve_a2c", "rl.curve_ppo_simulator", "rl.policies", "rl.simulator", "rl.kl_frontier" })
             Assert.Equal(first[key]!.ToJsonString(), second[key]!.ToJsonString());
+        // The frontier's point: a PPO policy held near the pretrained one, judged on return, offline HR@10, its distance and off-policy.
+        var point = first["rl.kl_frontier"]!.AsArray().Single()!;
+        Assert.Equal(0.5, (double)point["beta"]!);
+        Assert.All(new[] { "return", "hr@10", "kl_to_pretrained", "ope_truth", "ope_dr" }, k => Assert.True(double.IsFinite((double)point[k]!), $"{k}: {point[k]}"));
+        // With watch time in the reward, the simulator learned what users do with their picks.
+        Assert.NotNull(first["rl.simulator"]!["engagement_r2"]);
     }
 
     /// <summary>
@@ -50,13 +58,14 @@ public sealed class ReinforcementRunTests
             "--dimension", "16", "--blocks", "1", "--maxLength", "20", "--quiet");
 
         string[] Rl(string output) => ["rl", "--world", World, "--pretrained", pretrained, "--out", output, "--rl-iterations", "10",
-            "--rl-episodes", "128", "--rl-judge-episodes", "50", "--rl-logged-decisions", "1000", "--quiet"];
+            "--rl-episodes", "128", "--rl-judge-episodes", "50", "--rl-logged-decisions", "1000", "--rl-kl-frontier", "0.1", "--rl-reward", "click=1,watch=0.5", "--quiet"];
         var (first, second) = (Path.Combine(root, "first"), Path.Combine(root, "second"));
         await Task.WhenAll(RunJobAsync(Rl(first)), RunJobAsync(Rl(second)));
 
         var metrics = File.ReadAllText(Path.Combine(first, "metrics.json"));
         Assert.Contains("\"rl.curve_ppo\"", metrics);
         Assert.Contains("\"rl.ope\"", metrics);
+        Assert.Contains("\"rl.kl_frontier\"", metrics);
         Assert.Equal(metrics, File.ReadAllText(Path.Combine(second, "metrics.json")));
         Directory.Delete(root, recursive: true);
     }
