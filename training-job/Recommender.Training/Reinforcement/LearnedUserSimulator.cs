@@ -257,7 +257,7 @@ public sealed class LearnedUserSimulator
     /// <summary>R² of each predicted engagement signal on held-out picks (null when the engagement model was not fitted).</summary>
     private JsonObject? EngagementFit(IReadOnlyList<LoggedStep> picks)
     {
-        if (PredictEngagement(picks.Select(l => l.State).ToList(), picks.Select(Picked).ToList()) is not { } predicted || picks.Count < 2)
+        if (picks.Count < 2 || PredictEngagement(picks.Select(l => l.State).ToList(), picks.Select(Picked).ToList()) is not { } predicted)
             return null;
         string[] names = ["watched", "liked", "purchased", "stars"];
         return new JsonObject(names.Select((name, signal) =>
