@@ -79,6 +79,8 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
                 if (state.HasApplied(deliveryKey))
                     continue;
                 var updated = state.Apply(deliveryKey, user.OrderBy(e => e.Timestamp));
+                if (ReferenceEquals(updated, state))
+                    continue; // impressions already applied (idempotent by slate, see UserState.Apply)
                 var entity = ToEntity(updated);
                 actions.Add(etag == default
                     ? new TableTransactionAction(TableTransactionActionType.Add, entity)
@@ -142,6 +144,7 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
             ["Recent"] = EncodeRecent(state.Recent),
             ["LastSeen"] = state.LastSeen,
             ["AppliedDeliveries"] = string.Join('\n', state.AppliedDeliveries),
+            ["Slates"] = EncodeSlates(state.Slates),
         };
         foreach (var (type, count) in state.Counts)
         {
@@ -164,7 +167,36 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
             DecodeRecent(entity.GetString("Recent")),
             counts,
             entity.GetDateTimeOffset("LastSeen"),
-            string.IsNullOrEmpty(applied) ? [] : applied.Split('\n'));
+            string.IsNullOrEmpty(applied) ? [] : applied.Split('\n'),
+            DecodeSlates(entity.GetString("Slates")));
+    }
+
+    /// <summary>A table string holds at most 32K characters: the oldest slates give way first.</summary>
+    private const int MaxSlatesCharacters = 30_000;
+
+    // "unixMillis\trecommendationId\tsessionId\titem\titem..." per line, newest last (ids hold no control characters).
+    private static string EncodeSlates(IReadOnlyList<ShownSlate> slates)
+    {
+        var lines = slates.Select(s => string.Join('\t', [s.ShownAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), s.RecommendationId, s.SessionId ?? "", .. s.Items])).ToList();
+        var length = lines.Sum(l => l.Length + 1);
+        var skip = 0;
+        while (length > MaxSlatesCharacters && skip < lines.Count)
+            length -= lines[skip++].Length + 1;
+        return string.Join('\n', lines.Skip(skip));
+    }
+
+    private static List<ShownSlate> DecodeSlates(string? text)
+    {
+        var slates = new List<ShownSlate>();
+        if (string.IsNullOrEmpty(text))
+            return slates;
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split('\t');
+            slates.Add(new ShownSlate(parts[1], parts[2].Length == 0 ? null : parts[2],
+                DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(parts[0], CultureInfo.InvariantCulture)), parts[3..]));
+        }
+        return slates;
     }
 
     // "unixMillis\titemId" per line: ids cannot hold control characters (validation), so tab and newline are safe separators.

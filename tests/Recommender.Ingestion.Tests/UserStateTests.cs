@@ -45,6 +45,57 @@ public sealed class UserStateTests
         Assert.True(state.HasApplied($"d{UserState.MaxAppliedDeliveries + 4}"));
     }
 
+    private static IEnumerable<Interaction> Impressions(string recommendation, int second, string? session, params string[] items) =>
+        items.Select((item, position) => new Interaction($"{recommendation}-{position}", "u", item, InteractionType.Impression, null,
+            TestEvents.Start.AddSeconds(second), session, recommendation, position));
+
+    [Fact]
+    public void Served_slates_are_kept_once_each_in_their_positions_and_bounded()
+    {
+        var state = UserState.Empty("u").Apply("serve-1", Impressions("r1", 1, "s1", "b", "a"));
+        var again = state.Apply("serve-1-redelivered-with-another-key", Impressions("r1", 1, "s1", "b", "a"));
+        for (var i = 2; i < UserState.MaxRecentSlates + 10; i++)
+            state = state.Apply($"serve-{i}", Impressions($"r{i}", i, "s1", "c"));
+        var stale = state.Apply("late-redelivery-of-r1", Impressions("r1", 1, "s1", "b", "a"));
+
+        Assert.Same(again, again.Apply("x", Impressions("r1", 1, "s1", "b", "a")));
+        Assert.Equal(["b", "a"], again.Slates.Single().Items);
+        Assert.Equal(2, again.Counts[InteractionType.Impression]);
+        Assert.Equal(UserState.MaxRecentSlates, state.Slates.Count);
+        Assert.Same(state, stale); // older than every slate kept: it was applied once and has fallen off
+        Assert.Empty(state.AppliedDeliveries);
+    }
+
+    [Fact]
+    public void A_client_batch_retried_after_a_hundred_recommendations_is_applied_once()
+    {
+        var clicks = new[] { Click(1, "a"), Click(2, "b") };
+        var state = UserState.Empty("u").Apply("http-client-batch", clicks);
+        for (var i = 0; i < 100; i++)
+            state = state.Apply($"http-serve-{i}", Impressions($"rec{i}", 10 + i, null, "x", "y"));
+
+        var retried = state.Apply("http-client-batch", clicks);
+
+        Assert.Same(state, retried);
+        Assert.Equal(2, retried.Counts[InteractionType.Click]);
+        Assert.Equal(["a", "b"], retried.Recent.Select(r => r.ItemId));
+    }
+
+    [Fact]
+    public void A_requests_session_is_the_clients_session_id_or_the_slates_less_than_the_idle_time_apart()
+    {
+        var state = UserState.Empty("u")
+            .Apply("1", Impressions("r1", 0, "s1", "a"))
+            .Apply("2", Impressions("r2", 60, "s2", "b"))
+            .Apply("3", Impressions("r3", 4000, null, "c"))
+            .Apply("4", Impressions("r4", 4100, null, "d"));
+        var now = TestEvents.Start.AddSeconds(4200);
+
+        Assert.Equal(["r1"], state.SessionSlates("s1", now, TimeSpan.FromMinutes(30)).Select(s => s.RecommendationId));
+        Assert.Equal(["r3", "r4"], state.SessionSlates(null, now, TimeSpan.FromMinutes(30)).Select(s => s.RecommendationId));
+        Assert.Empty(state.SessionSlates(null, now.AddHours(1), TimeSpan.FromMinutes(30)));
+    }
+
     [Theory]
     [InlineData("plain")]
     [InlineData("a/b\\c#d?e%f")]
