@@ -81,6 +81,17 @@ public sealed class CatalogStore(TableClient items, TableClient profiles)
             e.GetDateTimeOffset("EventTimestamp") ?? default);
     }
 
+    /// <summary>Every user profile (training snapshots read them all).</summary>
+    public async IAsyncEnumerable<UserProfile> ListProfilesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (var e in profiles.QueryAsync<TableEntity>(cancellationToken: cancellationToken))
+        {
+            yield return new UserProfile("", e.GetString("UserId") ?? TableKeys.Decode(e.RowKey),
+                JsonSerializer.Deserialize(e.GetString("Attributes") ?? "{}", EventJsonContext.Default.DictionaryStringString)!,
+                e.GetDateTimeOffset("EventTimestamp") ?? default);
+        }
+    }
+
     public Task DeleteProfileAsync(string userId, CancellationToken cancellationToken = default) =>
         profiles.DeleteEntityAsync(TableKeys.UserBucket(userId), TableKeys.Encode(userId), ETag.All, cancellationToken);
 

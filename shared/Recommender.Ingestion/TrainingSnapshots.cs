@@ -21,7 +21,9 @@ public sealed record SnapshotStatistics(
     int TrainableUsers,
     long DeletedUserEvents,
     long DuplicateEvents,
-    IReadOnlyList<string> UnreadableBlobs);
+    IReadOnlyList<string> UnreadableBlobs,
+    DecisionStatistics? Decisions = null,
+    int Profiles = 0);
 
 /// <summary>
 /// A frozen copy of the event log up to <see cref="Watermark"/>. <see cref="Id"/> is a hash of the training
@@ -37,12 +39,23 @@ public sealed record SnapshotRequirements
     public long MinEngagements { get; init; } = 1_000;
     /// <summary>Fewest users with at least 3 engagements (leave-one-out needs a training item, a validation item and a test item).</summary>
     public int MinTrainableUsers { get; init; } = 50;
+    /// <summary>How served decisions are joined to their responses and cut into sessions.</summary>
+    public DecisionJoinOptions Decisions { get; init; } = new();
 }
+
+/// <summary>What a snapshot holds for training: engagements, item content, the decisions served with their responses, user profiles.</summary>
+public sealed record SnapshotContents(
+    IList<EventLogRecord> Engagements,
+    IReadOnlyDictionary<string, string[]> ItemContent,
+    IReadOnlyList<ServedDecision> Decisions,
+    IReadOnlyDictionary<string, string[]> UserProfiles);
 
 /// <summary>
 /// Training snapshots in Blob Storage: <c>snapshots/{id}/events.parquet</c> (the engagements of the log up
 /// to a watermark, deleted users' events removed, each event id once), <c>catalog.json</c> (item content
-/// tokens) and <c>snapshot.json</c> (watermark and statistics). Written once per id; the training job
+/// tokens), <c>decisions.json</c> (every slate served, with its propensities and the responses joined to it,
+/// <see cref="ServedDecisions"/>), <c>profiles.json</c> (user attribute tokens) and <c>snapshot.json</c>
+/// (watermark and statistics). Written once per id; the training job
 /// reads exactly these blobs, so a run is reproducible whatever arrives in the log afterwards.
 /// </summary>
 public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLogSnapshotReader reader, CatalogStore catalog)
@@ -57,6 +70,8 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
 
     public static string EventsBlob(string id) => $"{Prefix}{id}/events.parquet";
     public static string CatalogBlob(string id) => $"{Prefix}{id}/catalog.json";
+    public static string DecisionsBlob(string id) => $"{Prefix}{id}/decisions.json";
+    public static string ProfilesBlob(string id) => $"{Prefix}{id}/profiles.json";
     public static string DescriptionBlob(string id) => $"{Prefix}{id}/snapshot.json";
 
     /// <summary>
@@ -73,12 +88,17 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
         var engagements = log.Records.Where(r => r.IsEngagement()).ToList();
         var items = new SortedDictionary<string, string[]>(StringComparer.Ordinal);
         await foreach (var item in catalog.ListItemsAsync(cancellationToken))
-            items[item.ItemId] = ContentTokens(item);
-        var id = SnapshotId(engagements, items);
+            items[item.ItemId] = FeatureTokens.OfItem(item);
+        var (decisions, decisionStatistics) = ServedDecisions.Join(log.Records, watermark, requirements.Decisions);
+        var profiles = new SortedDictionary<string, string[]>(StringComparer.Ordinal);
+        await foreach (var profile in catalog.ListProfilesAsync(cancellationToken))
+            profiles[profile.UserId] = FeatureTokens.OfProfile(profile.Attributes);
+        var id = SnapshotId(engagements, items, decisions, profiles);
 
         var perUser = engagements.GroupBy(r => r.UserId).Select(g => g.Count()).ToList();
         var statistics = new SnapshotStatistics(log.Blobs, log.Events, engagements.Count, perUser.Count,
-            engagements.Select(r => r.ItemId).Distinct().Count(), perUser.Count(n => n >= 3), log.DeletedUserEvents, log.DuplicateEvents, log.UnreadableBlobs);
+            engagements.Select(r => r.ItemId).Distinct().Count(), perUser.Count(n => n >= 3), log.DeletedUserEvents, log.DuplicateEvents, log.UnreadableBlobs,
+            decisionStatistics, profiles.Count);
         var refusal = log.UnreadableBlobs.Count > 0 ? $"{log.UnreadableBlobs.Count} log blob(s) could not be read, first {log.UnreadableBlobs[0]}"
             : statistics.Engagements < requirements.MinEngagements ? $"{statistics.Engagements} engagements, fewer than the {requirements.MinEngagements} required"
             : statistics.TrainableUsers < requirements.MinTrainableUsers ? $"{statistics.TrainableUsers} users with 3 or more engagements, fewer than the {requirements.MinTrainableUsers} required"
@@ -90,6 +110,8 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
             await ParquetSerializer.SerializeAsync(engagements, buffer, Parquet, cancellationToken: cancellationToken);
             await UploadOnceAsync(EventsBlob(id), new BinaryData(buffer.ToArray()), cancellationToken);
             await UploadOnceAsync(CatalogBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(items, SnapshotJsonContext.Default.SortedDictionaryStringStringArray)), cancellationToken);
+            await UploadOnceAsync(DecisionsBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(decisions, SnapshotJsonContext.Default.ListServedDecision)), cancellationToken);
+            await UploadOnceAsync(ProfilesBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(profiles, SnapshotJsonContext.Default.SortedDictionaryStringStringArray)), cancellationToken);
             // The description goes last: a snapshot without one is incomplete and is never read.
             await UploadOnceAsync(DescriptionBlob(id), BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(snapshot, SnapshotJsonContext.Default.TrainingSnapshot)), cancellationToken);
         }
@@ -115,8 +137,8 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
     public async Task<bool> ExistsAsync(string id, CancellationToken cancellationToken = default) =>
         (await container.GetBlobClient(DescriptionBlob(id)).ExistsAsync(cancellationToken)).Value;
 
-    /// <summary>The snapshot's engagements (time-ordered) and the content tokens of the catalog's items.</summary>
-    public async Task<(IList<EventLogRecord> Engagements, IReadOnlyDictionary<string, string[]> ItemContent)> ReadAsync(string id, CancellationToken cancellationToken = default)
+    /// <summary>What the snapshot holds (a snapshot written before decisions and profiles were kept reads as having none).</summary>
+    public async Task<SnapshotContents> ReadAsync(string id, CancellationToken cancellationToken = default)
     {
         if (!await ExistsAsync(id, cancellationToken))
             throw new InvalidOperationException($"training snapshot {id} does not exist or is incomplete");
@@ -124,22 +146,39 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
         using var stream = events.Value.Content.ToStream();
         var records = await EventLog.ReadParquetAsync(stream, cancellationToken);
         var items = await container.GetBlobClient(CatalogBlob(id)).DownloadContentAsync(cancellationToken);
-        return (records, JsonSerializer.Deserialize(items.Value.Content.ToMemory().Span, SnapshotJsonContext.Default.DictionaryStringStringArray)!);
+        var decisions = await ReadIfPresentAsync(DecisionsBlob(id), SnapshotJsonContext.Default.ListServedDecision, cancellationToken) ?? [];
+        var profiles = await ReadIfPresentAsync(ProfilesBlob(id), SnapshotJsonContext.Default.DictionaryStringStringArray, cancellationToken) ?? [];
+        return new SnapshotContents(records, JsonSerializer.Deserialize(items.Value.Content.ToMemory().Span, SnapshotJsonContext.Default.DictionaryStringStringArray)!,
+            decisions, profiles);
     }
 
-    /// <summary>The tokens that describe an item's content to the model: its categories and tags.</summary>
-    public static string[] ContentTokens(CatalogItem item) =>
-        [.. item.Categories.Select(c => "category:" + c), .. item.Tags.Select(t => "tag:" + t)];
+    private async Task<T?> ReadIfPresentAsync<T>(string name, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken cancellationToken) where T : class
+    {
+        try
+        {
+            var content = await container.GetBlobClient(name).DownloadContentAsync(cancellationToken);
+            return JsonSerializer.Deserialize(content.Value.Content.ToMemory().Span, type);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
 
-    /// <summary>A hash of what training will read (the engagements in order and the items' content), so
-    /// events that do not train the model (impressions, rewards) and redeliveries leave it unchanged.</summary>
-    private static string SnapshotId(IEnumerable<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> items)
+    /// <summary>A hash of what training will read (the engagements in order, the items' content, the decisions with their
+    /// responses, the profiles), so events that train nothing and redeliveries leave it unchanged.</summary>
+    private static string SnapshotId(IEnumerable<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> items,
+        IEnumerable<ServedDecision> decisions, IReadOnlyDictionary<string, string[]> profiles)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var record in engagements)
             hash.AppendData(Encoding.UTF8.GetBytes($"{record.EventId}\n"));
         foreach (var (item, tokens) in items)
             hash.AppendData(Encoding.UTF8.GetBytes($"item:{item}={string.Join(',', tokens)}\n"));
+        foreach (var d in decisions)
+            hash.AppendData(Encoding.UTF8.GetBytes(FormattableString.Invariant($"decision:{d.RecommendationId}={d.PickedPosition},{d.Reward},{d.Watched},{d.Stars},{d.Liked},{d.Purchased},{d.SessionEnded}\n")));
+        foreach (var (user, tokens) in profiles)
+            hash.AppendData(Encoding.UTF8.GetBytes($"profile:{user}={string.Join(',', tokens)}\n"));
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 
@@ -152,4 +191,5 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
 [JsonSerializable(typeof(TrainingSnapshot))]
 [JsonSerializable(typeof(Dictionary<string, string[]>))]
 [JsonSerializable(typeof(SortedDictionary<string, string[]>))]
+[JsonSerializable(typeof(List<ServedDecision>))]
 internal sealed partial class SnapshotJsonContext : JsonSerializerContext;

@@ -23,7 +23,7 @@ public sealed class TrainingSnapshotTests
 
         var snapshot = await services.Snapshots.CreateAsync(watermark, Small);
         var again = await services.Snapshots.CreateAsync(watermark, Small);
-        var (engagements, content) = await services.Snapshots.ReadAsync(snapshot.Id);
+        var (engagements, content, _, _) = await services.Snapshots.ReadAsync(snapshot.Id);
 
         var expected = new SyntheticWorld(world).GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         Assert.True(snapshot.Accepted, snapshot.RefusedBecause);
