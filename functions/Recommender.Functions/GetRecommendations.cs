@@ -6,7 +6,10 @@ using Recommender.Serving;
 
 namespace Recommender.Functions;
 
-/// <summary><c>GET /api/users/{userId}/recommendations?k=10</c>: top-k items with scores, propensities and explanations.</summary>
+/// <summary>
+/// <c>GET /api/users/{userId}/recommendations?k=10&amp;sessionId=s1</c>: top-k items with scores, propensities and
+/// explanations; <c>sessionId</c> (optional) names the client's session, whose earlier slates a learned policy reads.
+/// </summary>
 public sealed class GetRecommendations(RecommendationService recommendations)
 {
     public const int MaxK = 100;
@@ -22,9 +25,12 @@ public sealed class GetRecommendations(RecommendationService recommendations)
         var k = 10;
         if (request.Query.TryGetValue("k", out var kText) && (!int.TryParse(kText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out k) || k < 1 || k > MaxK))
             return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid k", $"k must be an integer from 1 to {MaxK}");
+        var sessionId = request.Query.TryGetValue("sessionId", out var session) ? session.ToString() : null;
+        if (sessionId is not null && (sessionId.Length is 0 || sessionId.Length > EventLimits.Default.MaxIdLength || sessionId.Any(char.IsControl)))
+            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid session id", $"sessionId must be 1..{EventLimits.Default.MaxIdLength} printable characters");
         try
         {
-            return new OkObjectResult(await recommendations.RecommendAsync(userId, k, cancellationToken));
+            return new OkObjectResult(await recommendations.RecommendAsync(userId, k, sessionId, cancellationToken));
         }
         catch (NoModelException ex)
         {

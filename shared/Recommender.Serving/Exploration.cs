@@ -62,6 +62,25 @@ public static class SlatePolicy
         return probabilities;
     }
 
+    /// <summary>
+    /// The probability of drawing exactly this slate (candidate indices in slot order) from candidates sorted best
+    /// first: the product of each slot's probability among the candidates not yet placed, as <see cref="Draw"/> records them.
+    /// </summary>
+    public static double Probability(IReadOnlyList<double> sortedScores, IReadOnlyList<int> slate, ExplorationOptions options)
+    {
+        var remaining = Enumerable.Range(0, sortedScores.Count).ToList();
+        var probability = 1.0;
+        foreach (var candidate in slate)
+        {
+            var at = remaining.IndexOf(candidate);
+            if (at < 0)
+                return 0;
+            probability *= SlotProbabilities(remaining.Select(i => sortedScores[i]).ToList(), options)[at];
+            remaining.RemoveAt(at);
+        }
+        return probability;
+    }
+
     public static IReadOnlyList<SlateChoice> Draw(IReadOnlyList<double> sortedScores, int k, ExplorationOptions options, Random random)
     {
         var remaining = Enumerable.Range(0, sortedScores.Count).ToList();

@@ -11,7 +11,7 @@ namespace Recommender.Serving;
 public static class Impressions
 {
     public static List<WireEvent> ToEvents(string userId, string recommendationId, DateTimeOffset shownAt,
-        IEnumerable<(string ItemId, double Propensity)> slate, IReadOnlyDictionary<string, string> context) =>
+        IEnumerable<(string ItemId, double Propensity)> slate, IReadOnlyDictionary<string, string> context, string? sessionId = null) =>
         slate.Select((item, position) => new WireEvent
         {
             SchemaVersion = EventParser.CurrentSchemaVersion,
@@ -21,6 +21,7 @@ public static class Impressions
             Type = EventParser.WireName(InteractionType.Impression),
             Timestamp = shownAt,
             RecommendationId = recommendationId,
+            SessionId = sessionId,
             Position = position,
             Context = new Dictionary<string, string>(context) { ["propensity"] = item.Propensity.ToString("R", CultureInfo.InvariantCulture) },
         }).ToList();

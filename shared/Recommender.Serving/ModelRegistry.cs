@@ -26,11 +26,32 @@ public sealed class ModelRegistry(BlobContainerClient container)
 
     public static string ManifestBlob(string version) => $"models/{version}/{ManifestFile}";
 
-    /// <summary>Uploads a version. A version is immutable: publishing an existing one fails.</summary>
-    public async Task PublishAsync(ModelManifest manifest, ReadOnlyMemory<byte> policy, CancellationToken cancellationToken = default)
+    public static string TrainingFileBlob(string version, string name) => $"models/{version}/training/{name}";
+
+    /// <summary>A training artifact of a version (<see cref="PublishAsync"/>), or null when it was published without it.</summary>
+    public async Task<byte[]?> DownloadTrainingFileAsync(string version, string name, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return (await container.GetBlobClient(TrainingFileBlob(version, name)).DownloadContentAsync(cancellationToken)).Value.Content.ToArray();
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Uploads a version, with the training artifacts the next training starts from (<paramref name="trainingFiles"/>,
+    /// e.g. the weights, under <c>models/{version}/training/</c>). A version is immutable: publishing an existing one fails.
+    /// </summary>
+    public async Task PublishAsync(ModelManifest manifest, ReadOnlyMemory<byte> policy, CancellationToken cancellationToken = default,
+        IReadOnlyDictionary<string, byte[]>? trainingFiles = null)
     {
         if (!await container.GetBlobClient(PolicyBlob(manifest.Version)).UploadIfAbsentAsync(BinaryData.FromBytes(policy), cancellationToken: cancellationToken))
             throw new InvalidOperationException($"model version {manifest.Version} is already published; versions are immutable");
+        foreach (var (name, content) in trainingFiles ?? new Dictionary<string, byte[]>())
+            await container.GetBlobClient(TrainingFileBlob(manifest.Version, name)).UploadIfAbsentAsync(BinaryData.FromBytes(content), cancellationToken: cancellationToken);
         // The manifest goes last: a version without one is incomplete and is never promoted.
         if (!await container.GetBlobClient(ManifestBlob(manifest.Version)).UploadIfAbsentAsync(BinaryData.FromBytes(manifest.ToUtf8Json()), cancellationToken: cancellationToken))
             throw new InvalidOperationException($"model version {manifest.Version} is already published; versions are immutable");

@@ -21,9 +21,12 @@ public sealed class PolicyModel : IDisposable
     private readonly bool _takesUserTokens;
     private readonly bool _takesCandidateTokens;
     private readonly Dictionary<string, int> _contentTokens;
+    private readonly Dictionary<string, int> _userTokens;
+    private readonly bool _hasPolicyScores;
     private int _references = 1;
     private float[] _itemEmbeddings = [];
     private int _dimension;
+    private long[] _itemCategories = [];
 
     private PolicyModel(ModelManifest manifest, InferenceSession session)
     {
@@ -33,6 +36,8 @@ public sealed class PolicyModel : IDisposable
         _takesUserTokens = session.InputMetadata.ContainsKey("user_tokens");
         _takesCandidateTokens = session.InputMetadata.ContainsKey("candidate_tokens");
         _contentTokens = (manifest.ContentVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
+        _userTokens = (manifest.UserVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
+        _hasPolicyScores = session.OutputMetadata.ContainsKey("top_policy_scores");
     }
 
     public ModelManifest Manifest { get; }
@@ -73,6 +78,8 @@ public sealed class PolicyModel : IDisposable
                     throw new InvalidModelException($"model {manifest.Version} failed its smoke check (scores {scores.Length} for {manifest.ItemIds.Count} items)");
             }
             model.LoadItemEmbeddings();
+            if (manifest.Policy?.Head is not null && (!model._hasPolicyScores || model._itemCategories.Length != manifest.ItemIds.Count || model._dimension == 0))
+                throw new InvalidModelException($"model {manifest.Version} has a policy head but its graph lacks top_policy_scores, item_categories or item_embeddings");
             return model;
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
@@ -113,14 +120,39 @@ public sealed class PolicyModel : IDisposable
         return best;
     }
 
+    /// <summary>The graph's constant outputs, read once: the item vectors and, for a policy, each item's category.</summary>
     private void LoadItemEmbeddings()
     {
-        if (!_session.OutputMetadata.ContainsKey("item_embeddings"))
-            return;
-        using var results = _session.Run(Inputs([], null, 1), ["item_embeddings"]);
-        var tensor = results[0].AsTensor<float>();
-        _dimension = tensor.Dimensions[1];
-        _itemEmbeddings = tensor.ToArray();
+        if (_session.OutputMetadata.ContainsKey("item_embeddings"))
+        {
+            using var results = _session.Run(Inputs([], null, 1), ["item_embeddings"]);
+            var tensor = results[0].AsTensor<float>();
+            _dimension = tensor.Dimensions[1];
+            _itemEmbeddings = tensor.ToArray();
+        }
+        if (_session.OutputMetadata.ContainsKey("item_categories"))
+        {
+            using var results = _session.Run(Inputs([], null, 1), ["item_categories"]);
+            _itemCategories = results[0].AsTensor<long>().ToArray();
+        }
+    }
+
+    /// <summary>An item's vector in the model's space (empty when the graph has none).</summary>
+    public ReadOnlySpan<float> ItemVector(int item) => _dimension == 0 ? [] : _itemEmbeddings.AsSpan(item * _dimension, _dimension);
+
+    /// <summary>Each item's category (an id; -1: none), as the policy's repetition term counts them; empty without a policy head.</summary>
+    public IReadOnlyList<long> ItemCategories => _itemCategories;
+
+    /// <summary>Whether the model reads user attributes (it takes <c>user_tokens</c> and knows some).</summary>
+    public bool ReadsUserAttributes => _takesUserTokens && _userTokens.Count > 0;
+
+    /// <summary>The model's numbers of a user's profile tokens (<see cref="Events.FeatureTokens.OfProfile"/>), unknown ones left out; null when the model reads no user attributes or none is known.</summary>
+    public long[]? UserTokens(IEnumerable<string>? profileTokens)
+    {
+        if (!_takesUserTokens || profileTokens is null)
+            return null;
+        var known = profileTokens.Select(t => (long)_userTokens.GetValueOrDefault(t)).Where(n => n > 0).ToArray();
+        return known.Length == 0 ? null : known;
     }
 
     /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
@@ -136,6 +168,23 @@ public sealed class PolicyModel : IDisposable
     {
         using var results = _session.Run(Inputs(history, userTokens, k), ["top_scores", "top_items"]);
         return Top(results[0], results[1]);
+    }
+
+    /// <summary>
+    /// The model's top-k for one history with each item's policy score (the graph's <c>top_policy_scores</c>: the score
+    /// with a learned policy's per-item terms; the score itself when the graph has none).
+    /// </summary>
+    public (int Item, float Score, float PolicyScore)[] TopKWithPolicyScores(IReadOnlyList<int> history, long[]? userTokens, int k)
+    {
+        if (!_hasPolicyScores)
+            return TopK(history, userTokens, k).Select(t => (t.Item, t.Score, t.Score)).ToArray();
+        using var results = _session.Run(Inputs(history, userTokens, k), ["top_scores", "top_items", "top_policy_scores"]);
+        var top = Top(results[0], results[1]);
+        var policy = ((DenseTensor<float>)results[2].AsTensor<float>()).Buffer.Span;
+        var scored = new (int Item, float Score, float PolicyScore)[top.Length];
+        for (var n = 0; n < top.Length; n++)
+            scored[n] = (top[n].Item, top[n].Score, policy[n]);
+        return scored;
     }
 
     /// <summary>Whether the model adapts to this history: it carries adaptation parameters and the history is at most their <see cref="UserAdaptationParameters.MaxHistory"/> long.</summary>

@@ -15,6 +15,8 @@ public static class ServingPath
     public const string Adapted = "adapted";
     /// <summary>No history: the most popular items of the training data.</summary>
     public const string Popular = "popular";
+    /// <summary>The policy fine-tuned by RL for long-term reward: the sequence model with a learned head, reading the session.</summary>
+    public const string Policy = "policy";
 }
 
 public sealed record RecommendedItem(string ItemId, int Position, float Score, double Propensity, string? BecauseOf);
@@ -26,13 +28,16 @@ public sealed record RecommendationOptions
     public ExplorationOptions Exploration { get; init; } = new();
     /// <summary>Leave out items the user already engaged with.</summary>
     public bool ExcludeSeen { get; init; } = true;
+    /// <summary>Without a session id from the client, a session is the slates shown less than this far apart (as snapshots cut them).</summary>
+    public TimeSpan SessionIdle { get; init; } = TimeSpan.FromMinutes(30);
 }
 
 /// <summary>
-/// Serves top-k recommendations for a user: history from the online user state, the promoted model
-/// (or popularity for a user without history), unavailable and seen items left out, a slate drawn by
-/// the exploration policy with the propensity of each shown item, and the impressions logged into the
-/// event log through the ingestion code, carrying the recommendation id that rewards join on.
+/// Serves top-k recommendations for a user: history, this session's slates and profile from the online state,
+/// the promoted model ranking through <see cref="SlateRanker"/> (or popularity for a user without history),
+/// unavailable and seen items left out, a slate drawn by the model's policy (or the exploration options) with the
+/// propensity of each shown item, and the impressions logged into the event log through the ingestion code,
+/// carrying the recommendation id that rewards join on and the session id.
 /// </summary>
 public sealed class RecommendationService(
     ModelSwitcher models,
@@ -40,68 +45,73 @@ public sealed class RecommendationService(
     CatalogAvailability availability,
     EventIngestor ingestor,
     RecommendationOptions? options = null,
-    TimeProvider? time = null)
+    TimeProvider? time = null,
+    CatalogStore? profiles = null)
 {
     private readonly RecommendationOptions _options = options ?? new();
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
-    public async Task<Recommendations> RecommendAsync(string userId, int k, CancellationToken cancellationToken = default)
+    public async Task<Recommendations> RecommendAsync(string userId, int k, CancellationToken cancellationToken = default) =>
+        await RecommendAsync(userId, k, sessionId: null, cancellationToken);
+
+    /// <param name="sessionId">The client's session, whose earlier slates a policy reads (null: the slates of the last <see cref="RecommendationOptions.SessionIdle"/>).</param>
+    public async Task<Recommendations> RecommendAsync(string userId, int k, string? sessionId, CancellationToken cancellationToken = default)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         using var lease = await models.AcquireAsync(cancellationToken) ?? throw new NoModelException();
         var model = lease.Model;
-        var state = await userStates.GetAsync(userId, cancellationToken);
+        var stateRead = userStates.GetAsync(userId, cancellationToken);
+        var profileRead = profiles is not null && model.ReadsUserAttributes ? profiles.GetProfileAsync(userId, cancellationToken) : null;
+        var state = await stateRead;
+        var profile = profileRead is null ? null : await profileRead;
         var history = state?.Recent.Select(r => r.ItemId).ToList() ?? [];
         var unavailable = await availability.UnavailableAsync(cancellationToken);
         var seen = _options.ExcludeSeen ? history.ToHashSet(StringComparer.Ordinal) : [];
         bool Allowed(string itemId) => !seen.Contains(itemId) && !unavailable.Contains(itemId);
 
         var numbers = model.ItemNumbers(history);
-        var path = numbers.Count == 0 ? ServingPath.Popular : model.AdaptsTo(numbers) ? ServingPath.Adapted : ServingPath.Sequence;
-        List<(string ItemId, float Score, string? BecauseOf)> candidates;
-        if (path != ServingPath.Popular)
+        string path;
+        ExplorationOptions exploration;
+        List<(string ItemId, double Logit, float Score, string? BecauseOf)> candidates;
+        if (numbers.Count > 0)
         {
-            // Enough of the model's top to fill the candidates after leaving out seen and unavailable items.
-            var wanted = _options.Exploration.Candidates + seen.Count + unavailable.Count;
-            var top = path == ServingPath.Sequence ? model.TopK(numbers, null, wanted) : Top(model.AdaptedScores(numbers, null), wanted);
-            candidates = top
-                .Where(t => Allowed(model.Manifest.ItemIds[t.Item]))
-                .Take(_options.Exploration.Candidates)
-                .Select(t => (model.Manifest.ItemIds[t.Item], t.Score, model.ClosestInHistory(t.Item, numbers) is { } h ? model.Manifest.ItemIds[h] : null))
-                .ToList();
+            var session = (state?.SessionSlates(sessionId, _time.GetUtcNow(), _options.SessionIdle) ?? []).Select(s => (IReadOnlyList<int>)model.ItemNumbers(s.Items)).ToList();
+            var ranking = SlateRanker.Rank(model, new RankingInput(numbers, model.UserTokens(profile is null ? null : FeatureTokens.OfProfile(profile.Attributes)), session),
+                item => Allowed(model.Manifest.ItemIds[item]), seen.Count + unavailable.Count, _options.Exploration);
+            (path, exploration) = (ranking.Path, ranking.Exploration);
+            candidates = ranking.Candidates.Select(c => (model.Manifest.ItemIds[c.Item], c.Logit, c.Score,
+                model.ClosestInHistory(c.Item, numbers) is { } h ? model.Manifest.ItemIds[h] : null)).ToList();
         }
         else
         {
+            (path, exploration) = (ServingPath.Popular, _options.Exploration);
             var popular = model.Manifest.PopularItems ?? [];
-            candidates = popular.Where(Allowed).Take(_options.Exploration.Candidates)
-                .Select((id, rank) => (id, (float)(popular.Count - rank), (string?)null)).ToList();
+            candidates = popular.Where(Allowed).Take(exploration.Candidates)
+                .Select((id, rank) => (id, (double)(popular.Count - rank), (float)(popular.Count - rank), (string?)null)).ToList();
         }
 
         var recommendationId = Guid.NewGuid().ToString("N");
         var random = new Random(recommendationId.GetHashCode(StringComparison.Ordinal));
-        var slate = SlatePolicy.Draw(candidates.Select(c => (double)c.Score).ToList(), Math.Min(k, candidates.Count), _options.Exploration, random);
+        var slate = SlatePolicy.Draw(candidates.Select(c => c.Logit).ToList(), Math.Min(k, candidates.Count), exploration, random);
         var items = slate.Select((choice, position) =>
         {
             var c = candidates[choice.Candidate];
             return new RecommendedItem(c.ItemId, position, c.Score, choice.Propensity, c.BecauseOf);
         }).ToList();
 
-        await LogImpressionsAsync(userId, recommendationId, model.Version, path, items, cancellationToken);
+        await LogImpressionsAsync(userId, recommendationId, sessionId, model.Version, path, items, cancellationToken);
         KeyValuePair<string, object?>[] tags = [new("path", path), new("model_version", model.Version)];
         RecommenderMetrics.Impressions.Add(items.Count, tags);
         RecommenderMetrics.RecommendationDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, tags);
         return new Recommendations(recommendationId, userId, model.Version, path, items);
     }
 
-    private static (int Item, float Score)[] Top(float[] scores, int k) =>
-        Enumerable.Range(1, scores.Length - 1).OrderByDescending(i => scores[i]).Take(k).Select(i => (i, scores[i])).ToArray();
-
-    private async Task LogImpressionsAsync(string userId, string recommendationId, string version, string path, IReadOnlyList<RecommendedItem> items, CancellationToken cancellationToken)
+    private async Task LogImpressionsAsync(string userId, string recommendationId, string? sessionId, string version, string path, IReadOnlyList<RecommendedItem> items, CancellationToken cancellationToken)
     {
         if (items.Count == 0)
             return;
         var events = Impressions.ToEvents(userId, recommendationId, _time.GetUtcNow(), items.Select(i => (i.ItemId, i.Propensity)),
-            new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path });
+            new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path }, sessionId);
         await ingestor.IngestEventsAsync(events, cancellationToken);
     }
 }

@@ -18,7 +18,8 @@ public sealed class ServingServices
         RankEvents = rankEvents;
         Registry = new ModelRegistry(models);
         Switcher = new ModelSwitcher(Registry);
-        Recommendations = new RecommendationService(Switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor, recommendation);
+        Recommendations = new RecommendationService(Switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor, recommendation,
+            profiles: ingestion.Catalog);
         Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, personalizerExploration);
     }
 
