@@ -16,10 +16,11 @@ public sealed class PolicyModelScorer(PolicyModel model, InteractionDataset data
     public string Name => $"champion {model.Version}";
 
     public float[][] Score(IReadOnlyList<int> users, IReadOnlyList<int[]> histories) =>
-        histories.Select(history =>
+        histories.Select((history, b) =>
         {
             var known = history.Select(i => _policyNumber[i]).Where(n => n > 0).ToList();
-            var scores = model.Score(known, null, out _, 1);
+            var userTokens = data.UserFeatures is { } features ? model.UserTokens(features.Tokens[users[b]].Select(t => features.Vocabulary[t])) : null;
+            var scores = model.Score(known, userTokens, out _, 1);
             return _policyNumber.Select((n, i) => i == 0 || n == 0 ? float.NegativeInfinity : scores[n]).ToArray();
         }).ToArray();
 }
@@ -30,22 +31,34 @@ public sealed class PolicyModelScorer(PolicyModel model, InteractionDataset data
 /// </summary>
 public static class ChampionEvaluation
 {
-    /// <summary>The <c>champion</c> block of a candidate's metrics: the served version and its metrics on this data; null when nothing is promoted.</summary>
-    public static async Task<JsonObject?> MeasureAsync(ModelRegistry registry, InteractionDataset data, EvaluationProtocol protocol, CancellationToken cancellationToken = default)
+    /// <summary>The model being served, loaded (null when nothing is promoted); the caller disposes it.</summary>
+    public static async Task<PolicyModel?> LoadAsync(ModelRegistry registry, CancellationToken cancellationToken = default)
     {
         var current = await registry.GetCurrentAsync(cancellationToken);
         if (current is null)
             return null;
         var (manifest, policy) = await registry.DownloadAsync(current.Pointer.Version, cancellationToken);
-        using var model = PolicyModel.Load(manifest, policy);
-        var result = Evaluator.Evaluate(new PolicyModelScorer(model, data), LeaveOneOutSplit.Create(data), data.ItemCount, EvaluationStage.Test, protocol);
+        return PolicyModel.Load(manifest, policy);
+    }
+
+    /// <summary>The <c>champion</c> block of a candidate's metrics: the served version and its offline metrics on this data.</summary>
+    public static JsonObject Measure(PolicyModel champion, InteractionDataset data, EvaluationProtocol protocol)
+    {
+        var result = Evaluator.Evaluate(new PolicyModelScorer(champion, data), LeaveOneOutSplit.Create(data), data.ItemCount, EvaluationStage.Test, protocol);
         return new JsonObject
         {
-            ["version"] = manifest.Version,
+            ["version"] = champion.Version,
             ["hr@10"] = result.All.HitRate,
             ["ndcg@10"] = result.All.Ndcg,
             ["hr@10_full"] = result.All.FullHitRate,
             ["ndcg@10_full"] = result.All.FullNdcg,
         };
+    }
+
+    /// <summary>The <c>champion</c> block of a candidate's metrics: the served version and its metrics on this data; null when nothing is promoted.</summary>
+    public static async Task<JsonObject?> MeasureAsync(ModelRegistry registry, InteractionDataset data, EvaluationProtocol protocol, CancellationToken cancellationToken = default)
+    {
+        using var model = await LoadAsync(registry, cancellationToken);
+        return model is null ? null : Measure(model, data, protocol);
     }
 }

@@ -18,12 +18,15 @@ namespace Recommender.Training;
 /// Outputs: <c>scores</c> float [batch, items + 1] (item 0, padding, is -inf), <c>top_scores</c> float [batch, k],
 /// <c>top_items</c> int64 [batch, k] (item numbers), <c>item_embeddings</c> float [items + 1, d] (the item
 /// vectors, for explanations: which history item is closest to a recommended one).
+/// With a policy head learned by RL (<see cref="Reinforcement.SequenceActorCritic.Export"/>) also <c>top_policy_scores</c>
+/// float [batch, k] (each top item's score plus its per-item policy terms over the sharpness) and <c>item_categories</c>
+/// int64 [items + 1] (what the head's repetition term counts); serving adds the session terms (<c>SlateRanker</c>).
 /// </remarks>
 public static class PolicyExporter
 {
     public const int Opset = 17;
 
-    public static byte[] Export(SasRecModel model, SequenceModelConfig config)
+    public static byte[] Export(SasRecModel model, SequenceModelConfig config, Reinforcement.ExportedPolicyHead? head = null)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -154,6 +157,14 @@ public static class PolicyExporter
                 g.Node("Identity", ["candidate_content"], ["candidate_vectors"]);
             g.Node("Gemm", ["state", "candidate_vectors"], ["candidate_scores"], ("transB", 1L));
         }
+        if (head is not null)
+        {
+            g.Initializer("policy_item_bias", head.ItemBias.Select(b => (float)(b / head.Sharpness)).ToArray(), [items]);
+            g.Node("Gather", ["policy_item_bias", "top_items"], ["top_policy_bias"], ("axis", 0L));
+            g.Node("Add", ["top_scores", "top_policy_bias"], ["top_policy_scores"]);
+            g.Initializer("item_categories_constant", head.ItemCategories, [items]);
+            g.Node("Identity", ["item_categories_constant"], ["item_categories"]);
+        }
         g.Node("Identity", ["item_vectors"], ["item_embeddings"]);
         g.Output("scores", TensorProto.Types.DataType.Float, ["batch", items]);
         g.Output("top_scores", TensorProto.Types.DataType.Float, ["batch", "k"]);
@@ -161,6 +172,11 @@ public static class PolicyExporter
         g.Output("item_embeddings", TensorProto.Types.DataType.Float, [items, d]);
         if (usesContent)
             g.Output("candidate_scores", TensorProto.Types.DataType.Float, ["batch", "candidates"]);
+        if (head is not null)
+        {
+            g.Output("top_policy_scores", TensorProto.Types.DataType.Float, ["batch", "k"]);
+            g.Output("item_categories", TensorProto.Types.DataType.Int64, [items]);
+        }
         return g.ToModel("recommender-sasrec", Opset).ToByteArray();
     }
 

@@ -19,10 +19,15 @@ public static class RunPublisher
         var vocabulary = File.Exists(vocabularyPath) ? JsonSerializer.Deserialize(File.ReadAllText(vocabularyPath), ItemIdsJsonContext.Default.StringArray) : null;
         var adaptationPath = Path.Combine(runDirectory, TrainingRun.UserAdaptationFile);
         var adaptation = File.Exists(adaptationPath) ? JsonSerializer.Deserialize(File.ReadAllText(adaptationPath), TrainingJsonContext.Default.UserAdaptationParameters) : null;
+        var userVocabularyPath = Path.Combine(runDirectory, TrainingRun.UserVocabularyFile);
+        var userVocabulary = File.Exists(userVocabularyPath) ? JsonSerializer.Deserialize(File.ReadAllText(userVocabularyPath), ItemIdsJsonContext.Default.StringArray) : null;
+        var policyPath = Path.Combine(runDirectory, Reinforcement.ProductPolicyStage.PolicyFile);
+        var policy = File.Exists(policyPath) ? JsonSerializer.Deserialize(File.ReadAllText(policyPath), TrainingJsonContext.Default.ServingPolicy) : null;
         // Input and output names as the graph itself declares them.
         var graph = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(runDirectory, "policy.onnx"))).Graph;
         return new ModelManifest(version, DateTimeOffset.UtcNow, dataSnapshot, config.MaxLength,
-            graph.Input.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(), itemIds, metrics, popular, vocabulary, adaptation);
+            graph.Input.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(), itemIds, metrics, popular, vocabulary, adaptation,
+            userVocabulary, policy);
     }
 
     /// <summary>Uploads policy.onnx and its manifest; with <paramref name="promote"/>, points current.json at it if nobody promoted in between.</summary>
@@ -31,7 +36,14 @@ public static class RunPublisher
         var manifest = Manifest(runDirectory, version, dataSnapshot);
         await registry.Container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         var before = await registry.GetCurrentAsync(cancellationToken);
-        await registry.PublishAsync(manifest, await File.ReadAllBytesAsync(Path.Combine(runDirectory, "policy.onnx"), cancellationToken), cancellationToken);
+        // The weights and their settings travel with the version: the next retraining starts from them (WarmStart).
+        var trainingFiles = new Dictionary<string, byte[]>();
+        foreach (var name in WarmStart.Files)
+        {
+            if (File.Exists(Path.Combine(runDirectory, name)))
+                trainingFiles[name] = await File.ReadAllBytesAsync(Path.Combine(runDirectory, name), cancellationToken);
+        }
+        await registry.PublishAsync(manifest, await File.ReadAllBytesAsync(Path.Combine(runDirectory, "policy.onnx"), cancellationToken), cancellationToken, trainingFiles);
         return !promote || await registry.PromoteAsync(version, before, "published by training-job", cancellationToken);
     }
 }

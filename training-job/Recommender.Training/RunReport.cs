@@ -21,7 +21,7 @@ public static class RunReport
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(r.Model)}</td><td>{r.All.HitRate:F4}</td><td>{r.All.Ndcg:F4}</td><td>{r.All.FullHitRate:F4}</td><td>{r.All.FullNdcg:F4}</td><td>{r.ColdUsers.Ndcg:F4}</td></tr>");
         }
         html.Append("</table><h2>Learning curves</h2>")
-            .Append(Chart("training loss", curve.Select(e => ((double)e.Epoch, (double?)e.Loss)).ToList(), "#1f77b4"))
+            .Append(Chart("training loss", curve.Select(e => ((double)e.Epoch, double.IsFinite(e.Loss) ? e.Loss : (double?)null)).ToList(), "#1f77b4"))
             .Append(Chart("validation NDCG@10", curve.Select(e => ((double)e.Epoch, e.ValidationNdcg)).ToList(), "#d62728"))
             .Append("<h2>Configuration</h2><pre>").Append(WebUtility.HtmlEncode(config.ToJson())).Append("</pre></body></html>");
         return html.ToString();

@@ -65,28 +65,49 @@ public sealed record SequenceModelConfig
     /// <c>user-adaptation.json</c> and the manifest, and serving adapts users with up to that many interactions.
     /// </summary>
     public bool UserAdaptation { get; init; }
+    /// <summary>
+    /// Retraining: start from the weights of the model being served (<see cref="Training.WarmStart"/>) when it was
+    /// published with them and has this architecture, instead of a random initialisation.
+    /// </summary>
+    public bool WarmStart { get; init; }
+    /// <summary>Epochs a warm start is fine-tuned for, on train + validation (no early stopping: see <see cref="SequenceModelTrainer.FineTune"/>).</summary>
+    public int WarmStartEpochs { get; init; } = 5;
+    /// <summary>
+    /// Adam's learning rate when fine-tuning a warm start: small, so that the model learns the new data without moving
+    /// far from the champion; at the full rate a few epochs moved its slates so far that few logged decisions stayed
+    /// effective for the next off-policy estimate (README, "The learning loop").
+    /// </summary>
+    public double WarmStartLearningRate { get; init; } = 3e-4;
 
-    public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides)
+    public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides) =>
+        Settings.Load(new SequenceModelConfig(), path, overrides, TrainingJsonContext.Default.SequenceModelConfig);
+
+    public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.SequenceModelConfig);
+}
+
+/// <summary>Binds a settings record: its documented defaults, then a JSON file, then <c>name value</c> overrides (names as the properties, case-insensitive, dashes ignored).</summary>
+public static class Settings
+{
+    public static T Load<T>(T defaults, string? path, IReadOnlyDictionary<string, string> overrides, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {
         // Start from the defaults written out in full: the source-generated reader sets init-only
         // properties it does not find to default(T), not to their initialisers.
-        var node = System.Text.Json.Nodes.JsonNode.Parse(new SequenceModelConfig().ToJson())!.AsObject();
+        var node = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(defaults, type))!.AsObject();
         if (path is not null)
         {
             foreach (var (key, value) in System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject())
                 node[key] = value?.DeepClone();
         }
+        var properties = typeof(T).GetProperties().Where(p => p.CanWrite).ToList();
         foreach (var (key, value) in overrides)
         {
-            var property = typeof(SequenceModelConfig).GetProperties().FirstOrDefault(p => string.Equals(p.Name, key.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
-                ?? throw new ArgumentException($"unknown setting '{key}'; settings: {string.Join(", ", typeof(SequenceModelConfig).GetProperties().Select(p => Camel(p.Name)))}");
+            var property = properties.FirstOrDefault(p => string.Equals(p.Name, key.Replace("-", ""), StringComparison.OrdinalIgnoreCase))
+                ?? throw new ArgumentException($"unknown setting '{key}'; settings: {string.Join(", ", properties.Select(p => Camel(p.Name)))}");
             node[Camel(property.Name)] = System.Text.Json.Nodes.JsonNode.Parse(
                 property.PropertyType == typeof(string) ? JsonSerializer.Serialize(value, TrainingJsonContext.Default.String) : value.ToLower(CultureInfo.InvariantCulture));
         }
-        return node.Deserialize(TrainingJsonContext.Default.SequenceModelConfig)!;
+        return node.Deserialize(type)!;
     }
-
-    public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.SequenceModelConfig);
 
     private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name[1..];
 }
@@ -96,4 +117,6 @@ public sealed record SequenceModelConfig
 [JsonSerializable(typeof(SequenceModelConfig))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(Recommender.Serving.UserAdaptationParameters))]
+[JsonSerializable(typeof(Recommender.Serving.ServingPolicy))]
+[JsonSerializable(typeof(Reinforcement.PolicyStageConfig))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

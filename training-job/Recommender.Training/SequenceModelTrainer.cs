@@ -15,7 +15,8 @@ public sealed record TrainingOutcome(SasRecModel Model, IReadOnlyList<EpochRecor
 /// split: Adam, the configured loss, validation NDCG@10 every few epochs, early stopping that keeps
 /// the best validated weights.
 /// </summary>
-public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter? progress = null)
+/// <param name="warmStart">The weights to start from (the champion's, <see cref="WarmStart"/>) instead of a random initialisation.</param>
+public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter? progress = null, WarmStart? warmStart = null)
 {
     public TrainingOutcome Train(InteractionDataset data, LeaveOneOutSplit split)
     {
@@ -30,7 +31,6 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         double trainSeconds = 0;
         long sequencesSeen = 0;
         progress?.WriteLine($"training on {device.type}: {trainUsers.Length:N0} sequences, {config.Loss} loss, dim {config.Dimension}, {config.Blocks} blocks, length {config.MaxLength}, batch {config.BatchSize}");
-
         for (var epoch = 1; epoch <= config.Epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
@@ -76,7 +76,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
     }
 
     /// <summary>
-    /// The final fit: a fresh model trained for a fixed number of epochs (the early-stopped run's best)
+    /// The final fit: a fresh model (or the warm start again) trained for a fixed number of epochs (the early-stopped run's best)
     /// on each user's training history plus the validation item, so it also learns the most recent
     /// transitions, as a production retrain on all data would. Nothing is left to validate on, and the
     /// test item is still never seen. Not SASRec's protocol: its metrics are reported beside it.
@@ -96,15 +96,41 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         return model;
     }
 
-    /// <summary>A freshly initialised model on the preferred device with its optimiser, all seeded.</summary>
+    /// <summary>
+    /// Continues the warm start (the champion's weights) for a fixed number of epochs on each user's training history plus
+    /// the validation item, as <see cref="Refit"/> does. No early stopping: the champion was trained on many of these
+    /// validation items, so validation would favour it over anything that learns.
+    /// </summary>
+    public TrainingOutcome FineTune(InteractionDataset data, LeaveOneOutSplit split, int epochs)
+    {
+        if (warmStart is null)
+            throw new InvalidOperationException("fine-tuning needs a warm start");
+        var (model, optimizer, device, rng) = NewModel(data);
+        var sequences = split.Histories(EvaluationStage.Test);
+        var users = UsersToLearnFrom(sequences);
+        var curve = new List<EpochRecord>();
+        var clock = Stopwatch.StartNew();
+        progress?.WriteLine($"fine-tuning {warmStart.Version} on {device.type}: {users.Length:N0} sequences (train + validation), {epochs} epochs");
+        for (var epoch = 1; epoch <= epochs; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            var loss = Epoch(model, optimizer, data, sequences, users, device, rng);
+            curve.Add(new EpochRecord(epoch, loss, epochClock.Elapsed.TotalSeconds, users.Length / epochClock.Elapsed.TotalSeconds, null, null));
+            progress?.WriteLine($"fine-tune {epoch,4}/{epochs}  loss {loss:F4}  ETA {TimeSpan.FromSeconds((epochs - epoch) * clock.Elapsed.TotalSeconds / epoch):hh\\:mm\\:ss}");
+        }
+        return new TrainingOutcome(model, curve, epochs, clock.Elapsed.TotalSeconds, users.Length * (double)epochs / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), device);
+    }
+
+    /// <summary>A freshly initialised model (or the warm start) on the preferred device with its optimiser, all seeded.</summary>
     private (SasRecModel, optim.Optimizer, Device, Random) NewModel(InteractionDataset data)
     {
         TorchSetup.Configure(config.Threads);
         random.manual_seed(config.Seed);
         var device = TorchSetup.PreferredDevice();
         var model = new SasRecModel(config, data.ItemCount, data.ItemFeatures?.Tokens, data.ItemFeatures?.VocabularySize ?? 0, data.UserFeatures?.VocabularySize ?? 0);
+        warmStart?.CopyInto(model, data);
         model.to(device);
-        var optimizer = optim.Adam(model.parameters(), config.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: config.WeightDecay);
+        var optimizer = optim.Adam(model.parameters(), warmStart is null ? config.LearningRate : config.WarmStartLearningRate, beta1: 0.9, beta2: 0.98, weight_decay: config.WeightDecay);
         return (model, optimizer, device, new Random(config.Seed));
     }
 

@@ -11,10 +11,14 @@ namespace Recommender.Training;
 /// the run folder: <c>metrics.json</c> (keys in DESIGN.md), <c>model.bin</c> (weights), <c>config.json</c>,
 /// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>content-vocabulary.json</c> (content tokens, when used), <c>user-adaptation.json</c> (when meta-learned), <c>report.html</c> (learning curve and metric table).
 /// </summary>
-public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, TextWriter? progress = null)
+/// <param name="warmStart">The champion's weights to start from (retraining), or null for a random initialisation.</param>
+public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, TextWriter? progress = null, WarmStart? warmStart = null)
 {
     /// <summary>The meta-learned user adaptation of the run (with <see cref="SequenceModelConfig.UserAdaptation"/>).</summary>
     public const string UserAdaptationFile = "user-adaptation.json";
+
+    /// <summary>The user attribute tokens the model reads, numbered (index 0 is padding), when it reads any.</summary>
+    public const string UserVocabularyFile = "user-vocabulary.json";
 
     public async Task<JsonObject> RunAsync(InteractionDataset data, string outputDirectory, CancellationToken cancellationToken = default)
     {
@@ -33,16 +37,18 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             progress?.WriteLine(Describe(baseline));
         var results = new List<EvaluationResult>(baselines);
 
-        var trainer = new SequenceModelTrainer(config, progress);
-        var outcome = trainer.Train(data, split);
-        var model = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device), split, data.ItemCount, EvaluationStage.Test, protocol);
+        var trainer = new SequenceModelTrainer(config, progress, warmStart);
+        // From a warm start, the champion continued on train + validation for a fixed schedule; else trained afresh with early stopping.
+        var outcome = warmStart is null ? trainer.Train(data, split) : trainer.FineTune(data, split, config.WarmStartEpochs);
+        var model = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device, warmStart is null ? "SASRec+features" : "SASRec+features, warm start"),
+            split, data.ItemCount, EvaluationStage.Test, protocol);
         results.Add(model);
         progress?.WriteLine(Describe(model));
 
         // The served model: the early-stopped one, or its refit on train + validation for the same epochs.
         var served = outcome.Model;
         EvaluationResult? earlyStopped = null;
-        if (config.Refit && outcome.BestEpoch > 0)
+        if (config.Refit && outcome.BestEpoch > 0 && warmStart is null)
         {
             served = trainer.Refit(data, split, outcome.BestEpoch);
             earlyStopped = model;
@@ -52,7 +58,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         }
 
         // New items: learn to place them from content, on the served model's own training sequences.
-        var servedSequences = served == outcome.Model ? split.Train : split.Histories(EvaluationStage.Test);
+        var servedSequences = served == outcome.Model && warmStart is null ? split.Train : split.Histories(EvaluationStage.Test);
         var metaSettings = new MetaLearning.MetaLearningConfig { Seed = config.Seed };
         MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures, servedSequences, outcome.Device, metaSettings, progress);
         // Users with a short history: meta-learn their few-shot adaptation, on the same sequences. First-order MAML:
@@ -72,6 +78,8 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "popular.json"), JsonSerializer.Serialize(popular, ItemIdsJsonContext.Default.StringArray), cancellationToken);
         if (config.ItemContent && data.ItemFeatures is { VocabularySize: > 1 } content)
             await File.WriteAllTextAsync(Path.Combine(outputDirectory, "content-vocabulary.json"), JsonSerializer.Serialize(content.Vocabulary.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
+        if (config.UserFeatures && data.UserFeatures is { VocabularySize: > 1 } users)
+            await File.WriteAllTextAsync(Path.Combine(outputDirectory, UserVocabularyFile), JsonSerializer.Serialize(users.Vocabulary.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
         var metrics = Metrics(data, model, baselines, outcome);
         if (earlyStopped is not null)
             metrics["early_stopped"] = Set(earlyStopped.All);
@@ -116,7 +124,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             ["baselines"] = new JsonObject(baselines.Select(r => KeyValuePair.Create(r.Model, (JsonNode?)Set(r.All)))),
             ["curve"] = new JsonArray(outcome.Curve.Select(e => (JsonNode)new JsonObject
             {
-                ["epoch"] = e.Epoch, ["loss"] = Math.Round(e.Loss, 5), ["seconds"] = Math.Round(e.Seconds, 2),
+                ["epoch"] = e.Epoch, ["loss"] = Finite(Math.Round(e.Loss, 5)), ["seconds"] = Math.Round(e.Seconds, 2),
                 ["valid_ndcg@10"] = e.ValidationNdcg, ["valid_hr@10"] = e.ValidationHitRate,
             }).ToArray()),
         };

@@ -37,32 +37,49 @@ public static class DataSources
         return world.ToDataset(world.GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)));
     }
 
-    /// <summary>The event log as it is now: its engagements (what enters a user's history), with catalog content as item features.</summary>
+    /// <summary>The event log as it is now: its engagements (what enters a user's history), with catalog content as item features and profiles as user features.</summary>
     internal static async Task<InteractionDataset> OpenEventLogAsync(IngestionServices services, CancellationToken cancellationToken = default)
     {
         var records = await services.SnapshotReader.ReadAsync(cancellationToken: cancellationToken);
         var catalog = new Dictionary<string, string[]>();
         await foreach (var item in services.Catalog.ListItemsAsync(cancellationToken))
-            catalog[item.ItemId] = TrainingSnapshotStore.ContentTokens(item);
-        return ToDataset("eventlog", records.Where(r => r.IsEngagement()), catalog);
+            catalog[item.ItemId] = FeatureTokens.OfItem(item);
+        var profiles = new Dictionary<string, string[]>();
+        await foreach (var profile in services.Catalog.ListProfilesAsync(cancellationToken))
+            profiles[profile.UserId] = FeatureTokens.OfProfile(profile.Attributes);
+        return ToDataset("eventlog", records.Where(r => r.IsEngagement()).ToList(), catalog, profiles);
     }
 
     /// <summary>A frozen training snapshot (<c>[container/]id</c>, the layout's training container by default): the same data however often it is read.</summary>
-    private static async Task<InteractionDataset> OpenSnapshotAsync(string storage, string argument, CancellationToken cancellationToken)
+    private static async Task<InteractionDataset> OpenSnapshotAsync(string storage, string argument, CancellationToken cancellationToken) =>
+        (await OpenProductSnapshotAsync(storage, argument, horizon: 30, cancellationToken)).Data;
+
+    /// <summary>
+    /// A frozen training snapshot as the product's retraining reads it: the dataset (engagements, item content, user
+    /// profiles) and the decisions served with their responses, as RL sessions in the dataset's numbering.
+    /// </summary>
+    /// <param name="horizon">Slates per session at most (the RL stage's): a logged session that reaches it was cut, not left.</param>
+    public static async Task<(InteractionDataset Data, Recommender.Training.Reinforcement.ProductLogs Logs)> OpenProductSnapshotAsync(string storage, string argument, int horizon,
+        CancellationToken cancellationToken = default)
     {
         var slash = argument.LastIndexOf('/');
         var layout = slash < 0 ? StorageLayout.Default : StorageLayout.Default with { TrainingContainer = argument[..slash] };
         var id = argument[(slash + 1)..];
-        var (engagements, catalog) = await IngestionServices.Connect(storage, layout).Snapshots.ReadAsync(id, cancellationToken);
-        return ToDataset("snapshot:" + id, engagements, catalog);
+        var snapshot = await IngestionServices.Connect(storage, layout).Snapshots.ReadAsync(id, cancellationToken);
+        var data = ToDataset("snapshot:" + id, snapshot.Engagements, snapshot.ItemContent, snapshot.UserProfiles);
+        var users = data.UserIds.Select((user, u) => (user, u)).ToDictionary(x => x.user, x => x.u, StringComparer.Ordinal);
+        var ticks = snapshot.Engagements.GroupBy(r => r.UserId).ToDictionary(g => g.Key, g => g.Select(r => r.Timestamp.Ticks).Order().ToArray());
+        var engagementTicks = data.UserIds.Select(user => ticks.GetValueOrDefault(user) ?? []).ToList();
+        return (data, Recommender.Training.Reinforcement.ProductLogs.From(data, engagementTicks, snapshot.Decisions, horizon));
     }
 
-    private static InteractionDataset ToDataset(string name, IEnumerable<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> itemContent)
+    private static InteractionDataset ToDataset(string name, IList<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> itemContent, IReadOnlyDictionary<string, string[]> profiles)
     {
         var data = InteractionDataset.FromInteractions(name, engagements.Select(r => (r.UserId, r.ItemId!, r.Timestamp.Ticks)));
         return data with
         {
             ItemFeatures = FeatureTable.FromStrings(data.ItemIds.Select(id => (IReadOnlyList<string>)(itemContent.GetValueOrDefault(id) ?? [])).ToList()),
+            UserFeatures = profiles.Count == 0 ? null : FeatureTable.FromStrings(data.UserIds.Select(id => (IReadOnlyList<string>)(profiles.GetValueOrDefault(id) ?? [])).ToList()),
         };
     }
 }

@@ -20,18 +20,17 @@ try
         }
         case "retrain":
         {
-            // One run of the learning loop: train on a frozen snapshot, publish the candidate (not promoted:
-            // the orchestration's gate decides). Exit 0 only when the candidate is published.
+            // One run of the learning loop: the whole pipeline on a frozen snapshot (RetrainPipeline), then publish the
+            // candidate, not promoted: the orchestration's gate decides. Exit 0 only when the candidate is published.
             var snapshot = options.Required("snapshot");
             var version = options.Required("version");
             var output = options.Values.GetValueOrDefault("out") ?? Path.Combine(Path.GetTempPath(), "retrain-" + version);
             var container = options.Values.TryGetValue("snapshot-container", out var c) ? c + "/" : "";
-            var data = await DataSources.OpenAsync($"snapshot:{container}{snapshot}", Storage());
-            await TrainAsync(data, output);
+            var policyConfig = PolicyConfig();
+            var (data, logs) = await DataSources.OpenProductSnapshotAsync(Storage(), container + snapshot, policyConfig.MaxSessionSteps);
             var registry = new Recommender.Serving.ModelRegistry(Recommender.Ingestion.StorageAccount.Connect(Storage()).Blobs.GetBlobContainerClient(options.Values.GetValueOrDefault("container", "models")));
-            // The champion on this snapshot's test split too, for the gate to compare like with like.
-            if (await ChampionEvaluation.MeasureAsync(registry, data, Protocol(Config())) is { } champion)
-                MergeMetrics(output, new System.Text.Json.Nodes.JsonObject { ["champion"] = champion });
+            var modelConfig = Config(RetrainDefaults());
+            await new RetrainPipeline(modelConfig, policyConfig, Protocol(modelConfig), progress).RunAsync(data, logs, registry, output);
             await RunPublisher.PublishAsync(registry, output, version, "snapshot:" + snapshot, promote: false);
             Console.WriteLine($"published candidate {version} (trained on snapshot {snapshot})");
             return 0;
@@ -147,7 +146,7 @@ try
                 usage:
                   training-job train --data <source> --out <dir> [--config <file>] [--seed N] [--eval-users N] [--quiet] [--<setting> <value> ...]
                   training-job evaluate --model <dir> --data <source>
-                  training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...]
+                  training-job retrain --snapshot <id> --version <v> [--storage <connection string>] [--snapshot-container training] [--container models] [--out <dir>] [--<setting> <value> ...] [--policy.<setting> <value> ...]
                   training-job publish --run <dir> [--version V] [--snapshot S] [--promote] [--storage <connection string>] [--container models]
                   training-job rl --world users=1000,items=500,seed=7 --out <dir> [--pretrained <dir>] [--rl-iterations 300] [--rl-episodes 256] [--rl-minibatch 128] [--rl-learning-rate 3e-4] [--rl-head-learning-rate 3e-3] [--rl-seed 42] [--rl-encoder frozen|fine-tune] [--rl-ablation "repetition=-1;declined=-1,tag:sensational=-2"] [--rl-judge-episodes 400] [--rl-logged-decisions 4000] [--rl-kl 0] [--rl-kl-frontier "0.01,0.1,1"] [--rl-reward "click=1,watch=0,like=0,purchase=0,rating=0,leave=0"] [--<setting> <value> ...]   (PPO/A2C on the synthetic world)
                   training-job meta --data <source> --out <dir> [--pretrained <dir>] [--<setting> <value> ...]   (user-cold meta-learning and its evaluation)
@@ -156,7 +155,10 @@ try
                 sources: sasrec:<file> | movielens:<dir> | synthetic:users=1000,items=500,seed=7 | eventlog:dev (Azurite) or eventlog:<connection string> | snapshot:<id> (in --storage)
                 settings (SequenceModelConfig): dimension, blocks, heads, maxLength, dropout, loss (bce|ce-sampled|ce), negatives,
                   learningRate, weightDecay, batchSize, epochs, evaluateEvery, patience, validationUsers, itemContent, userFeatures,
-                  threads, timeBudgetSeconds, seed, refit, itemGenerator, userAdaptation
+                  threads, timeBudgetSeconds, seed, refit, itemGenerator, userAdaptation (retrain: refit, itemGenerator and userAdaptation true unless set)
+                policy settings of retrain's RL stage (PolicyStageConfig): enabled, minDecisions, algorithm (ppo|a2c), heldOutShare, maxEvaluationSessions,
+                  candidates, temperature, maxSessionSteps, rewards ("click=1,watch=0,like=0,purchase=0,rating=0,leave=0"), iterations, episodesPerIteration,
+                  klCoefficient, headLearningRate, valueRollouts, seed
                 """);
             return 2;
     }
@@ -167,6 +169,9 @@ catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or D
     return 2;
 }
 
+// retrain runs every stage unless the settings turn one off: a warm start from the champion, refit on train + validation, the item generator and the user adaptation.
+static IReadOnlyDictionary<string, string> RetrainDefaults() => new Dictionary<string, string> { ["refit"] = "true", ["itemGenerator"] = "true", ["userAdaptation"] = "true", ["warmStart"] = "true" };
+
 // Storage account of the event log, snapshots and models: --storage, else TRAINING_STORAGE, else Azurite.
 string Storage() => options.Values.GetValueOrDefault("storage") ?? Environment.GetEnvironmentVariable("TRAINING_STORAGE") ?? DataSources.DevelopmentStorage;
 
@@ -176,12 +181,19 @@ Task<System.Text.Json.Nodes.JsonObject> TrainAsync(Recommender.Data.InteractionD
     return new TrainingRun(config, Protocol(config), progress).RunAsync(data, output);
 }
 
-// The model settings: defaults, then --config, then --<setting> overrides (every option that is not the command's own).
-SequenceModelConfig Config()
+// The model settings: defaults (the command's, then the documented ones), then --config, then --<setting> overrides
+// (every option that is neither the command's own nor a --policy.<setting> of the RL stage).
+SequenceModelConfig Config(IReadOnlyDictionary<string, string>? commandDefaults = null)
 {
-    var overrides = options.Values.Where(kv => kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-seed" or "rl-ablation" or "rl-encoder" or "rl-judge-episodes" or "rl-logged-decisions" or "rl-kl" or "rl-kl-frontier" or "rl-reward")).ToDictionary();
+    var overrides = new Dictionary<string, string>(commandDefaults ?? new Dictionary<string, string>());
+    foreach (var (key, value) in options.Values.Where(kv => !kv.Key.StartsWith("policy.", StringComparison.Ordinal) && kv.Key is not ("data" or "out" or "config" or "eval-users" or "storage" or "snapshot" or "snapshot-container" or "version" or "container" or "world" or "pretrained" or "rl-iterations" or "rl-episodes" or "rl-minibatch" or "rl-learning-rate" or "rl-head-learning-rate" or "rl-seed" or "rl-ablation" or "rl-encoder" or "rl-judge-episodes" or "rl-logged-decisions" or "rl-kl" or "rl-kl-frontier" or "rl-reward")))
+        overrides[key] = value;
     return SequenceModelConfig.Load(options.Values.GetValueOrDefault("config"), overrides);
 }
+
+// The RL stage of retrain: --policy.<setting> value (PolicyStageConfig).
+Recommender.Training.Reinforcement.PolicyStageConfig PolicyConfig() =>
+    Recommender.Training.Reinforcement.PolicyStageConfig.Load(options.Values.Where(kv => kv.Key.StartsWith("policy.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["policy.".Length..], kv => kv.Value));
 
 EvaluationProtocol Protocol(SequenceModelConfig config) =>
     new() { Seed = config.Seed, MaxUsers = options.Values.TryGetValue("eval-users", out var n) ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : null };
@@ -190,15 +202,8 @@ EvaluationProtocol Protocol(SequenceModelConfig config) =>
 static void MergeMetrics(string output, System.Text.Json.Nodes.JsonObject stage)
 {
     Directory.CreateDirectory(output);
-    var path = Path.Combine(output, "metrics.json");
-    var merged = File.Exists(path) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject() : new System.Text.Json.Nodes.JsonObject();
-    foreach (var (key, value) in stage.ToList())
-    {
-        stage.Remove(key);
-        merged[key] = value;
-    }
-    File.WriteAllText(path, merged.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-    Console.WriteLine($"wrote {path}");
+    RetrainPipeline.Merge(output, stage);
+    Console.WriteLine($"wrote {Path.Combine(output, "metrics.json")}");
 }
 
 /// <summary>--name value pairs and bare --flags.</summary>

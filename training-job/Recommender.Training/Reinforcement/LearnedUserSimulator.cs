@@ -203,6 +203,18 @@ public sealed class LearnedUserSimulator
         }).ToArray();
     }
 
+    /// <summary>
+    /// What the simulated user may do with one slate: the chance of picking each slot and of picking none (last), the
+    /// chance of leaving after each of those outcomes, and (when fitted) what they would do with each slot's item.
+    /// </summary>
+    public (double[] Pick, double[] Leave, Engagement[]? Engaged) Outcomes(SessionState state, long[] slate)
+    {
+        using var scope = NewDisposeScope();
+        var pick = ResponseLogits(Features([state], [slate]), _response).softmax(1)[0].to(ScalarType.Float64).data<double>().ToArray();
+        var leave = LeaveProbabilities([.. slate, 0L], Enumerable.Repeat(state, slate.Length + 1).ToList());
+        return (pick, leave, PredictEngagement(Enumerable.Repeat(state, slate.Length).ToList(), slate));
+    }
+
     private double[] LeaveProbabilities(IReadOnlyList<long> picked, IReadOnlyList<SessionState> states)
     {
         using var scope = NewDisposeScope();

@@ -63,6 +63,9 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
 /// by how likely it is to be picked, not by what picking it is worth. RL can learn these here. Terms that read the
 /// session (declined, declined affinity) are 0 at a session's first step, so they leave the offline ranking as it was.
 /// </remarks>
+/// <summary>What the graph holds of a learned head: the sharpness e^s, each item's bias (popularity and content values, in logit·τ units), each item's category (-1: none).</summary>
+public sealed record ExportedPolicyHead(double Sharpness, float[] ItemBias, long[] ItemCategories);
+
 public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 {
     private readonly SasRecModel encoder;
@@ -83,6 +86,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     private readonly FeatureTable? _userFeatures;
     private readonly int _candidates;
     private readonly Scalar _temperature;
+    private readonly double _temperatureValue;
     private readonly bool _fineTuneEncoder;
     private readonly FrozenEncoderStates? _frozenStates;
 
@@ -102,6 +106,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         _userFeatures = userFeatures;
         _candidates = candidates;
         _temperature = temperature.ToScalar();
+        _temperatureValue = temperature;
         _repeats = new CategoryRepeats(pretrained.ItemCount, itemFeatures);
         _vocabulary = itemFeatures?.Vocabulary ?? ["<pad>"];
         itemTokens = SequenceBatches.TokenMatrix(itemFeatures, pretrained.ItemCount + 1);
@@ -211,6 +216,25 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     public PolicyHead Head => new(sharpness.item<float>(), repetition.item<float>(), declined.item<float>(), declinedAffinity.item<float>(), popularity.item<float>(),
         contentValue.data<float>().ToArray().Select((w, token) => (Token: _vocabulary[token], Value: (double)w)).Skip(1)
             .OrderByDescending(t => Math.Abs(t.Value)).Take(10).ToDictionary(t => t.Token, t => t.Value));
+
+    /// <summary>
+    /// The policy as serving runs it: the per-item terms (popularity and content values) as one bias per item and the
+    /// learned sharpness, for the graph (<see cref="PolicyExporter"/>), and the session terms and temperature for the
+    /// manifest, all divided by the sharpness so that the graph's policy score stays in the units of its scores:
+    /// logit = (score + bias / e^s + session terms / e^s) / (τ / e^s), which is <see cref="Forward"/>'s logit.
+    /// </summary>
+    public (ExportedPolicyHead Graph, Recommender.Serving.ServingPolicy Manifest) Export()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var sharpnessValue = Math.Exp(sharpness.item<float>());
+        var bias = (itemLogPopularity * popularity).Plus(itemTokens.matmul(contentValue)).to(ScalarType.Float32).data<float>().ToArray();
+        var categories = Enumerable.Range(0, encoder.ItemCount + 1).Select(i => (long)_repeats.Category(i)).ToArray();
+        var graph = new ExportedPolicyHead(sharpnessValue, bias, categories);
+        var head = new Recommender.Serving.PolicyHeadWeights(repetition.item<float>() / sharpnessValue, declined.item<float>() / sharpnessValue,
+            declinedAffinity.item<float>() / sharpnessValue, CategoryRepeats.RecentWindow);
+        return (graph, new Recommender.Serving.ServingPolicy(_temperatureValue / sharpnessValue, _candidates, head));
+    }
 
     /// <summary>Sets the head by hand (ablations); a named token the items do not have is refused.</summary>
     public void SetHead(PolicyHead head)

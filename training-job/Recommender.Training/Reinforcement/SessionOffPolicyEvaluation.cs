@@ -1,0 +1,178 @@
+using System.Text.Json.Nodes;
+
+namespace Recommender.Training.Reinforcement;
+
+/// <summary>
+/// A policy's return per session estimated from logged sessions, by several estimators, with the effective sample
+/// size of the importance weights that say how far the policy is from the one that logged them.
+/// </summary>
+/// <param name="EffectiveSampleSize">(Σ w)² / Σ w² over every decision's one-step weight w = π(slate) / μ(slate): how many logged decisions the weighted corrections rest on.</param>
+/// <param name="MeanWeight">The mean one-step weight: near 1 when the logs cover the policy's slates, well below when it shows slates the logger never did.</param>
+/// <param name="TrajectoryEffectiveSampleSize">The same over whole sessions' weights Π w (what per-decision importance sampling rests on).</param>
+public sealed record SessionValueEstimates(
+    Estimate DoublyRobust,
+    Estimate DirectMethod,
+    Estimate Ips,
+    double Snips,
+    Estimate Logged,
+    double EffectiveSampleSize,
+    double MeanWeight,
+    double TrajectoryEffectiveSampleSize,
+    int Sessions,
+    int Decisions)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["dr"] = Json(DoublyRobust), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = Finite(Snips), ["logged"] = Json(Logged),
+        ["ess"] = Finite(EffectiveSampleSize), ["ess_share"] = Decisions == 0 ? null : Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = Finite(MeanWeight),
+        ["trajectory_ess"] = Finite(TrajectoryEffectiveSampleSize), ["sessions"] = Sessions, ["decisions"] = Decisions,
+    };
+
+    private static JsonObject Json(Estimate e) => new() { ["mean"] = Finite(e.Mean), ["ci95"] = Finite(e.HalfWidth), ["n"] = e.Samples };
+
+    private static double? Finite(double x) => double.IsFinite(x) ? x : null;
+}
+
+/// <summary>
+/// Off-policy evaluation of a slate policy's long-term value on the product's logged sessions, with the learned
+/// user simulator as the model of what happens next. For session s with decisions t = 0..T-1 (state x, logged slate a,
+/// reward r, logging probability μ) and a target policy π:
+/// <code>
+/// w_t   = π(a_t | x_t) / μ_t                                       one-step importance weight
+/// V̂(x)  = E[return from x | π]          Q̂(x, a) = E[return from x | a first, then π]     (simulator rollouts)
+/// DR    = mean_s [ V̂(x_0) + Σ_t w_t (r_t + V̂(x_{t+1}) - Q̂(x_t, a_t)) ]              V̂(x_T) = 0
+/// DM    = mean_s V̂(x_0)
+/// IPS   = mean_s Σ_t ρ_t r_t,   ρ_t = Π_{i≤t} w_i                 (per-decision importance sampling)
+/// SNIPS = Σ_t Σ_s ρ_{s,t} r_{s,t} / Σ_s ρ_{s,t}                   (weighted per-decision IS)
+/// </code>
+/// The doubly robust estimate corrects the model at every logged step, weighting the step's own slate only: this is
+/// the per-decision DR of Jiang and Li (2016) with the weights of earlier steps dropped (Thomas and Brunskill's
+/// one-step estimator), which keeps its variance at that of single-slate weights, at the cost of taking the states the
+/// logger reached as those the policy would reach. Whole-session weights ρ (IPS, SNIPS) are reported beside it: over
+/// sessions of several slates they degenerate unless π is the logger.
+/// </summary>
+/// <remarks>
+/// A rollout weights each step's expected reward by the simulated chance that the user is still there (the product of
+/// 1 - P(leave) so far) instead of drawing the leave, which removes the largest source of noise; it stops when that
+/// chance falls under <see cref="SurvivalFloor"/> or at the horizon. Rollouts draw from seeds fixed by the decision, so
+/// two policies are judged on the same random numbers.
+/// </remarks>
+public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, RewardConfig rewards, int slateSize, int horizon, int rollouts, int seed)
+{
+    public const double SurvivalFloor = 0.01;
+
+    /// <param name="logger">
+    /// With the policy that logged the sessions, slates are weighted as sets (π(set) / μ(set), each the sum over the
+    /// set's orderings; μ recomputed from the logger): right when the user's answer does not depend on the order of
+    /// the slate, and much less variable than ordered slates. Without it, the ordered slate's logged propensities.
+    /// </param>
+    public SessionValueEstimates Evaluate(Func<SessionState, SlateDistributionAt> policy, IReadOnlyList<LoggedSession> sessions, Func<SessionState, SlateDistributionAt>? logger = null)
+    {
+        var dr = new List<double>();
+        var dm = new List<double>();
+        var ips = new List<double>();
+        var logged = new List<double>();
+        var weights = new List<double>();
+        var trajectoryWeights = new List<double>();
+        var stepWeights = new List<(double Rho, double Reward)[]>();
+        foreach (var (session, s) in sessions.Select((x, i) => (x, i)))
+        {
+            var steps = session.Decisions;
+            var rewardsLogged = steps.Select(d => d.Reward(rewards)).ToArray();
+            var w = steps.Select(d => logger is null
+                ? policy(d.State).Probability(d.Slate) / d.LoggedProbability!.Value
+                : policy(d.State).Probability(d.Slate, ordered: false) / logger(d.State).Probability(d.Slate, ordered: false)).ToArray();
+            var v = steps.Select((d, t) => Value(policy, d.State, null, Seed(s, t, 0))).Append(0).ToArray();
+            var q = steps.Select((d, t) => Value(policy, d.State, d.Slate, Seed(s, t, 1))).ToArray();
+            var correction = 0.0;
+            for (var t = 0; t < steps.Count; t++)
+                correction += w[t] * (rewardsLogged[t] + v[t + 1] - q[t]);
+            dr.Add(v[0] + correction);
+            dm.Add(v[0]);
+            var rho = 1.0;
+            var perStep = new (double, double)[steps.Count];
+            for (var t = 0; t < steps.Count; t++)
+            {
+                rho *= w[t];
+                perStep[t] = (rho, rewardsLogged[t]);
+            }
+            ips.Add(perStep.Sum(x => x.Item1 * x.Item2));
+            stepWeights.Add(perStep);
+            logged.Add(rewardsLogged.Sum());
+            weights.AddRange(w);
+            trajectoryWeights.Add(rho);
+        }
+        return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(dm), Estimate.Of(ips), WeightedPerDecision(stepWeights), Estimate.Of(logged),
+            Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count);
+    }
+
+    /// <summary>The expected return from <paramref name="state"/> under the policy (after <paramref name="firstSlate"/>, when given), over the rollouts.</summary>
+    private double Value(Func<SessionState, SlateDistributionAt> policy, SessionState state, long[]? firstSlate, int rolloutSeed)
+    {
+        var random = new Random(rolloutSeed);
+        var total = 0.0;
+        for (var r = 0; r < rollouts; r++)
+            total += Rollout(policy, state, firstSlate, random);
+        return total / rollouts;
+    }
+
+    private double Rollout(Func<SessionState, SlateDistributionAt> policy, SessionState state, long[]? firstSlate, Random random)
+    {
+        double value = 0, survival = 1;
+        for (var step = state.Step; step < horizon && survival >= SurvivalFloor; step++)
+        {
+            var slate = step == state.Step && firstSlate is not null ? firstSlate : policy(state).Sample(slateSize, random);
+            if (slate.Length == 0)
+                break;
+            var (pick, leave, engaged) = simulator.Outcomes(state, slate);
+            var expected = 0.0;
+            for (var j = 0; j <= slate.Length; j++)
+                expected += pick[j] * ((j < slate.Length ? rewards.Click + (engaged is null ? 0 : rewards.Engaged(engaged[j])) : 0) + rewards.Leave * leave[j]);
+            value += survival * expected;
+            var outcome = Draw(pick, random);
+            survival *= 1 - leave[outcome];
+            state = state.After(slate, outcome < slate.Length ? (int)slate[outcome] : null, outcome < slate.Length ? engaged?[outcome] : null);
+        }
+        return value;
+    }
+
+    private int Seed(int session, int step, int kind) => HashCode.Combine(seed, session, step, kind);
+
+    private static int Draw(double[] probabilities, Random random)
+    {
+        var u = random.NextDouble();
+        for (var i = 0; i < probabilities.Length - 1; i++)
+        {
+            if ((u -= probabilities[i]) < 0)
+                return i;
+        }
+        return probabilities.Length - 1;
+    }
+
+    /// <summary>Σ_t Σ_s ρ_{s,t} r_{s,t} / Σ_s ρ_{s,t}, a session that ended keeping its last weight with reward 0.</summary>
+    private static double WeightedPerDecision(IReadOnlyList<(double Rho, double Reward)[]> sessions)
+    {
+        var longest = sessions.Count == 0 ? 0 : sessions.Max(s => s.Length);
+        var value = 0.0;
+        for (var t = 0; t < longest; t++)
+        {
+            double weighted = 0, total = 0;
+            foreach (var s in sessions)
+            {
+                var (rho, reward) = t < s.Length ? s[t] : (s[^1].Rho, 0);
+                weighted += rho * reward;
+                total += rho;
+            }
+            value += total > 0 ? weighted / total : 0;
+        }
+        return value;
+    }
+
+    /// <summary>Kish's effective sample size, (Σ w)² / Σ w².</summary>
+    public static double Kish(IReadOnlyList<double> weights)
+    {
+        var sum = weights.Sum();
+        var squares = weights.Sum(w => w * w);
+        return squares > 0 ? sum * sum / squares : 0;
+    }
+}

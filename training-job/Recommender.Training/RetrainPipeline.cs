@@ -1,0 +1,66 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using Recommender.Serving;
+using Recommender.Training.Reinforcement;
+
+namespace Recommender.Training;
+
+/// <summary>
+/// One run of the product's learning loop on a frozen snapshot (<c>training-job retrain</c>), every stage writing
+/// its keys into the run's <c>metrics.json</c>:
+/// <list type="number">
+/// <item>pretrain the sequence model (and refit it), meta-learn the item generator and the user adaptation (<see cref="TrainingRun"/>);</item>
+/// <item>the RL stage on the snapshot's logged decisions: simulator, PPO with a KL penalty, export (<see cref="ProductPolicyStage"/>);</item>
+/// <item>judge like with like: the candidate as published and the champion being served, on the same test split
+/// (offline metrics) and the same held-out sessions (off-policy estimates of return per session, with the ESS).</item>
+/// </list>
+/// The caller publishes the run folder; the orchestration's gate reads these figures.
+/// </summary>
+public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStageConfig policyConfig, EvaluationProtocol protocol, TextWriter? progress = null)
+{
+    public async Task<JsonObject> RunAsync(InteractionDataset data, ProductLogs logs, ModelRegistry registry, string output, CancellationToken cancellationToken = default)
+    {
+        // 1. Pretrain (continuing from the champion's weights when it has them and the same architecture) and meta-learn.
+        using var warmStart = modelConfig.WarmStart ? await WarmStart.FromChampionAsync(registry, modelConfig, progress, cancellationToken) : null;
+        await new TrainingRun(modelConfig, protocol, progress, warmStart).RunAsync(data, output, cancellationToken);
+
+        // 2. RL on the logs.
+        var stage = new ProductPolicyStage(policyConfig, progress);
+        var trained = stage.Train(logs, data, output);
+        var metrics = Merge(output, trained.Metrics);
+
+        // 3. Judge: the candidate as serving will run it, and the champion on the same data.
+        using var champion = await ChampionEvaluation.LoadAsync(registry, cancellationToken);
+        if (champion is null)
+            return metrics; // the first model: nothing to compare with, nothing logged
+        using var candidate = PolicyModel.Load(RunPublisher.Manifest(output, "candidate", "this run"), await File.ReadAllBytesAsync(Path.Combine(output, "policy.onnx"), cancellationToken));
+        var logger = new PublishedPolicy(champion, data);
+        if (stage.Evaluate(trained, new PublishedPolicy(candidate, data), logger) is { } estimates)
+            metrics = Merge(output, OffPolicyKeys(estimates));
+        var block = ChampionEvaluation.Measure(champion, data, protocol);
+        if (stage.Evaluate(trained, logger, logger) is { } championEstimates)
+            foreach (var (key, value) in OffPolicyKeys(championEstimates))
+                block[key] = value?.DeepClone();
+        return Merge(output, new JsonObject { ["champion"] = block });
+    }
+
+    /// <summary>The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session) and <c>rl.ope_ess</c>.</summary>
+    private static JsonObject OffPolicyKeys(SessionValueEstimates estimates) => new()
+    {
+        ["rl.ope_reward"] = estimates.DoublyRobust.Mean,
+        ["rl.ope_ess"] = estimates.EffectiveSampleSize,
+        ["rl.ope"] = estimates.ToJson(),
+    };
+
+    /// <summary>Adds a stage's keys to the run's metrics.json (replacing keys of the same name) and returns the whole.</summary>
+    public static JsonObject Merge(string output, JsonObject stage)
+    {
+        var path = Path.Combine(output, "metrics.json");
+        var merged = File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path))!.AsObject() : new JsonObject();
+        foreach (var (key, value) in stage.ToList())
+            merged[key] = value?.DeepClone();
+        File.WriteAllText(path, merged.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return merged;
+    }
+}
