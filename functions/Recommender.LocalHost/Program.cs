@@ -16,9 +16,13 @@ using Recommender.Serving;
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddMvcCore(); // executes the functions' IActionResults as the Functions host does
 var storage = builder.Configuration["AzureWebJobsStorage"] ?? "UseDevelopmentStorage=true";
-var ingestion = IngestionServices.Connect(storage);
+// Storage:Namespace gives every container and table a tag of its own (a benchmark's product beside the demo's in one Azurite).
+var tag = builder.Configuration["Storage:Namespace"];
+var layout = string.IsNullOrEmpty(tag) ? StorageLayout.Default : StorageLayout.Default.WithNamespace(tag);
+var ingestion = IngestionServices.Connect(storage, layout);
 await ingestion.EnsureCreatedAsync();
-var serving = ServingServices.Connect(storage, ingestion, builder.Configuration["ModelContainer"] ?? "models");
+var modelContainer = builder.Configuration["ModelContainer"] ?? (string.IsNullOrEmpty(tag) ? "models" : "models-" + tag);
+var serving = ServingServices.Connect(storage, ingestion, modelContainer, string.IsNullOrEmpty(tag) ? "RankEvents" : "RankEvents" + tag);
 await serving.EnsureCreatedAsync();
 var recommendations = serving.Recommendations;
 var personalizer = new PersonalizerApi(serving.Personalizer);
@@ -26,7 +30,8 @@ var personalizer = new PersonalizerApi(serving.Personalizer);
 // The learning loop: the same orchestration and activities as the Functions app, run by the Durable Task
 // in-process host (in memory: runs do not survive a restart of this process) with the local launcher.
 var retraining = new RetrainingTrigger(RetrainingConfiguration.TriggerOptions(builder.Configuration), ingestion.EventLog, ingestion.Snapshots);
-builder.Services.AddSingleton(new RetrainingSteps(ingestion.Snapshots, serving.Registry, RetrainingConfiguration.Launcher(builder.Configuration, storage)));
+builder.Services.AddSingleton(new RetrainingSteps(ingestion.Snapshots, serving.Registry, RetrainingConfiguration.Launcher(builder.Configuration, storage,
+    jobSettings: ["--snapshot-container", layout.TrainingContainer, "--container", modelContainer])));
 builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining());
 
 var app = builder.Build();

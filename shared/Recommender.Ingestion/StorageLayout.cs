@@ -32,6 +32,27 @@ public sealed record StorageLayout
 
     public const string EventLogPrefix = "events/";
 
+    /// <summary>
+    /// Every container and table of this layout with a tag of its own (<c>eventlog-{tag}</c>, <c>UserState{tag}</c>), so
+    /// several products (a benchmark beside the demo, a test beside another) share one storage account untouched.
+    /// </summary>
+    public StorageLayout WithNamespace(string tag)
+    {
+        if (tag.Length is 0 or > 20 || !tag.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9'))
+            throw new ArgumentException($"a storage namespace is 1 to 20 lower-case letters and digits, not '{tag}'", nameof(tag));
+        return new StorageLayout
+        {
+            EventLogContainer = $"{EventLogContainer}-{tag}",
+            DeadLetterContainer = $"{DeadLetterContainer}-{tag}",
+            IngestStateContainer = $"{IngestStateContainer}-{tag}",
+            TrainingContainer = $"{TrainingContainer}-{tag}",
+            UserStateTable = UserStateTable + tag,
+            UserProfileTable = UserProfileTable + tag,
+            CatalogTable = CatalogTable + tag,
+            TombstoneTable = TombstoneTable + tag,
+        };
+    }
+
     public static string EventLogBlobName(DateTimeOffset partitionTime, string deliveryKey) =>
         string.Create(CultureInfo.InvariantCulture,
             $"{EventLogPrefix}{partitionTime.UtcDateTime:yyyy'/'MM'/'dd'/'HH}/{deliveryKey}.parquet");

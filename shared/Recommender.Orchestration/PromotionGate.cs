@@ -16,14 +16,21 @@ public sealed record GateVerdict(
 /// must be at least <c>1 + minRelativeImprovement</c> times the champion's and strictly better on one.
 /// A metric the champion reports and the candidate does not is a failure; a metric neither reports is skipped.
 /// With no champion, a candidate that loads is promoted.
+/// An off-policy estimate is trusted only when the effective sample size of its importance weights is at least
+/// <c>minEffectiveSampleSize</c>: below it the estimate rests on a handful of logged decisions (the candidate is far
+/// from the policy that logged them), and the gate refuses to judge blind: the champion serves on, and the reason says so.
 /// </summary>
 public static class PromotionGate
 {
+    /// <summary>The metric that says how many logged decisions an off-policy gate metric rests on.</summary>
+    public static readonly IReadOnlyDictionary<string, string> EffectiveSampleSizeOf = new Dictionary<string, string> { ["rl.ope_reward"] = "rl.ope_ess" };
+
     public static GateVerdict Decide(JsonObject? candidateMetrics, JsonObject? championMetrics, string? championVersion,
-        string? smokeTestFailure, IReadOnlyList<string> gateMetrics, double minRelativeImprovement)
+        string? smokeTestFailure, IReadOnlyList<string> gateMetrics, double minRelativeImprovement, double minEffectiveSampleSize = 0)
     {
-        var candidate = Pick(candidateMetrics, gateMetrics);
-        var champion = Pick(championMetrics, gateMetrics);
+        var reported = gateMetrics.Concat(gateMetrics.Where(EffectiveSampleSizeOf.ContainsKey).Select(m => EffectiveSampleSizeOf[m])).ToList();
+        var candidate = Pick(candidateMetrics, reported);
+        var champion = Pick(championMetrics, reported);
         GateVerdict Verdict(bool promote, string reason) => new(promote, reason, championVersion, candidate, champion);
 
         if (smokeTestFailure is not null)
@@ -38,6 +45,8 @@ public static class PromotionGate
         {
             if (!candidate.TryGetValue(metric, out var value))
                 return Verdict(false, $"candidate does not report {metric}, which the champion does");
+            if (EffectiveSampleSizeOf.TryGetValue(metric, out var essMetric) && candidate.GetValueOrDefault(essMetric, double.NaN) is var ess && !(ess >= minEffectiveSampleSize))
+                return Verdict(false, $"{metric} not trusted: the effective sample size of its importance weights, {ess:F0}, is below the floor of {minEffectiveSampleSize:F0} (the candidate is too far from the policy that logged the decisions)");
             var required = champion[metric] * (1 + minRelativeImprovement);
             if (value < required)
                 return Verdict(false, $"{metric} {value:F4} is below the champion's {champion[metric]:F4}" + (minRelativeImprovement > 0 ? $" (needs {required:F4})" : ""));

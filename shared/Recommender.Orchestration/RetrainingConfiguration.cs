@@ -27,10 +27,11 @@ public static class RetrainingConfiguration
         };
     }
 
-    public static ITrainingJobLauncher Launcher(IConfiguration configuration, string storageConnection, TokenCredential? credential = null)
+    /// <param name="jobSettings">Settings the host adds before <c>TrainingJob:Settings</c> (where its containers are).</param>
+    public static ITrainingJobLauncher Launcher(IConfiguration configuration, string storageConnection, TokenCredential? credential = null, IReadOnlyList<string>? jobSettings = null)
     {
         var job = configuration.GetSection("TrainingJob");
-        var settings = (job["Settings"] ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        string[] settings = [.. jobSettings ?? [], .. (job["Settings"] ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         return job["Launcher"]?.ToLowerInvariant() switch
         {
             "containerapps" => new ContainerAppsJobLauncher(new ContainerAppsJobOptions

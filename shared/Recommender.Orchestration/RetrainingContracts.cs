@@ -17,6 +17,8 @@ public sealed record RetrainingSettings
     /// <summary>Metrics the candidate must not lose on (offline ranking quality, the off-policy estimate of reward).</summary>
     public IReadOnlyList<string> GateMetrics { get; init; } = ["ndcg@10", "rl.ope_reward"];
     public double MinRelativeImprovement { get; init; }
+    /// <summary>The fewest effective logged decisions (Kish's ESS of the importance weights) an off-policy gate metric must rest on to be trusted.</summary>
+    public double MinEffectiveSampleSize { get; init; } = 100;
     /// <summary>Skip training when the champion was trained on exactly this snapshot's data.</summary>
     public bool SkipWhenChampionIsCurrent { get; init; } = true;
 }
@@ -55,6 +57,6 @@ public sealed record SnapshotRequest(DateTimeOffset Watermark, SnapshotRequireme
 /// <summary>The snapshot activity's answer: the snapshot, and whether the champion was trained on it.</summary>
 public sealed record SnapshotResult(TrainingSnapshot Snapshot, string? ChampionVersion, bool ChampionTrainedOnIt);
 
-public sealed record GateRequest(string CandidateVersion, IReadOnlyList<string> GateMetrics, double MinRelativeImprovement);
+public sealed record GateRequest(string CandidateVersion, IReadOnlyList<string> GateMetrics, double MinRelativeImprovement, double MinEffectiveSampleSize = 0);
 
 public sealed record PromotionRequest(string CandidateVersion, string? ExpectedChampionVersion, string Reason);

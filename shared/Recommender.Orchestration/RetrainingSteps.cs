@@ -54,27 +54,25 @@ public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegist
         }
         var current = await registry.GetCurrentAsync(cancellationToken);
         var champion = current is null ? null : await registry.GetManifestAsync(current.Pointer.Version, cancellationToken);
-        var verdict = PromotionGate.Decide(candidate.Metrics, ChampionMetrics(candidate, champion), champion?.Version, smokeTestFailure: null, request.GateMetrics, request.MinRelativeImprovement);
+        var verdict = PromotionGate.Decide(candidate.Metrics, ChampionMetrics(candidate, champion), champion?.Version, smokeTestFailure: null, request.GateMetrics,
+            request.MinRelativeImprovement, request.MinEffectiveSampleSize);
         RecommenderMetrics.TrainingCandidates.Add(1, new KeyValuePair<string, object?>("verdict", verdict.Promote ? "promote" : "keep"));
         return verdict;
     }
 
     /// <summary>
     /// The champion's figures to judge against: those the training job measured for the champion on the
-    /// candidate's own test split (the candidate's <c>champion</c> block, when it names this champion),
-    /// over those the champion recorded on its own, older snapshot.
+    /// candidate's own data (the candidate's <c>champion</c> block, when it names this champion), and only those,
+    /// so every figure compared was measured on the same split and the same logged decisions; else those the
+    /// champion recorded on its own, older snapshot.
     /// </summary>
     private static System.Text.Json.Nodes.JsonObject? ChampionMetrics(ModelManifest candidate, ModelManifest? champion)
     {
         if (champion?.Metrics is not { } recorded)
             return null;
-        var metrics = (System.Text.Json.Nodes.JsonObject)recorded.DeepClone();
         if (candidate.Metrics?["champion"] is System.Text.Json.Nodes.JsonObject sameData && (string?)sameData["version"] == champion.Version)
-        {
-            foreach (var (key, value) in sameData)
-                metrics[key] = value?.DeepClone();
-        }
-        return metrics;
+            return (System.Text.Json.Nodes.JsonObject)sameData.DeepClone();
+        return (System.Text.Json.Nodes.JsonObject)recorded.DeepClone();
     }
 
     /// <summary>Promotes the candidate if the champion is still the one it was judged against; false otherwise.</summary>

@@ -6,12 +6,27 @@ public sealed class PromotionGateTests
 {
     private static readonly string[] Gate = ["ndcg@10", "rl.ope_reward"];
 
-    private static JsonObject Metrics(double ndcg, double? reward = null)
+    private static JsonObject Metrics(double ndcg, double? reward = null, double? ess = null)
     {
         var metrics = new JsonObject { ["ndcg@10"] = ndcg, ["hr@10"] = 0.5 };
         if (reward is not null)
             metrics["rl.ope_reward"] = reward.Value;
+        if (ess is not null)
+            metrics["rl.ope_ess"] = ess.Value;
         return metrics;
+    }
+
+    [Theory]
+    [InlineData(40, false)]  // far from the logging policy: a few decisions carry the weights
+    [InlineData(400, true)]  // near it: the estimate is trusted, and it is better
+    public void An_off_policy_estimate_is_judged_only_above_the_effective_sample_size_floor(double ess, bool promoted)
+    {
+        var verdict = PromotionGate.Decide(Metrics(0.31, 3.9, ess), Metrics(0.30, 3.5, 900), "v1", null, Gate, 0, minEffectiveSampleSize: 100);
+
+        Assert.Equal(promoted, verdict.Promote);
+        if (!promoted)
+            Assert.Contains("effective sample size", verdict.Reason, StringComparison.Ordinal);
+        Assert.Equal(ess, verdict.Candidate["rl.ope_ess"]);
     }
 
     [Fact]
