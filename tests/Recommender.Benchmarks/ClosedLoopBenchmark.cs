@@ -1,0 +1,314 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recommender.Data;
+using Recommender.Ingestion;
+
+/// <summary>
+/// The product's learning loop closed over HTTP, with the synthetic world as the users: each round, world users
+/// (the ground truth) ask for recommendations (<c>GET /api/users/{id}/recommendations?k=5&amp;sessionId=...</c>) and
+/// answer the served slates through <c>POST /api/events</c> (a click on what they pick); then the orchestration
+/// retrains (<c>POST /api/training</c>: snapshot, training job, gate, promotion) and the next round is served by
+/// whatever it promoted. Each round records the model served, its path, the true return per session from the
+/// world, and the gate's off-policy estimate of that model with its effective sample size.
+/// </summary>
+/// <remarks>
+/// Without <c>--url</c> it sets up a product of its own in the running Azurite (every container and table tagged,
+/// <c>Storage:Namespace</c>): the world's catalog, profiles and organic history sent through ingestion, the local
+/// host started with the real training job, and a first training (round 0's model, the supervised one).
+/// Users keep their state (taste, fatigue) from round to round; a session starts satisfied.
+/// </remarks>
+internal static class ClosedLoopBenchmark
+{
+    private const int SlateSize = 5;
+    private const int MaxSessionSteps = 30;
+    private static readonly TimeSpan SessionIdle = TimeSpan.FromSeconds(5);
+
+    public static async Task RunAsync(Args options, string outDir)
+    {
+        var worldText = options.Get("world", "users=1000,items=500,seed=7,clickbait=0.1");
+        var world = new SyntheticWorld(SyntheticWorldOptions.Parse(worldText));
+        var rounds = options.GetInt("rounds", 3);
+        var sessionsPerRound = options.GetInt("sessions", 500);
+        var seed = options.GetInt("seed", 1);
+        var concurrency = options.GetInt("concurrency", 8);
+        var training = options.Get("training", "--epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003");
+        var clock = Stopwatch.StartNew();
+
+        await using var host = options.Get("url", "") is { Length: > 0 } url
+            ? LocalHost.Existing(new Uri(url))
+            : await LocalHost.StartAsync(world, options.Get("storage", "UseDevelopmentStorage=true"), training, outDir);
+        using var http = new HttpClient { BaseAddress = host.Url, Timeout = TimeSpan.FromMinutes(2) };
+        if (host.Started)
+        {
+            Console.WriteLine("round 0's model: the first training on the organic history");
+            var first = await TrainAsync(http);
+            Console.WriteLine($"  {first["result"]}: {first["reason"]}");
+            await WaitUntilServedAsync(http, (string?)first["candidate_version"]);
+        }
+
+        var users = world.UsersAfterHistory().Select(SyntheticWorld.Clone).ToArray();
+        var results = new JsonArray();
+        JsonObject? lastTraining = null;
+        for (var round = 0; round <= rounds; round++)
+        {
+            var served = await ServeRoundAsync(http, world, users, round, sessionsPerRound, seed, concurrency);
+            var entry = new JsonObject
+            {
+                ["round"] = round,
+                ["model_version"] = served.Versions.Count == 1 ? served.Versions.Single() : string.Join(",", served.Versions),
+                ["path"] = string.Join(",", served.Paths),
+                ["true_return"] = served.Return.Mean,
+                ["true_return_ci95"] = served.Return.HalfWidth,
+                ["sessions"] = served.Return.Samples,
+                ["decisions"] = served.Decisions,
+                ["click_rate"] = served.Clicks / (double)served.Decisions,
+                ["seconds"] = Math.Round(served.Seconds, 1),
+            };
+            // The gate's estimate of the model now serving, from the training that promoted (or kept) it.
+            var judged = lastTraining is null ? null : (string?)lastTraining["result"] == "Promoted" ? "candidate" : "champion";
+            entry["ope_reward"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_reward"]?.DeepClone();
+            entry["ess"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_ess"]?.DeepClone();
+            entry["training_before"] = lastTraining?.DeepClone();
+            results.Add(entry);
+            Console.WriteLine(FormattableString.Invariant($"round {round}: model {entry["model_version"]} ({entry["path"]}), true return per session {served.Return}, ") +
+                FormattableString.Invariant($"{served.Decisions} decisions, gate's estimate {entry["ope_reward"]?.ToJsonString() ?? "-"} (ESS {entry["ess"]?.ToJsonString() ?? "-"})  [{served.Seconds:F0} s]"));
+            if (round == rounds)
+                break;
+            await Task.Delay(SessionIdle + TimeSpan.FromSeconds(1)); // the round's last sessions close before the snapshot
+            lastTraining = await TrainAsync(http);
+            Console.WriteLine($"  retraining: {lastTraining["result"]}: {lastTraining["reason"]}  [{lastTraining["seconds"]} s]");
+            if ((string?)lastTraining["result"] == "Promoted")
+                await WaitUntilServedAsync(http, (string?)lastTraining["candidate_version"]);
+        }
+
+        var result = new JsonObject
+        {
+            ["name"] = "closed-loop",
+            ["created"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["machine"] = BenchmarkMachine.Describe(),
+            ["world"] = worldText,
+            ["protocol"] = new JsonObject
+            {
+                ["sessions_per_round"] = sessionsPerRound, ["slate_size"] = SlateSize, ["max_session_steps"] = MaxSessionSteps, ["session_seed"] = seed,
+                ["concurrency"] = concurrency, ["reward"] = "1 per click (the world's user picks one item of the slate or none, by true appeal; may leave after each slate)",
+                ["true_return"] = "mean over the round's sessions of the clicks per session, from the world's truth, through the HTTP path",
+                ["users"] = "every world user, chosen at random per session; a user's state carries over between sessions and rounds",
+                ["training"] = training, ["host"] = host.Description,
+            },
+            ["rounds"] = results,
+            ["return_gain_last_over_round0"] = results.Count > 1 ? (double)results[^1]!["true_return"]! / (double)results[0]!["true_return"]! - 1 : null,
+            ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
+        };
+        var path = Path.Combine(outDir, options.Get("name", "closed-loop") + ".json");
+        await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        await File.WriteAllTextAsync(Path.ChangeExtension(path, ".html"), Report(result));
+        Console.WriteLine($"wrote {path} and {Path.ChangeExtension(path, ".html")}");
+    }
+
+    private sealed record RoundResult(Recommender.Training.Reinforcement.Estimate Return, int Decisions, int Clicks, SortedSet<string> Versions, SortedSet<string> Paths, double Seconds);
+
+    /// <summary>One round of sessions, <paramref name="concurrency"/> at a time, each with a user nobody else is serving at the moment.</summary>
+    private static async Task<RoundResult> ServeRoundAsync(HttpClient http, SyntheticWorld world, WorldUser[] users, int round, int sessions, int seed, int concurrency)
+    {
+        var clock = Stopwatch.StartNew();
+        var returns = new double[sessions];
+        int decisions = 0, clicks = 0, next = -1;
+        var versions = new SortedSet<string>(StringComparer.Ordinal);
+        var paths = new SortedSet<string>(StringComparer.Ordinal);
+        var busy = new HashSet<int>();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
+        {
+            int n;
+            while ((n = Interlocked.Increment(ref next)) < sessions)
+            {
+                var random = new Random(HashCode.Combine(seed, round, n));
+                int u;
+                lock (busy)
+                {
+                    do u = random.Next(users.Length); while (!busy.Add(u));
+                }
+                try
+                {
+                    var (reward, steps, picked, version, path) = await SessionAsync(http, world, users[u], $"r{round}-s{n}", random);
+                    returns[n] = reward;
+                    Interlocked.Add(ref decisions, steps);
+                    Interlocked.Add(ref clicks, picked);
+                    lock (versions)
+                    {
+                        versions.Add(version);
+                        paths.Add(path);
+                    }
+                }
+                finally
+                {
+                    lock (busy)
+                        busy.Remove(u);
+                }
+            }
+        })));
+        return new RoundResult(Recommender.Training.Reinforcement.Estimate.Of(returns), decisions, clicks, versions, paths, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>One session of one world user over HTTP: slates until they leave or the session reaches its length.</summary>
+    private static async Task<(double Reward, int Steps, int Picked, string Version, string Path)> SessionAsync(HttpClient http, SyntheticWorld world, WorldUser user, string sessionId, Random random)
+    {
+        user.Satisfaction = 1; // a new visit
+        var userId = SyntheticWorld.UserId(user.Index);
+        double reward = 0;
+        int steps = 0, picked = 0;
+        string version = "", path = "";
+        for (var step = 0; step < MaxSessionSteps; step++)
+        {
+            using var response = await http.GetAsync($"/api/users/{userId}/recommendations?k={SlateSize}&sessionId={sessionId}");
+            response.EnsureSuccessStatusCode();
+            var served = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            (version, path) = ((string)served["modelVersion"]!, (string)served["path"]!);
+            var items = served["items"]!.AsArray().Select(i => (string)i!["itemId"]!).ToList();
+            var (chosen, left, _) = world.Respond(user, items.Select(SyntheticWorld.ItemIndex).ToList(), random);
+            steps++;
+            if (chosen is { } item)
+            {
+                picked++;
+                reward += 1;
+                var position = items.IndexOf(SyntheticWorld.ItemId(item));
+                var click = new JsonArray(new JsonObject
+                {
+                    ["userId"] = userId, ["itemId"] = SyntheticWorld.ItemId(item), ["type"] = "click", ["timestamp"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+                    ["recommendationId"] = (string)served["recommendationId"]!, ["position"] = position, ["sessionId"] = sessionId,
+                });
+                using var posted = await http.PostAsync("/api/events", new StringContent(click.ToJsonString(), Encoding.UTF8, "application/json"));
+                posted.EnsureSuccessStatusCode();
+            }
+            if (left)
+                break;
+        }
+        return (reward, steps, picked, version, path);
+    }
+
+    /// <summary>
+    /// Until serving has swapped to <paramref name="version"/> (it checks the registry's pointer every few seconds), so a
+    /// round is served by one model: asked for a probe user who has no history, whose impressions training leaves out.
+    /// </summary>
+    private static async Task WaitUntilServedAsync(HttpClient http, string? version)
+    {
+        for (var attempt = 0; attempt < 120; attempt++)
+        {
+            using var response = await http.GetAsync("/api/users/closed-loop-probe/recommendations?k=1");
+            if (response.IsSuccessStatusCode && (string?)JsonNode.Parse(await response.Content.ReadAsStringAsync())!["modelVersion"] == version)
+                return;
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+        throw new TimeoutException($"serving did not swap to {version} within 2 minutes");
+    }
+
+    /// <summary><c>POST /api/training</c>, then its status until the run ends: the outcome, with the gate's figures.</summary>
+    private static async Task<JsonObject> TrainAsync(HttpClient http)
+    {
+        var clock = Stopwatch.StartNew();
+        using var start = await http.PostAsync("/api/training", null);
+        var started = JsonNode.Parse(await start.Content.ReadAsStringAsync())!;
+        if (!start.IsSuccessStatusCode)
+            throw new InvalidOperationException($"POST /api/training answered {(int)start.StatusCode}: {started.ToJsonString()}");
+        var status = (string)started["statusUri"]!;
+        while (true)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            var state = JsonNode.Parse(await http.GetStringAsync(new Uri(status).PathAndQuery))!;
+            if ((string?)state["status"] is "Running" or "Pending")
+                continue;
+            var outcome = state["outcome"]?.AsObject() ?? throw new InvalidOperationException($"training ended without an outcome: {state.ToJsonString()}");
+            return new JsonObject
+            {
+                ["result"] = outcome["result"]?.DeepClone(),
+                ["reason"] = outcome["reason"]?.DeepClone(),
+                ["candidate_version"] = outcome["candidateVersion"]?.DeepClone(),
+                ["verdict"] = outcome["verdict"]?.DeepClone(),
+                ["snapshot"] = outcome["snapshot"]?["statistics"]?.DeepClone(),
+                ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
+            };
+        }
+    }
+
+    private static string Report(JsonObject result)
+    {
+        var rounds = result["rounds"]!.AsArray();
+        var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>Closed loop</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
+        html.Append(CultureInfo.InvariantCulture, $"<h1>The learning loop, closed over HTTP</h1><p>World {System.Net.WebUtility.HtmlEncode((string?)result["world"])}; {result["protocol"]!["sessions_per_round"]} sessions a round.</p>");
+        html.Append(Recommender.Training.RunReport.Chart("true return per session, by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(double)r["true_return"]!)).ToList(), "#1f77b4", "round"));
+        html.Append("<table><tr><th>round</th><th>model</th><th>path</th><th>true return per session</th><th>gate's DR estimate</th><th>ESS</th><th>decisions</th></tr>");
+        foreach (var r in rounds)
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{r!["round"]}</td><td>{r["model_version"]}</td><td>{r["path"]}</td><td>{(double)r["true_return"]!:F3} ± {(double)r["true_return_ci95"]!:F3}</td><td>{r["ope_reward"]?.ToJsonString() ?? "-"}</td><td>{r["ess"]?.ToJsonString() ?? "-"}</td><td>{r["decisions"]}</td></tr>");
+        return html.Append("</table></body></html>").ToString();
+    }
+
+    /// <summary>The host the loop talks to: one it started (and stops), or one already running.</summary>
+    private sealed class LocalHost : IAsyncDisposable
+    {
+        private Process? _process;
+
+        public required Uri Url { get; init; }
+        public required string Description { get; init; }
+        public bool Started => _process is not null;
+
+        public static LocalHost Existing(Uri url) => url.IsLoopback
+            ? new LocalHost { Url = url, Description = $"an existing host at {url}" }
+            : throw new ArgumentException("the closed loop only targets loopback addresses");
+
+        /// <summary>A product of its own: the world's data through ingestion into tagged storage, and the local host over it.</summary>
+        public static async Task<LocalHost> StartAsync(SyntheticWorld world, string storage, string training, string outDir)
+        {
+            var tag = "loop" + Guid.NewGuid().ToString("N")[..8];
+            var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag));
+            await Recommender.TrainingJob.IngestionTraffic.SendAsync(ingestion, world.Options, Console.Out);
+
+            var hostDll = Path.GetFullPath("functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll");
+            if (!File.Exists(hostDll))
+                throw new FileNotFoundException($"build the local host first: dotnet build -c Release functions/Recommender.LocalHost ({hostDll} is missing)");
+            var jobDll = Path.Combine(AppContext.BaseDirectory, "training-job.dll");
+            var port = 7100 + Random.Shared.Next(800);
+            var url = new Uri($"http://127.0.0.1:{port}");
+            var log = Path.GetFullPath(Path.Combine(outDir, $"closed-loop-host-{tag}.log"));
+            string[] arguments = [hostDll, "--urls", url.ToString(), "--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage, "--Storage:Namespace", tag,
+                "--TrainingJob:Launcher", "local", "--TrainingJob:Command", $"dotnet {jobDll}", "--TrainingJob:Settings", training,
+                "--Retraining:PollInterval", "00:00:02", "--Retraining:RetryBackoff", "00:00:05", "--Retraining:JobTimeout", "00:45:00",
+                "--Retraining:Snapshot:Decisions:SessionIdle", SessionIdle.ToString("c", CultureInfo.InvariantCulture)];
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var argument in arguments)
+                start.ArgumentList.Add(argument);
+            var process = Process.Start(start)!;
+            var writer = new StreamWriter(log) { AutoFlush = true };
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            using var probe = new HttpClient { BaseAddress = url };
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    (await probe.GetAsync("/")).EnsureSuccessStatusCode();
+                    break;
+                }
+                catch (HttpRequestException) when (attempt < 300 && !process.HasExited)
+                {
+                    await Task.Delay(200);
+                }
+            }
+            Console.WriteLine($"local host on {url}, storage namespace {tag}, log {log}");
+            return new LocalHost { Url = url, Description = $"the local host with storage namespace {tag} (log {log})", _process = process };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_process is { HasExited: false } process)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+        }
+    }
+}
