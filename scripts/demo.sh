@@ -6,20 +6,23 @@
 #   scripts/demo.sh                                         # synthetic world, a few minutes on 2 cores after the first build
 #   scripts/demo.sh --data movielens:../shared/data/ml-100k # a real data set instead
 #   scripts/demo.sh --once                                  # stop after the demo (CI runs this)
+#   scripts/demo.sh --rounds 3                              # then close the loop: world users answer over HTTP, retrain, serve, 3 times
 # A second run reuses what is there: the same data gives the same snapshot, which the champion was
 # trained on, so the orchestration answers UpToDate without training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-once=false; data=""
+once=false; data=""; rounds=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --once) once=true ;;
     --data) data="$2"; shift ;;
-    *) echo "usage: scripts/demo.sh [--data <source>] [--once]" >&2; exit 2 ;;
+    --rounds) rounds="$2"; shift ;;
+    *) echo "usage: scripts/demo.sh [--data <source>] [--once] [--rounds N]" >&2; exit 2 ;;
   esac
   shift
 done
+if [ "$rounds" != 0 ] && [ -n "$data" ]; then echo "demo: --rounds needs the synthetic world's users (no --data)" >&2; exit 2; fi
 port=${DEMO_PORT:-7071}
 url="http://127.0.0.1:$port"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
@@ -40,6 +43,7 @@ dotnet functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender
   --TrainingJob:Launcher local --TrainingJob:Command "dotnet $job" \
   --TrainingJob:Settings "${DEMO_TRAINING:---epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003 --itemGenerator true --userAdaptation true}" \
   --Retraining:PollInterval 00:00:02 --Retraining:RetryBackoff 00:00:05 --Retraining:JobTimeout 00:30:00 \
+  --Retraining:Snapshot:Decisions:SessionIdle "$( [ "$rounds" != 0 ] && echo 00:00:05 || echo 00:30:00 )" \
   > artifacts/localhost.log 2>&1 &
 host=$!
 trap 'kill $host 2>/dev/null || true' EXIT
@@ -77,6 +81,12 @@ curl -sf -X POST "$url/api/events" -H 'content-type: application/json' -d "$(ech
 import os; print(json.dumps([{"userId": d["userId"], "itemId": i["itemId"], "type": "click", "timestamp": os.environ["NOW"]} for i in d["items"][:2]]))')"; echo
 curl -sf "$url/api/users/$newcomer/recommendations?k=5"; echo
 
+if [ "$rounds" != 0 ]; then
+  echo; echo "== 8. the loop closed over HTTP: world users answer what is served, then the orchestration retrains, $rounds times"
+  dotnet build -c Release tests/Recommender.Benchmarks -v:q -nologo
+  dotnet tests/Recommender.Benchmarks/bin/Release/net10.0/linux-x64/Recommender.Benchmarks.dll closed-loop --url "$url" \
+    --world "users=1000,items=500,seed=7" --rounds "$rounds" --name closed-loop-demo
+fi
 if $once; then exit 0; fi
 echo; echo "serving on $url (Ctrl-C stops); POST /api/training retrains"
 wait $host

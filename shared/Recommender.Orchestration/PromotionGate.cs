@@ -13,7 +13,9 @@ public sealed record GateVerdict(
 /// <summary>
 /// Whether a candidate model replaces the champion: it must load and pass the ONNX smoke test, and on
 /// every gate metric the champion has (for example <c>ndcg@10</c> and an off-policy estimate of reward) it
-/// must be at least <c>1 + minRelativeImprovement</c> times the champion's and strictly better on one.
+/// must be at least <c>1 + minRelativeImprovement - tolerance</c> times the champion's and strictly better on one; a
+/// metric's tolerance lets a guardrail (the offline next-item metric, when the objective is long-term reward) dip by
+/// noise without blocking a policy that is better at what it is for.
 /// A metric the champion reports and the candidate does not is a failure; a metric neither reports is skipped.
 /// With no champion, a candidate that loads is promoted.
 /// An off-policy estimate is trusted only when the effective sample size of its importance weights is at least
@@ -26,7 +28,8 @@ public static class PromotionGate
     public static readonly IReadOnlyDictionary<string, string> EffectiveSampleSizeOf = new Dictionary<string, string> { ["rl.ope_reward"] = "rl.ope_ess" };
 
     public static GateVerdict Decide(JsonObject? candidateMetrics, JsonObject? championMetrics, string? championVersion,
-        string? smokeTestFailure, IReadOnlyList<string> gateMetrics, double minRelativeImprovement, double minEffectiveSampleSize = 0)
+        string? smokeTestFailure, IReadOnlyList<string> gateMetrics, double minRelativeImprovement, double minEffectiveSampleSize = 0,
+        IReadOnlyDictionary<string, double>? tolerances = null)
     {
         var reported = gateMetrics.Concat(gateMetrics.Where(EffectiveSampleSizeOf.ContainsKey).Select(m => EffectiveSampleSizeOf[m])).ToList();
         var candidate = Pick(candidateMetrics, reported);
@@ -47,9 +50,10 @@ public static class PromotionGate
                 return Verdict(false, $"candidate does not report {metric}, which the champion does");
             if (EffectiveSampleSizeOf.TryGetValue(metric, out var essMetric) && candidate.GetValueOrDefault(essMetric, double.NaN) is var ess && !(ess >= minEffectiveSampleSize))
                 return Verdict(false, $"{metric} not trusted: the effective sample size of its importance weights, {ess:F0}, is below the floor of {minEffectiveSampleSize:F0} (the candidate is too far from the policy that logged the decisions)");
-            var required = champion[metric] * (1 + minRelativeImprovement);
+            var tolerance = tolerances?.GetValueOrDefault(metric) ?? 0;
+            var required = champion[metric] * (1 + minRelativeImprovement - tolerance);
             if (value < required)
-                return Verdict(false, $"{metric} {value:F4} is below the champion's {champion[metric]:F4}" + (minRelativeImprovement > 0 ? $" (needs {required:F4})" : ""));
+                return Verdict(false, $"{metric} {value:F4} is below the champion's {champion[metric]:F4}" + (minRelativeImprovement > 0 || tolerance > 0 ? $" (needs {required:F4})" : ""));
             better |= value > champion[metric];
         }
         if (champion.Count == 0)

@@ -17,6 +17,11 @@ public sealed record RetrainingSettings
     /// <summary>Metrics the candidate must not lose on (offline ranking quality, the off-policy estimate of reward).</summary>
     public IReadOnlyList<string> GateMetrics { get; init; } = ["ndcg@10", "rl.ope_reward"];
     public double MinRelativeImprovement { get; init; }
+    /// <summary>
+    /// How far below the champion a gate metric may fall (relative) and still count as not worse: the next-item metric is a
+    /// guardrail of a policy judged by long-term reward, and a warm-started candidate's differs from the champion's by noise.
+    /// </summary>
+    public IReadOnlyDictionary<string, double> GateTolerances { get; init; } = new Dictionary<string, double> { ["ndcg@10"] = 0.02 };
     /// <summary>The fewest effective logged decisions (Kish's ESS of the importance weights) an off-policy gate metric must rest on to be trusted.</summary>
     public double MinEffectiveSampleSize { get; init; } = 100;
     /// <summary>Skip training when the champion was trained on exactly this snapshot's data.</summary>
@@ -57,6 +62,7 @@ public sealed record SnapshotRequest(DateTimeOffset Watermark, SnapshotRequireme
 /// <summary>The snapshot activity's answer: the snapshot, and whether the champion was trained on it.</summary>
 public sealed record SnapshotResult(TrainingSnapshot Snapshot, string? ChampionVersion, bool ChampionTrainedOnIt);
 
-public sealed record GateRequest(string CandidateVersion, IReadOnlyList<string> GateMetrics, double MinRelativeImprovement, double MinEffectiveSampleSize = 0);
+public sealed record GateRequest(string CandidateVersion, IReadOnlyList<string> GateMetrics, double MinRelativeImprovement, double MinEffectiveSampleSize = 0,
+    IReadOnlyDictionary<string, double>? GateTolerances = null);
 
 public sealed record PromotionRequest(string CandidateVersion, string? ExpectedChampionVersion, string Reason);

@@ -53,7 +53,7 @@ public sealed class RetrainingOrchestration : TaskOrchestrator<RetrainingRequest
 
         // 3. Judge.
         var verdict = await context.CallActivityAsync<GateVerdict>(RetrainingActivities.EvaluateCandidate,
-            new GateRequest(candidate, settings.GateMetrics, settings.MinRelativeImprovement, settings.MinEffectiveSampleSize));
+            new GateRequest(candidate, settings.GateMetrics, settings.MinRelativeImprovement, settings.MinEffectiveSampleSize, settings.GateTolerances));
         if (!verdict.Promote)
             return new RetrainingOutcome(RetrainingResult.ChampionKept, verdict.Reason, snapshot, candidate, attempts, verdict);
 

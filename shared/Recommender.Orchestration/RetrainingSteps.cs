@@ -55,7 +55,7 @@ public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegist
         var current = await registry.GetCurrentAsync(cancellationToken);
         var champion = current is null ? null : await registry.GetManifestAsync(current.Pointer.Version, cancellationToken);
         var verdict = PromotionGate.Decide(candidate.Metrics, ChampionMetrics(candidate, champion), champion?.Version, smokeTestFailure: null, request.GateMetrics,
-            request.MinRelativeImprovement, request.MinEffectiveSampleSize);
+            request.MinRelativeImprovement, request.MinEffectiveSampleSize, request.GateTolerances);
         RecommenderMetrics.TrainingCandidates.Add(1, new KeyValuePair<string, object?>("verdict", verdict.Promote ? "promote" : "keep"));
         return verdict;
     }

@@ -35,12 +35,14 @@ internal static class ClosedLoopBenchmark
         var sessionsPerRound = options.GetInt("sessions", 500);
         var seed = options.GetInt("seed", 1);
         var concurrency = options.GetInt("concurrency", 8);
+        var evaluationSessions = options.GetInt("evaluation-sessions", 4000);
         var training = options.Get("training", "--epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003");
         var clock = Stopwatch.StartNew();
 
+        var storage = options.Get("storage", "UseDevelopmentStorage=true");
         await using var host = options.Get("url", "") is { Length: > 0 } url
-            ? LocalHost.Existing(new Uri(url))
-            : await LocalHost.StartAsync(world, options.Get("storage", "UseDevelopmentStorage=true"), training, outDir);
+            ? LocalHost.Existing(new Uri(url), storage, options.Get("namespace", ""))
+            : await LocalHost.StartAsync(world, storage, training, outDir);
         using var http = new HttpClient { BaseAddress = host.Url, Timeout = TimeSpan.FromMinutes(2) };
         if (host.Started)
         {
@@ -50,12 +52,17 @@ internal static class ClosedLoopBenchmark
             await WaitUntilServedAsync(http, (string?)first["candidate_version"]);
         }
 
+        // Round 0's model, to measure every later one against on the same users at the same moment: the world's users
+        // change from round to round (tastes drift, fatigue carries over), so its return at round 0 is not a fixed mark.
+        using var baseline = await LoadServedModelAsync(host);
         var users = world.UsersAfterHistory().Select(SyntheticWorld.Clone).ToArray();
         var results = new JsonArray();
         JsonObject? lastTraining = null;
         for (var round = 0; round <= rounds; round++)
         {
-            var served = await ServeRoundAsync(http, world, users, round, sessionsPerRound, seed, concurrency);
+            using var current = await LoadServedModelAsync(host);
+            var evaluation = await EvaluateAsync(host.Ingestion, current, baseline, world, users, evaluationSessions, HashCode.Combine(seed, round));
+            var served = await ServeRoundAsync(http, host.Ingestion, baseline, world, users, round, sessionsPerRound, seed, concurrency);
             var entry = new JsonObject
             {
                 ["round"] = round,
@@ -63,6 +70,13 @@ internal static class ClosedLoopBenchmark
                 ["path"] = string.Join(",", served.Paths),
                 ["true_return"] = served.Return.Mean,
                 ["true_return_ci95"] = served.Return.HalfWidth,
+                ["evaluation"] = new JsonObject
+                {
+                    ["sessions"] = evaluationSessions, ["return"] = evaluation.Served.Mean, ["return_ci95"] = evaluation.Served.HalfWidth,
+                    ["round0_model_return"] = evaluation.Baseline.Mean, ["round0_model_return_ci95"] = evaluation.Baseline.HalfWidth,
+                },
+                ["gain_over_round0_model"] = evaluation.Gain,
+                ["gain_over_round0_model_ci95"] = evaluation.GainHalfWidth,
                 ["sessions"] = served.Return.Samples,
                 ["decisions"] = served.Decisions,
                 ["click_rate"] = served.Clicks / (double)served.Decisions,
@@ -74,7 +88,7 @@ internal static class ClosedLoopBenchmark
             entry["ess"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_ess"]?.DeepClone();
             entry["training_before"] = lastTraining?.DeepClone();
             results.Add(entry);
-            Console.WriteLine(FormattableString.Invariant($"round {round}: model {entry["model_version"]} ({entry["path"]}), true return per session {served.Return}, ") +
+            Console.WriteLine(FormattableString.Invariant($"round {round}: model {entry["model_version"]} ({entry["path"]}), true return per session over HTTP {served.Return}; in process {evaluation.Served} against round 0's model's {evaluation.Baseline} ({evaluation.Gain:+0.0%;-0.0%} ± {evaluation.GainHalfWidth:0.0%}), ") +
                 FormattableString.Invariant($"{served.Decisions} decisions, gate's estimate {entry["ope_reward"]?.ToJsonString() ?? "-"} (ESS {entry["ess"]?.ToJsonString() ?? "-"})  [{served.Seconds:F0} s]"));
             if (round == rounds)
                 break;
@@ -96,11 +110,13 @@ internal static class ClosedLoopBenchmark
                 ["sessions_per_round"] = sessionsPerRound, ["slate_size"] = SlateSize, ["max_session_steps"] = MaxSessionSteps, ["session_seed"] = seed,
                 ["concurrency"] = concurrency, ["reward"] = "1 per click (the world's user picks one item of the slate or none, by true appeal; may leave after each slate)",
                 ["true_return"] = "mean over the round's sessions of the clicks per session, from the world's truth, through the HTTP path",
+                ["evaluation"] = "before the round: the model serving and round 0's model, each on the same sessions of copies of the world's users as they are then (online state read from storage, same random numbers), served in process through SlateRanker and logged nowhere",
                 ["users"] = "every world user, chosen at random per session; a user's state carries over between sessions and rounds",
                 ["training"] = training, ["host"] = host.Description,
             },
             ["rounds"] = results,
             ["return_gain_last_over_round0"] = results.Count > 1 ? (double)results[^1]!["true_return"]! / (double)results[0]!["true_return"]! - 1 : null,
+            ["return_gain_last_over_round0_model"] = results[^1]!["gain_over_round0_model"]?.DeepClone(),
             ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
         };
         var path = Path.Combine(outDir, options.Get("name", "closed-loop") + ".json");
@@ -112,7 +128,8 @@ internal static class ClosedLoopBenchmark
     private sealed record RoundResult(Recommender.Training.Reinforcement.Estimate Return, int Decisions, int Clicks, SortedSet<string> Versions, SortedSet<string> Paths, double Seconds);
 
     /// <summary>One round of sessions, <paramref name="concurrency"/> at a time, each with a user nobody else is serving at the moment.</summary>
-    private static async Task<RoundResult> ServeRoundAsync(HttpClient http, SyntheticWorld world, WorldUser[] users, int round, int sessions, int seed, int concurrency)
+    private static async Task<RoundResult> ServeRoundAsync(HttpClient http, IngestionServices ingestion, Recommender.Serving.PolicyModel baseline, SyntheticWorld world, WorldUser[] users,
+        int round, int sessions, int seed, int concurrency)
     {
         var clock = Stopwatch.StartNew();
         var returns = new double[sessions];
@@ -133,7 +150,7 @@ internal static class ClosedLoopBenchmark
                 }
                 try
                 {
-                    var (reward, steps, picked, version, path) = await SessionAsync(http, world, users[u], $"r{round}-s{n}", random);
+                    var (reward, steps, picked, version, path) = await SessionAsync(http, world, users[u], $"r{round}-s{n}", new Random(HashCode.Combine(seed, round, n, 7)));
                     returns[n] = reward;
                     Interlocked.Add(ref decisions, steps);
                     Interlocked.Add(ref clicks, picked);
@@ -151,6 +168,76 @@ internal static class ClosedLoopBenchmark
             }
         })));
         return new RoundResult(Recommender.Training.Reinforcement.Estimate.Of(returns), decisions, clicks, versions, paths, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Two models' returns per session on the same users as they are now, with the same random numbers, and the first's gain over the second.</summary>
+    private sealed record PairedEvaluation(Recommender.Training.Reinforcement.Estimate Served, Recommender.Training.Reinforcement.Estimate Baseline, double Gain, double GainHalfWidth);
+
+    /// <summary>
+    /// The model serving now against round 0's on <paramref name="sessions"/> sessions each, in this process and logged
+    /// nowhere: each session a copy of a world user as they are now with their online state (history, profile), served
+    /// as the recommendation route serves them (<see cref="Recommender.Serving.SlateRanker"/>), both models with the same
+    /// users and random numbers. Many more sessions than a round serves over HTTP, so the gain is measured precisely.
+    /// </summary>
+    private static async Task<PairedEvaluation> EvaluateAsync(IngestionServices ingestion, Recommender.Serving.PolicyModel served, Recommender.Serving.PolicyModel baseline,
+        SyntheticWorld world, WorldUser[] users, int sessions, int seed)
+    {
+        var online = await Task.WhenAll(users.Select(async u =>
+        {
+            var id = SyntheticWorld.UserId(u.Index);
+            var state = await ingestion.UserStates.GetAsync(id);
+            var profile = await ingestion.Catalog.GetProfileAsync(id);
+            return (History: (state?.Recent ?? []).Select(r => r.ItemId).ToList(), Profile: profile is null ? null : Recommender.Events.FeatureTokens.OfProfile(profile.Attributes));
+        }));
+        double[] Returns(Recommender.Serving.PolicyModel model) => Enumerable.Range(0, sessions).Select(s =>
+        {
+            var u = new Random(HashCode.Combine(seed, s, 11)).Next(users.Length);
+            return EvaluationSession(model, world, SyntheticWorld.Clone(users[u]), online[u].History, online[u].Profile, new Random(HashCode.Combine(seed, s, 13)));
+        }).ToArray();
+        var (a, b) = (Returns(served), Returns(baseline));
+        var (meanA, meanB) = (a.Average(), b.Average());
+        // The gain's interval: the ratio of means, linearised over the paired sessions.
+        var gain = Recommender.Training.Reinforcement.Estimate.Of(a.Zip(b, (x, y) => (x - meanA / meanB * y) / meanB).ToList());
+        return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of(a), Recommender.Training.Reinforcement.Estimate.Of(b), meanA / meanB - 1, gain.HalfWidth);
+    }
+
+    /// <summary>A session of a copy of a user served by <paramref name="model"/> as the recommendation route would serve it, in this process and logged nowhere.</summary>
+    private static double EvaluationSession(Recommender.Serving.PolicyModel model, SyntheticWorld world, WorldUser user, IReadOnlyList<string> recent, string[]? profile, Random random)
+    {
+        user.Satisfaction = 1;
+        var history = recent.ToList();
+        var userTokens = model.UserTokens(profile);
+        var session = new List<IReadOnlyList<int>>();
+        double reward = 0;
+        for (var step = 0; step < MaxSessionSteps; step++)
+        {
+            var numbers = model.ItemNumbers(history.TakeLast(UserState.MaxRecentItems));
+            var seen = numbers.ToHashSet();
+            var ranking = Recommender.Serving.SlateRanker.Rank(model, new Recommender.Serving.RankingInput(numbers, userTokens, session), i => !seen.Contains(i), seen.Count,
+                new Recommender.Serving.ExplorationOptions());
+            var slate = Recommender.Serving.SlatePolicy.Draw(ranking.Logits, Math.Min(SlateSize, ranking.Candidates.Count), ranking.Exploration, random)
+                .Select(c => ranking.Candidates[c.Candidate].Item).ToList();
+            var items = slate.Select(i => model.Manifest.ItemIds[i]).ToList();
+            var (chosen, left, _) = world.Respond(user, items.Select(SyntheticWorld.ItemIndex).ToList(), random);
+            session.Add(slate);
+            if (chosen is { } item)
+            {
+                reward += 1;
+                history.Add(SyntheticWorld.ItemId(item));
+            }
+            if (left)
+                break;
+        }
+        return reward;
+    }
+
+    /// <summary>The model serving now (round 0's, before any retraining of this run), loaded from the host's registry.</summary>
+    private static async Task<Recommender.Serving.PolicyModel> LoadServedModelAsync(LocalHost host)
+    {
+        var registry = new Recommender.Serving.ModelRegistry(StorageAccount.Connect(host.Storage).Blobs.GetBlobContainerClient(host.ModelContainer));
+        var current = await registry.GetCurrentAsync() ?? throw new InvalidOperationException("no model is being served yet");
+        var (manifest, policy) = await registry.DownloadAsync(current.Pointer.Version);
+        return Recommender.Serving.PolicyModel.Load(manifest, policy);
     }
 
     /// <summary>One session of one world user over HTTP: slates until they leave or the session reaches its length.</summary>
@@ -252,10 +339,19 @@ internal static class ClosedLoopBenchmark
 
         public required Uri Url { get; init; }
         public required string Description { get; init; }
+        public required string Storage { get; init; }
+        /// <summary>The host's storage: the users' online state the control reads.</summary>
+        public required IngestionServices Ingestion { get; init; }
+        public required string ModelContainer { get; init; }
         public bool Started => _process is not null;
 
-        public static LocalHost Existing(Uri url) => url.IsLoopback
-            ? new LocalHost { Url = url, Description = $"an existing host at {url}" }
+        /// <param name="tag">The host's storage namespace (empty: none, as the demo runs).</param>
+        public static LocalHost Existing(Uri url, string storage, string tag) => url.IsLoopback
+            ? new LocalHost
+            {
+                Url = url, Description = $"an existing host at {url}", Storage = storage, ModelContainer = tag.Length == 0 ? "models" : "models-" + tag,
+                Ingestion = IngestionServices.Connect(storage, tag.Length == 0 ? StorageLayout.Default : StorageLayout.Default.WithNamespace(tag)),
+            }
             : throw new ArgumentException("the closed loop only targets loopback addresses");
 
         /// <summary>A product of its own: the world's data through ingestion into tagged storage, and the local host over it.</summary>
@@ -299,7 +395,11 @@ internal static class ClosedLoopBenchmark
                 }
             }
             Console.WriteLine($"local host on {url}, storage namespace {tag}, log {log}");
-            return new LocalHost { Url = url, Description = $"the local host with storage namespace {tag} (log {log})", _process = process };
+            return new LocalHost
+            {
+                Url = url, Description = $"the local host with storage namespace {tag} (log {log})", _process = process,
+                Storage = storage, ModelContainer = "models-" + tag, Ingestion = ingestion,
+            };
         }
 
         public async ValueTask DisposeAsync()

@@ -106,10 +106,13 @@ public sealed class Loop : IAsyncDisposable
         MaxJobAttempts = 2,
     };
 
+    /// <summary>The synthetic world whose catalog, profiles and organic history a loop starts with.</summary>
+    public static SyntheticWorldOptions World(int users) => new() { Users = users, Items = 40, Seed = 5 };
+
     public static async Task<Loop> StartAsync(Func<ModelRegistry, IngestionServices, ITrainingJobLauncher> launcher, RetrainingSettings? settings = null, int users = 60)
     {
         var ingestion = await Azurite.CreateServicesAsync();
-        await IngestionTraffic.SendAsync(ingestion, new SyntheticWorldOptions { Users = users, Items = 40, Seed = 5 }, progress: null);
+        await IngestionTraffic.SendAsync(ingestion, World(users), progress: null);
         await PastTheSecondAsync();
         var models = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
         await models.CreateIfNotExistsAsync();
@@ -125,7 +128,7 @@ public sealed class Loop : IAsyncDisposable
     public async Task<RetrainingOutcome> RunAsync(string trigger = "test")
     {
         var start = await Trigger.StartAsync(Client, trigger);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var instance = await Client.WaitForInstanceCompletionAsync(start.InstanceId, getInputsAndOutputs: true, timeout.Token);
         Assert.True(instance.RuntimeStatus == OrchestrationRuntimeStatus.Completed, $"{instance.RuntimeStatus}: {instance.FailureDetails?.ErrorMessage}");
         return instance.ReadOutputAs<RetrainingOutcome>()!;

@@ -56,6 +56,15 @@ public sealed class PromotionGateTests
     }
 
     [Fact]
+    public void A_guardrail_metric_may_dip_within_its_tolerance_when_the_candidate_is_better_on_another()
+    {
+        var tolerances = new Dictionary<string, double> { ["ndcg@10"] = 0.02 };
+        Assert.True(PromotionGate.Decide(Metrics(0.295, 3.6), Metrics(0.30, 3.5), "v1", null, Gate, 0, tolerances: tolerances).Promote);
+        Assert.False(PromotionGate.Decide(Metrics(0.29, 3.6), Metrics(0.30, 3.5), "v1", null, Gate, 0, tolerances: tolerances).Promote);  // beyond it
+        Assert.False(PromotionGate.Decide(Metrics(0.295, 3.5), Metrics(0.30, 3.5), "v1", null, Gate, 0, tolerances: tolerances).Promote); // better on nothing
+    }
+
+    [Fact]
     public void A_required_improvement_is_applied_relative_to_the_champion()
     {
         Assert.False(PromotionGate.Decide(Metrics(0.305), Metrics(0.30), "v1", null, Gate, 0.05).Promote);

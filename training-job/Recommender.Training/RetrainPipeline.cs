@@ -27,7 +27,7 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
 
         // 2. RL on the logs.
         var stage = new ProductPolicyStage(policyConfig, progress);
-        var trained = stage.Train(logs, data, output);
+        var trained = stage.Train(logs, data, output, warmStart?.Head);
         var metrics = Merge(output, trained.Metrics);
 
         // 3. Judge: the candidate as serving will run it, and the champion on the same data.

@@ -71,7 +71,7 @@ public sealed record SequenceModelConfig
     /// </summary>
     public bool WarmStart { get; init; }
     /// <summary>Epochs a warm start is fine-tuned for, on train + validation (no early stopping: see <see cref="SequenceModelTrainer.FineTune"/>).</summary>
-    public int WarmStartEpochs { get; init; } = 5;
+    public int WarmStartEpochs { get; init; } = 2;
     /// <summary>
     /// Adam's learning rate when fine-tuning a warm start: small, so that the model learns the new data without moving
     /// far from the champion; at the full rate a few epochs moved its slates so far that few logged decisions stayed
@@ -119,4 +119,5 @@ public static class Settings
 [JsonSerializable(typeof(Recommender.Serving.UserAdaptationParameters))]
 [JsonSerializable(typeof(Recommender.Serving.ServingPolicy))]
 [JsonSerializable(typeof(Reinforcement.PolicyStageConfig))]
+[JsonSerializable(typeof(Reinforcement.PolicyHead))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

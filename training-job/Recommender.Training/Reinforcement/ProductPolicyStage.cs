@@ -20,7 +20,7 @@ public sealed record PolicyStageConfig
     /// <summary>"ppo" or "a2c".</summary>
     public string Algorithm { get; init; } = "ppo";
     /// <summary>Share of logged sessions, the most recent, kept out of the simulator's fit: its fidelity and the off-policy estimates are measured on them.</summary>
-    public double HeldOutShare { get; init; } = 0.2;
+    public double HeldOutShare { get; init; } = 0.3;
     /// <summary>Held-out sessions the off-policy estimates read at most (the most recent closed ones): each decision costs simulator rollouts.</summary>
     public int MaxEvaluationSessions { get; init; } = 300;
     /// <summary>Items the policy chooses among (the sequence model's top not yet consumed).</summary>
@@ -38,7 +38,7 @@ public sealed record PolicyStageConfig
     public int Iterations { get; init; } = 150;
     public int EpisodesPerIteration { get; init; } = 256;
     /// <summary>β of PPO's penalty β·KL(π || π_pretrained): how far the policy may move from the one that logged the data.</summary>
-    public double KlCoefficient { get; init; } = 0.1;
+    public double KlCoefficient { get; init; } = 0.2;
     public double HeadLearningRate { get; init; } = 3e-3;
     /// <summary>
     /// How the estimates weight a logged slate: "set" (π and μ of the slate as a set of items, for users whose answer does
@@ -46,6 +46,8 @@ public sealed record PolicyStageConfig
     /// exact slate, with its logged propensities).
     /// </summary>
     public string SlateWeights { get; init; } = "set";
+    /// <summary>Where the doubly robust estimate clips a decision's importance weight (the unclipped estimate is reported beside it).</summary>
+    public double MaxWeight { get; init; } = 5;
     /// <summary>Simulator rollouts per value the doubly robust estimate needs (two per logged decision).</summary>
     public int ValueRollouts { get; init; } = 4;
     public int Seed { get; init; } = 42;
@@ -76,7 +78,15 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
     /// <summary>The run folder's serving policy (<see cref="ServingPolicy"/>), which the manifest carries.</summary>
     public const string PolicyFile = "policy.json";
 
-    public PolicyStageResult Train(ProductLogs logs, InteractionDataset data, string runDirectory)
+    /// <summary>The learned head in full (<see cref="PolicyHead"/>), which the next retraining continues from.</summary>
+    public const string HeadFile = "policy-head.json";
+
+    /// <param name="championHead">
+    /// The head of the policy being served, when it has one: PPO starts from it and is held near it, so each round is one
+    /// trust-region step from the policy that logged the data (conservative policy iteration), steps add up over rounds,
+    /// and the next off-policy estimate's weights stay usable. Without it, from the pretrained model (a head of zeros).
+    /// </param>
+    public PolicyStageResult Train(ProductLogs logs, InteractionDataset data, string runDirectory, PolicyHead? championHead = null)
     {
         var pretrainedPolicy = new ServingPolicy(config.Temperature, config.Candidates);
         var metrics = new JsonObject { ["rl.decisions"] = logs.Counts.DeepClone() };
@@ -115,12 +125,15 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
         var simulatorSeconds = clock.Elapsed.TotalSeconds;
         progress?.WriteLine($"learned simulator from {fitSteps.Count:N0} logged decisions: {fidelity.ToJsonString()}");
 
-        // 4. PPO (or A2C) in the simulator from the pretrained policy, held near it by the KL penalty.
+        // 4. PPO (or A2C) in the simulator from the pretrained policy (with the champion's head, when it has one), held near it by the KL penalty.
         var logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
         SequenceActorCritic Pretrained()
         {
             random.manual_seed(config.Seed);
-            return new SequenceActorCritic(encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature, fineTuneEncoder: false, states);
+            var actor = new SequenceActorCritic(encoder, modelConfig, data.UserFeatures, data.ItemFeatures, logPopularity, config.Candidates, config.Temperature, fineTuneEncoder: false, states);
+            if (championHead is not null)
+                actor.SetHead(championHead, ignoreUnknownTokens: true);
+            return actor;
         }
         var reference = Pretrained();
         var policy = Pretrained();
@@ -139,8 +152,10 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
         var (graph, servingPolicy) = policy.Export();
         File.WriteAllBytes(Path.Combine(runDirectory, "policy.onnx"), PolicyExporter.Export(encoder, modelConfig, graph));
         WritePolicy(runDirectory, servingPolicy);
+        File.WriteAllText(Path.Combine(runDirectory, HeadFile), JsonSerializer.Serialize(policy.HeadWeights(), TrainingJsonContext.Default.PolicyHead));
 
         metrics["rl.stage"] = "trained";
+        metrics["rl.started_from"] = championHead is null ? "the pretrained model" : "the champion's head";
         metrics["rl.algorithm"] = config.Algorithm;
         metrics["rl.kl_coefficient"] = config.KlCoefficient;
         metrics["rl.simulator"] = fidelity;
@@ -174,7 +189,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
         if (stage.Simulator is null || sessions.Count == 0)
             return null;
         var clock = Stopwatch.StartNew();
-        var estimates = new SessionOffPolicyEvaluation(stage.Simulator, config.RewardWeights, stage.SlateSize, config.MaxSessionSteps, config.ValueRollouts, config.Seed)
+        var estimates = new SessionOffPolicyEvaluation(stage.Simulator, config.RewardWeights, stage.SlateSize, config.MaxSessionSteps, config.ValueRollouts, config.Seed, config.MaxWeight)
             .Evaluate(policy.At, sessions, config.SlateWeights switch
             {
                 "set" => logger.At,
@@ -182,7 +197,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
                 var other => throw new ArgumentException($"policy.slateWeights is set or ordered, not '{other}'"),
             });
         progress?.WriteLine($"off-policy return per session of {policy.Model.Version} on {estimates.Sessions} held-out sessions ({estimates.Decisions} decisions): " +
-            $"DR {estimates.DoublyRobust}  direct {estimates.DirectMethod}  IPS {estimates.Ips}  SNIPS {estimates.Snips:F3}  logged {estimates.Logged}  " +
+            $"DR {estimates.DoublyRobust} (unclipped {estimates.DoublyRobustUnclipped})  direct {estimates.DirectMethod}  IPS {estimates.Ips}  SNIPS {estimates.Snips:F3}  logged {estimates.Logged}  " +
             $"ESS {estimates.EffectiveSampleSize:F0} (mean weight {estimates.MeanWeight:F3})  [{clock.Elapsed.TotalSeconds:F0} s]");
         return estimates;
     }

@@ -213,9 +213,12 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     public IEnumerable<Parameter> NewParameters() => [sharpness, repetition, declined, declinedAffinity, popularity, contentValue, .. value.parameters()];
 
     /// <summary>The head as learned, for reports: the content tokens with the largest values in size first.</summary>
-    public PolicyHead Head => new(sharpness.item<float>(), repetition.item<float>(), declined.item<float>(), declinedAffinity.item<float>(), popularity.item<float>(),
+    public PolicyHead Head => HeadWeights(contentTokens: 10);
+
+    /// <summary>The head as learned, with the <paramref name="contentTokens"/> content tokens of the largest values in size (all by default: what a later training continues from).</summary>
+    public PolicyHead HeadWeights(int contentTokens = int.MaxValue) => new(sharpness.item<float>(), repetition.item<float>(), declined.item<float>(), declinedAffinity.item<float>(), popularity.item<float>(),
         contentValue.data<float>().ToArray().Select((w, token) => (Token: _vocabulary[token], Value: (double)w)).Skip(1)
-            .OrderByDescending(t => Math.Abs(t.Value)).Take(10).ToDictionary(t => t.Token, t => t.Value));
+            .OrderByDescending(t => Math.Abs(t.Value)).Take(contentTokens).ToDictionary(t => t.Token, t => t.Value));
 
     /// <summary>
     /// The policy as serving runs it: the per-item terms (popularity and content values) as one bias per item and the
@@ -236,8 +239,11 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         return (graph, new Recommender.Serving.ServingPolicy(_temperatureValue / sharpnessValue, _candidates, head));
     }
 
-    /// <summary>Sets the head by hand (ablations); a named token the items do not have is refused.</summary>
-    public void SetHead(PolicyHead head)
+    /// <summary>
+    /// Sets the head by hand (ablations) or to a champion's (a retraining continues from it); a named token the items do
+    /// not have is refused, or left out with <paramref name="ignoreUnknownTokens"/> (a token the catalog no longer has).
+    /// </summary>
+    public void SetHead(PolicyHead head, bool ignoreUnknownTokens = false)
     {
         using var _ = no_grad();
         sharpness.fill_(head.LogSharpness);
@@ -249,6 +255,8 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         foreach (var (token, value) in head.ContentValues ?? new Dictionary<string, double>())
         {
             var index = _vocabulary.ToList().IndexOf(token);
+            if (index <= 0 && ignoreUnknownTokens)
+                continue;
             if (index <= 0)
                 throw new ArgumentException($"no item has the content token '{token}'");
             contentValue[index] = value;

@@ -9,8 +9,11 @@ namespace Recommender.Training.Reinforcement;
 /// <param name="EffectiveSampleSize">(Σ w)² / Σ w² over every decision's one-step weight w = π(slate) / μ(slate): how many logged decisions the weighted corrections rest on.</param>
 /// <param name="MeanWeight">The mean one-step weight: near 1 when the logs cover the policy's slates, well below when it shows slates the logger never did.</param>
 /// <param name="TrajectoryEffectiveSampleSize">The same over whole sessions' weights Π w (what per-decision importance sampling rests on).</param>
+/// <param name="DoublyRobust">With the one-step weights clipped at the evaluation's maximum (the gate's estimate).</param>
+/// <param name="DoublyRobustUnclipped">The same with the weights as they are.</param>
 public sealed record SessionValueEstimates(
     Estimate DoublyRobust,
+    Estimate DoublyRobustUnclipped,
     Estimate DirectMethod,
     Estimate Ips,
     double Snips,
@@ -19,13 +22,15 @@ public sealed record SessionValueEstimates(
     double MeanWeight,
     double TrajectoryEffectiveSampleSize,
     int Sessions,
-    int Decisions)
+    int Decisions,
+    IReadOnlyList<double>? WeightQuantiles = null)
 {
     public JsonObject ToJson() => new()
     {
-        ["dr"] = Json(DoublyRobust), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = Finite(Snips), ["logged"] = Json(Logged),
+        ["dr"] = Json(DoublyRobust), ["dr_unclipped"] = Json(DoublyRobustUnclipped), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = Finite(Snips), ["logged"] = Json(Logged),
         ["ess"] = Finite(EffectiveSampleSize), ["ess_share"] = Decisions == 0 ? null : Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = Finite(MeanWeight),
         ["trajectory_ess"] = Finite(TrajectoryEffectiveSampleSize), ["sessions"] = Sessions, ["decisions"] = Decisions,
+        ["weight_quantiles"] = WeightQuantiles is null ? null : new JsonObject(new[] { "p10", "p50", "p90", "p99", "max" }.Zip(WeightQuantiles, (name, w) => KeyValuePair.Create(name, (JsonNode?)Finite(w)))),
     };
 
     private static JsonObject Json(Estimate e) => new() { ["mean"] = Finite(e.Mean), ["ci95"] = Finite(e.HalfWidth), ["n"] = e.Samples };
@@ -40,7 +45,7 @@ public sealed record SessionValueEstimates(
 /// <code>
 /// w_t   = π(a_t | x_t) / μ_t                                       one-step importance weight
 /// V̂(x)  = E[return from x | π]          Q̂(x, a) = E[return from x | a first, then π]     (simulator rollouts)
-/// DR    = mean_s [ V̂(x_0) + Σ_t w_t (r_t + V̂(x_{t+1}) - Q̂(x_t, a_t)) ]              V̂(x_T) = 0
+/// DR    = mean_s [ V̂(x_0) + Σ_t min(w_t, M) (r_t + V̂(x_{t+1}) - Q̂(x_t, a_t)) ]      V̂(x_T) = 0
 /// DM    = mean_s V̂(x_0)
 /// IPS   = mean_s Σ_t ρ_t r_t,   ρ_t = Π_{i≤t} w_i                 (per-decision importance sampling)
 /// SNIPS = Σ_t Σ_s ρ_{s,t} r_{s,t} / Σ_s ρ_{s,t}                   (weighted per-decision IS)
@@ -48,8 +53,9 @@ public sealed record SessionValueEstimates(
 /// The doubly robust estimate corrects the model at every logged step, weighting the step's own slate only: this is
 /// the per-decision DR of Jiang and Li (2016) with the weights of earlier steps dropped (Thomas and Brunskill's
 /// one-step estimator), which keeps its variance at that of single-slate weights, at the cost of taking the states the
-/// logger reached as those the policy would reach. Whole-session weights ρ (IPS, SNIPS) are reported beside it: over
-/// sessions of several slates they degenerate unless π is the logger.
+/// logger reached as those the policy would reach; the few weights above M are clipped to it (Bottou et al. 2013), which
+/// trades a little bias for much less variance (the unclipped estimate is reported beside it). Whole-session weights ρ
+/// (IPS, SNIPS) are reported too: over sessions of several slates they degenerate unless π is the logger.
 /// </summary>
 /// <remarks>
 /// A rollout weights each step's expected reward by the simulated chance that the user is still there (the product of
@@ -57,7 +63,8 @@ public sealed record SessionValueEstimates(
 /// chance falls under <see cref="SurvivalFloor"/> or at the horizon. Rollouts draw from seeds fixed by the decision, so
 /// two policies are judged on the same random numbers.
 /// </remarks>
-public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, RewardConfig rewards, int slateSize, int horizon, int rollouts, int seed)
+/// <param name="maxWeight">M, where the doubly robust estimate clips the one-step weights.</param>
+public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, RewardConfig rewards, int slateSize, int horizon, int rollouts, int seed, double maxWeight = double.PositiveInfinity)
 {
     public const double SurvivalFloor = 0.01;
 
@@ -69,6 +76,7 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
     public SessionValueEstimates Evaluate(Func<SessionState, SlateDistributionAt> policy, IReadOnlyList<LoggedSession> sessions, Func<SessionState, SlateDistributionAt>? logger = null)
     {
         var dr = new List<double>();
+        var unclipped = new List<double>();
         var dm = new List<double>();
         var ips = new List<double>();
         var logged = new List<double>();
@@ -84,10 +92,15 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
                 : policy(d.State).Probability(d.Slate, ordered: false) / logger(d.State).Probability(d.Slate, ordered: false)).ToArray();
             var v = steps.Select((d, t) => Value(policy, d.State, null, Seed(s, t, 0))).Append(0).ToArray();
             var q = steps.Select((d, t) => Value(policy, d.State, d.Slate, Seed(s, t, 1))).ToArray();
-            var correction = 0.0;
+            double correction = 0, unclippedCorrection = 0;
             for (var t = 0; t < steps.Count; t++)
-                correction += w[t] * (rewardsLogged[t] + v[t + 1] - q[t]);
+            {
+                var residual = rewardsLogged[t] + v[t + 1] - q[t];
+                correction += Math.Min(w[t], maxWeight) * residual;
+                unclippedCorrection += w[t] * residual;
+            }
             dr.Add(v[0] + correction);
+            unclipped.Add(v[0] + unclippedCorrection);
             dm.Add(v[0]);
             var rho = 1.0;
             var perStep = new (double, double)[steps.Count];
@@ -102,8 +115,11 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
             weights.AddRange(w);
             trajectoryWeights.Add(rho);
         }
-        return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(dm), Estimate.Of(ips), WeightedPerDecision(stepWeights), Estimate.Of(logged),
-            Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count);
+        var sorted = weights.Order().ToArray();
+        double Quantile(double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+        return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(unclipped), Estimate.Of(dm), Estimate.Of(ips), WeightedPerDecision(stepWeights), Estimate.Of(logged),
+            Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count,
+            [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]]);
     }
 
     /// <summary>The expected return from <paramref name="state"/> under the policy (after <paramref name="firstSlate"/>, when given), over the rollouts.</summary>
@@ -121,7 +137,8 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
         double value = 0, survival = 1;
         for (var step = state.Step; step < horizon && survival >= SurvivalFloor; step++)
         {
-            var slate = step == state.Step && firstSlate is not null ? firstSlate : policy(state).Sample(slateSize, random);
+            var slate = firstSlate ?? policy(state).Sample(slateSize, random);
+            firstSlate = null;
             if (slate.Length == 0)
                 break;
             var (pick, leave, engaged) = simulator.Outcomes(state, slate);
