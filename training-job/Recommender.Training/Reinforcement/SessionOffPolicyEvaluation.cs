@@ -6,7 +6,12 @@ namespace Recommender.Training.Reinforcement;
 /// A policy's return per session estimated from logged sessions, by several estimators, with the effective sample
 /// size of the importance weights that say how far the policy is from the one that logged them.
 /// </summary>
-/// <param name="EffectiveSampleSize">(Σ w)² / Σ w² over every decision's one-step weight w = π(slate) / μ(slate): how many logged decisions the weighted corrections rest on.</param>
+/// <param name="EffectiveSampleSize">
+/// (Σ w)² / Σ w² over the one-step weights the doubly robust estimate uses, w = min(π(slate) / μ(slate), M): how many logged
+/// decisions its corrections rest on. A policy far from the logger has a few large weights and the rest near 0: clipped
+/// or not, few decisions count.
+/// </param>
+/// <param name="EffectiveSampleSizeUnclipped">The same over the weights as they are.</param>
 /// <param name="MeanWeight">The mean one-step weight: near 1 when the logs cover the policy's slates, well below when it shows slates the logger never did.</param>
 /// <param name="TrajectoryEffectiveSampleSize">The same over whole sessions' weights Π w (what per-decision importance sampling rests on).</param>
 /// <param name="DoublyRobust">With the one-step weights clipped at the evaluation's maximum (the gate's estimate).</param>
@@ -19,6 +24,7 @@ public sealed record SessionValueEstimates(
     double Snips,
     Estimate Logged,
     double EffectiveSampleSize,
+    double EffectiveSampleSizeUnclipped,
     double MeanWeight,
     double TrajectoryEffectiveSampleSize,
     int Sessions,
@@ -28,7 +34,7 @@ public sealed record SessionValueEstimates(
     public JsonObject ToJson() => new()
     {
         ["dr"] = Json(DoublyRobust), ["dr_unclipped"] = Json(DoublyRobustUnclipped), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = Finite(Snips), ["logged"] = Json(Logged),
-        ["ess"] = Finite(EffectiveSampleSize), ["ess_share"] = Decisions == 0 ? null : Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = Finite(MeanWeight),
+        ["ess"] = Finite(EffectiveSampleSize), ["ess_unclipped"] = Finite(EffectiveSampleSizeUnclipped), ["ess_share"] = Decisions == 0 ? null : Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = Finite(MeanWeight),
         ["trajectory_ess"] = Finite(TrajectoryEffectiveSampleSize), ["sessions"] = Sessions, ["decisions"] = Decisions,
         ["weight_quantiles"] = WeightQuantiles is null ? null : new JsonObject(new[] { "p10", "p50", "p90", "p99", "max" }.Zip(WeightQuantiles, (name, w) => KeyValuePair.Create(name, (JsonNode?)Finite(w)))),
     };
@@ -118,7 +124,7 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
         var sorted = weights.Order().ToArray();
         double Quantile(double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
         return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(unclipped), Estimate.Of(dm), Estimate.Of(ips), WeightedPerDecision(stepWeights), Estimate.Of(logged),
-            Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count,
+            Kish(weights.Select(w => Math.Min(w, maxWeight)).ToList()), Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count,
             [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]]);
     }
 
