@@ -48,7 +48,7 @@ public static class PromotionGate
         {
             if (!candidate.TryGetValue(metric, out var value))
                 return Verdict(false, $"candidate does not report {metric}, which the champion does");
-            if (EffectiveSampleSizeOf.TryGetValue(metric, out var essMetric) && candidate.GetValueOrDefault(essMetric, double.NaN) is var ess && !(ess >= minEffectiveSampleSize))
+            if (minEffectiveSampleSize > 0 && EffectiveSampleSizeOf.TryGetValue(metric, out var essMetric) && candidate.GetValueOrDefault(essMetric, double.NaN) is var ess && !(ess >= minEffectiveSampleSize))
                 return Verdict(false, $"{metric} not trusted: the effective sample size of its importance weights, {ess:F0}, is below the floor of {minEffectiveSampleSize:F0} (the candidate is too far from the policy that logged the decisions)");
             var tolerance = tolerances?.GetValueOrDefault(metric) ?? 0;
             var required = champion[metric] * (1 + minRelativeImprovement - tolerance);

@@ -1,3 +1,4 @@
+using Recommender.Events;
 using Recommender.Data;
 using Recommender.Ingestion;
 using Recommender.TestSupport;
@@ -37,6 +38,35 @@ public sealed class TrainingSnapshotTests
         // The traffic after the watermark is what the next snapshot adds.
         var later = new SyntheticWorld(world with { Seed = 22 }).GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         Assert.Equal(later.Count, await services.EventLog.CountEventsWrittenSinceAsync(snapshot.Watermark));
+    }
+
+    [Fact]
+    public async Task A_snapshot_keeps_the_decisions_served_with_their_responses_and_the_profiles_and_drops_a_deleted_users()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        var world = new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 };
+        await IngestionTraffic.SendAsync(services, world, progress: null);
+        var shownAt = DateTimeOffset.UtcNow.AddMinutes(-1);
+        foreach (var (user, recommendation) in new[] { (SyntheticWorld.UserId(1), "rec-kept"), (SyntheticWorld.UserId(2), "rec-deleted") })
+        {
+            await services.Ingestor.IngestEventsAsync(Recommender.Serving.Impressions.ToEvents(user, recommendation, shownAt, [("item3", 0.6), ("item4", 0.3)],
+                new Dictionary<string, string> { ["modelVersion"] = "v1", ["path"] = "sequence" }, sessionId: "s1"));
+            await services.Ingestor.IngestEventsAsync([WireEvent.From(new Interaction($"click-{recommendation}", user, "item4", InteractionType.Click, null, shownAt.AddSeconds(5),
+                "s1", recommendation, 1))]);
+        }
+        await services.Deletion.DeleteAsync(SyntheticWorld.UserId(2));
+        await Loop.PastTheSecondAsync();
+
+        var snapshot = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
+        var contents = await services.Snapshots.ReadAsync(snapshot.Id);
+
+        var decision = Assert.Single(contents.Decisions);
+        Assert.Equal(("rec-kept", SyntheticWorld.UserId(1), "s1"), (decision.RecommendationId, decision.UserId, decision.SessionId));
+        Assert.Equal((1, false, 0.6 * 0.3), (decision.PickedPosition, decision.PickedOrganically, decision.SlateProbability!.Value));
+        Assert.Equal(world.Users - 1, contents.UserProfiles.Count);
+        Assert.DoesNotContain(SyntheticWorld.UserId(2), contents.UserProfiles.Keys);
+        Assert.Equal((1, 1, 1.0), (snapshot.Statistics.Decisions!.Decisions, snapshot.Statistics.Decisions.WithResponse, snapshot.Statistics.Decisions.PropensityCoverage));
+        Assert.Equal(world.Users - 1, snapshot.Statistics.Profiles);
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public sealed class SessionOffPolicyEvaluationTests(Xunit.Abstractions.ITestOutp
             actor.SetHead(PolicyHead.Parse(head));
             return actor;
         }
-        var (logger, target) = (Actor(""), Actor("popularity=-0.3;tag:sensational=-0.5"));
+        var (logger, target, far) = (Actor(""), Actor("popularity=-0.3;tag:sensational=-0.5"), Actor("sharpness=1.5;popularity=-3"));
         static Func<SessionState, SlateDistributionAt> Distribution(SequenceActorCritic actor) => state =>
         {
             var candidates = actor.Candidates(state);
@@ -73,6 +73,7 @@ public sealed class SessionOffPolicyEvaluationTests(Xunit.Abstractions.ITestOutp
         var evaluation = new SessionOffPolicyEvaluation(simulator, rewards, slateSize: 3, horizon: 10, rollouts: 4, seed: 5);
         var onPolicy = evaluation.Evaluate(Distribution(logger), sessions);
         var offPolicy = evaluation.Evaluate(Distribution(target), sessions);
+        var farPolicy = evaluation.Evaluate(Distribution(far), sessions);
         var (loggerTruth, targetTruth) = (Truth(logger), Truth(target));
         output.WriteLine($"logger: truth {loggerTruth:F3}, logged {onPolicy.Logged}, DR {onPolicy.DoublyRobust}, DM {onPolicy.DirectMethod}, ESS {onPolicy.EffectiveSampleSize:F0}");
         output.WriteLine($"target: truth {targetTruth:F3}, DR {offPolicy.DoublyRobust}, DM {offPolicy.DirectMethod}, IPS {offPolicy.Ips}, SNIPS {offPolicy.Snips:F3}, ESS {offPolicy.EffectiveSampleSize:F0} of {offPolicy.Decisions}");
@@ -87,5 +88,8 @@ public sealed class SessionOffPolicyEvaluationTests(Xunit.Abstractions.ITestOutp
         Assert.InRange(targetTruth, offPolicy.DirectMethod.Mean - offPolicy.DirectMethod.HalfWidth - 0.03 * targetTruth, offPolicy.DirectMethod.Mean + offPolicy.DirectMethod.HalfWidth + 0.03 * targetTruth);
         Assert.InRange(offPolicy.DoublyRobust.Mean, targetTruth - offPolicy.DoublyRobust.HalfWidth - 0.05 * targetTruth, targetTruth + offPolicy.DoublyRobust.HalfWidth + 0.05 * targetTruth);
         Assert.True(offPolicy.EffectiveSampleSize < offPolicy.Decisions, "another policy's weights are not all equal");
+        // A policy far from the logger rests on a few of its decisions: what the gate's floor refuses to judge.
+        output.WriteLine($"far: ESS {farPolicy.EffectiveSampleSize:F0}, mean weight {farPolicy.MeanWeight:F3}");
+        Assert.True(farPolicy.EffectiveSampleSize < offPolicy.EffectiveSampleSize / 3, $"ESS {farPolicy.EffectiveSampleSize:F0} far, {offPolicy.EffectiveSampleSize:F0} near");
     }
 }

@@ -36,13 +36,16 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
             return metrics; // the first model: nothing to compare with, nothing logged
         using var candidate = PolicyModel.Load(RunPublisher.Manifest(output, "candidate", "this run"), await File.ReadAllBytesAsync(Path.Combine(output, "policy.onnx"), cancellationToken));
         var logger = new PublishedPolicy(champion, data);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         if (stage.Evaluate(trained, new PublishedPolicy(candidate, data), logger) is { } estimates)
             metrics = Merge(output, OffPolicyKeys(estimates));
         var block = ChampionEvaluation.Measure(champion, data, protocol);
         if (stage.Evaluate(trained, logger, logger) is { } championEstimates)
             foreach (var (key, value) in OffPolicyKeys(championEstimates))
                 block[key] = value?.DeepClone();
-        return Merge(output, new JsonObject { ["champion"] = block });
+        if (metrics["rl.seconds"] is JsonObject seconds)
+            seconds["evaluation"] = Math.Round(clock.Elapsed.TotalSeconds, 1);
+        return Merge(output, new JsonObject { ["champion"] = block, ["rl.seconds"] = metrics["rl.seconds"]?.DeepClone() });
     }
 
     /// <summary>The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session) and <c>rl.ope_ess</c>.</summary>
