@@ -19,28 +19,43 @@ public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tom
         return read.Records;
     }
 
+    /// <summary>Log blobs downloaded at once: the log holds many small blobs (one per delivery), and one request at a time leaves the storage account idle.</summary>
+    public const int ConcurrentReads = 16;
+
     /// <summary>The blobs written before <paramref name="writtenBefore"/> (all when null); unreadable blobs are listed, not thrown.</summary>
     public async Task<EventLogRead> ReadAsync(DateTimeOffset? writtenBefore, CancellationToken cancellationToken = default)
     {
         var deleted = await tombstones.ReadAllAsync(cancellationToken);
+        var names = new List<string>();
+        await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
+        {
+            if (writtenBefore is not { } limit || blob.Properties.LastModified < limit)
+                names.Add(blob.Name);
+        }
+        // Downloaded side by side, then taken in listing order, so which copy of a repeated event id is kept does not depend on timing.
+        var contents = new IList<EventLogRecord>?[names.Count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, names.Count), new ParallelOptions { MaxDegreeOfParallelism = ConcurrentReads, CancellationToken = cancellationToken },
+            async (i, ct) =>
+            {
+                try
+                {
+                    contents[i] = await eventLog.ReadBlobAsync(names[i], ct);
+                }
+                catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
+                {
+                    contents[i] = null;
+                }
+            });
+
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var records = new List<EventLogRecord>();
         var unreadable = new List<string>();
-        int blobs = 0;
         long events = 0, deletedEvents = 0, duplicates = 0;
-        await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
+        for (var i = 0; i < names.Count; i++)
         {
-            if (writtenBefore is { } limit && !(blob.Properties.LastModified < limit))
-                continue;
-            blobs++;
-            IList<EventLogRecord> rows;
-            try
+            if (contents[i] is not { } rows)
             {
-                rows = await eventLog.ReadBlobAsync(blob.Name, cancellationToken);
-            }
-            catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
-            {
-                unreadable.Add(blob.Name);
+                unreadable.Add(names[i]);
                 continue;
             }
             foreach (var record in rows)
@@ -55,6 +70,6 @@ public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tom
             }
         }
         records.Sort((a, b) => a.Timestamp != b.Timestamp ? a.Timestamp.CompareTo(b.Timestamp) : string.CompareOrdinal(a.EventId, b.EventId));
-        return new EventLogRead(records, blobs, events, deletedEvents, duplicates, unreadable);
+        return new EventLogRead(records, names.Count, events, deletedEvents, duplicates, unreadable);
     }
 }

@@ -325,10 +325,16 @@ internal static class ClosedLoopBenchmark
         var rounds = result["rounds"]!.AsArray();
         var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>Closed loop</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
         html.Append(CultureInfo.InvariantCulture, $"<h1>The learning loop, closed over HTTP</h1><p>World {System.Net.WebUtility.HtmlEncode((string?)result["world"])}; {result["protocol"]!["sessions_per_round"]} sessions a round.</p>");
-        html.Append(Recommender.Training.RunReport.Chart("true return per session, by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(double)r["true_return"]!)).ToList(), "#1f77b4", "round"));
-        html.Append("<table><tr><th>round</th><th>model</th><th>path</th><th>true return per session</th><th>gate's DR estimate</th><th>ESS</th><th>decisions</th></tr>");
+        html.Append(Recommender.Training.RunReport.Chart("true return per session over HTTP, by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(double)r["true_return"]!)).ToList(), "#1f77b4", "round"));
+        html.Append(Recommender.Training.RunReport.Chart("gain over round 0's model on the same users (%), by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(100 * (double)r["gain_over_round0_model"]!))).ToList(), "#2ca02c", "round"));
+        html.Append("<table><tr><th>round</th><th>model</th><th>path</th><th>true return per session (HTTP)</th><th>in process</th><th>round 0's model, same users</th><th>gain</th><th>gate's DR estimate</th><th>ESS</th><th>decisions</th></tr>");
         foreach (var r in rounds)
-            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{r!["round"]}</td><td>{r["model_version"]}</td><td>{r["path"]}</td><td>{(double)r["true_return"]!:F3} ± {(double)r["true_return_ci95"]!:F3}</td><td>{r["ope_reward"]?.ToJsonString() ?? "-"}</td><td>{r["ess"]?.ToJsonString() ?? "-"}</td><td>{r["decisions"]}</td></tr>");
+        {
+            var evaluation = r!["evaluation"]!;
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{r["round"]}</td><td>{r["model_version"]}</td><td>{r["path"]}</td><td>{(double)r["true_return"]!:F3} ± {(double)r["true_return_ci95"]!:F3}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{(double)evaluation["return"]!:F3}</td><td>{(double)evaluation["round0_model_return"]!:F3}</td><td>{(double)r["gain_over_round0_model"]!:+0.0%;-0.0%} ± {(double)r["gain_over_round0_model_ci95"]!:0.0%}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{r["ope_reward"]?.ToJsonString() ?? "-"}</td><td>{r["ess"]?.ToJsonString() ?? "-"}</td><td>{r["decisions"]}</td></tr>");
+        }
         return html.Append("</table></body></html>").ToString();
     }
 

@@ -66,16 +66,22 @@ public static class DataSources
         var layout = slash < 0 ? StorageLayout.Default : StorageLayout.Default with { TrainingContainer = argument[..slash] };
         var id = argument[(slash + 1)..];
         var snapshot = await IngestionServices.Connect(storage, layout).Snapshots.ReadAsync(id, cancellationToken);
-        var data = ToDataset("snapshot:" + id, snapshot.Engagements, snapshot.ItemContent, snapshot.UserProfiles);
+        // Items shown but never engaged with join the item table after the engaged ones (whose numbers stay as they were),
+        // so the slates that showed them are still decisions RL can read.
+        var shownOnly = snapshot.Decisions.SelectMany(d => d.Items).Distinct().Except(snapshot.Engagements.Select(r => r.ItemId!)).Order(StringComparer.Ordinal).ToList();
+        var data = ToDataset("snapshot:" + id, snapshot.Engagements, snapshot.ItemContent, snapshot.UserProfiles, shownOnly);
         var users = data.UserIds.Select((user, u) => (user, u)).ToDictionary(x => x.user, x => x.u, StringComparer.Ordinal);
         var ticks = snapshot.Engagements.GroupBy(r => r.UserId).ToDictionary(g => g.Key, g => g.Select(r => r.Timestamp.Ticks).Order().ToArray());
         var engagementTicks = data.UserIds.Select(user => ticks.GetValueOrDefault(user) ?? []).ToList();
         return (data, Recommender.Training.Reinforcement.ProductLogs.From(data, engagementTicks, snapshot.Decisions, horizon));
     }
 
-    private static InteractionDataset ToDataset(string name, IList<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> itemContent, IReadOnlyDictionary<string, string[]> profiles)
+    private static InteractionDataset ToDataset(string name, IList<EventLogRecord> engagements, IReadOnlyDictionary<string, string[]> itemContent, IReadOnlyDictionary<string, string[]> profiles,
+        IReadOnlyList<string>? moreItems = null)
     {
         var data = InteractionDataset.FromInteractions(name, engagements.Select(r => (r.UserId, r.ItemId!, r.Timestamp.Ticks)));
+        if (moreItems is { Count: > 0 })
+            data = data with { ItemIds = [.. data.ItemIds, .. moreItems] };
         return data with
         {
             ItemFeatures = FeatureTable.FromStrings(data.ItemIds.Select(id => (IReadOnlyList<string>)(itemContent.GetValueOrDefault(id) ?? [])).ToList()),
