@@ -61,7 +61,7 @@ internal static class ClosedLoopBenchmark
         for (var round = 0; round <= rounds; round++)
         {
             using var current = await LoadServedModelAsync(host);
-            var evaluation = await EvaluateAsync(host.Ingestion, current, baseline, world, users, evaluationSessions, HashCode.Combine(seed, round));
+            var evaluation = Evaluate(current, baseline, world, await CaptureAsync(host.Ingestion, users), evaluationSessions, HashCode.Combine(seed, round));
             var served = await ServeRoundAsync(http, host.Ingestion, baseline, world, users, round, sessionsPerRound, seed, concurrency);
             var entry = new JsonObject
             {
@@ -86,6 +86,8 @@ internal static class ClosedLoopBenchmark
             var judged = lastTraining is null ? null : (string?)lastTraining["result"] == "Promoted" ? "candidate" : "champion";
             entry["ope_reward"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_reward"]?.DeepClone();
             entry["ess"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_ess"]?.DeepClone();
+            // And how far it was from that model's true return on the users whose sessions it was estimated from.
+            entry["ope_relative_error"] = judged is null ? null : lastTraining!["ope_relative_error"]?[judged]?.DeepClone();
             entry["training_before"] = lastTraining?.DeepClone();
             results.Add(entry);
             Console.WriteLine(FormattableString.Invariant($"round {round}: model {entry["model_version"]} ({entry["path"]}), true return per session over HTTP {served.Return}; in process {evaluation.Served} against round 0's model's {evaluation.Baseline} ({evaluation.Gain:+0.0%;-0.0%} ± {evaluation.GainHalfWidth:0.0%}), ") +
@@ -93,8 +95,24 @@ internal static class ClosedLoopBenchmark
             if (round == rounds)
                 break;
             await Task.Delay(SessionIdle + TimeSpan.FromSeconds(1)); // the round's last sessions close before the snapshot
+            // The users as this round left them: the gate's held-out decisions are the round's latest sessions, so these are
+            // (nearly) the users its estimates are about, and the truth to hold them against.
+            var loggedUsers = await CaptureAsync(host.Ingestion, users);
             lastTraining = await TrainAsync(http);
             Console.WriteLine($"  retraining: {lastTraining["result"]}: {lastTraining["reason"]}  [{lastTraining["seconds"]} s]");
+            if ((string?)lastTraining["candidate_version"] is { } candidateVersion)
+            {
+                using var candidate = await LoadModelAsync(host, candidateVersion);
+                var truth = Evaluate(candidate, current, world, loggedUsers, evaluationSessions, HashCode.Combine(seed, round, 17));
+                lastTraining["true_return_on_logged_users"] = new JsonObject
+                {
+                    ["sessions"] = evaluationSessions, ["candidate"] = truth.Served.Mean, ["candidate_ci95"] = truth.Served.HalfWidth,
+                    ["champion"] = truth.Baseline.Mean, ["champion_ci95"] = truth.Baseline.HalfWidth,
+                };
+                double? Error(string who, double actual) => (double?)lastTraining["verdict"]?[who]?["rl.ope_reward"] is { } estimate ? estimate / actual - 1 : null;
+                lastTraining["ope_relative_error"] = new JsonObject { ["candidate"] = Error("candidate", truth.Served.Mean), ["champion"] = Error("champion", truth.Baseline.Mean) };
+                Console.WriteLine(FormattableString.Invariant($"  true return on the users that logged the held-out decisions: candidate {truth.Served}, champion {truth.Baseline}; gate's DR off by {lastTraining["ope_relative_error"]!.ToJsonString()}"));
+            }
             if ((string?)lastTraining["result"] == "Promoted")
                 await WaitUntilServedAsync(http, (string?)lastTraining["candidate_version"]);
         }
@@ -111,6 +129,7 @@ internal static class ClosedLoopBenchmark
                 ["concurrency"] = concurrency, ["reward"] = "1 per click (the world's user picks one item of the slate or none, by true appeal; may leave after each slate)",
                 ["true_return"] = "mean over the round's sessions of the clicks per session, from the world's truth, through the HTTP path",
                 ["evaluation"] = "before the round: the model serving and round 0's model, each on the same sessions of copies of the world's users as they are then (online state read from storage, same random numbers), served in process through SlateRanker and logged nowhere",
+                ["ope_truth"] = "after a round: the candidate and the champion on copies of the world's users as the round left them (the gate's held-out decisions are the round's latest sessions), same protocol as evaluation; ope_relative_error = rl.ope_reward / that - 1",
                 ["users"] = "every world user, chosen at random per session; a user's state carries over between sessions and rounds",
                 ["training"] = training, ["host"] = host.Description,
             },
@@ -173,14 +192,10 @@ internal static class ClosedLoopBenchmark
     /// <summary>Two models' returns per session on the same users as they are now, with the same random numbers, and the first's gain over the second.</summary>
     private sealed record PairedEvaluation(Recommender.Training.Reinforcement.Estimate Served, Recommender.Training.Reinforcement.Estimate Baseline, double Gain, double GainHalfWidth);
 
-    /// <summary>
-    /// The model serving now against round 0's on <paramref name="sessions"/> sessions each, in this process and logged
-    /// nowhere: each session a copy of a world user as they are now with their online state (history, profile), served
-    /// as the recommendation route serves them (<see cref="Recommender.Serving.SlateRanker"/>), both models with the same
-    /// users and random numbers. Many more sessions than a round serves over HTTP, so the gain is measured precisely.
-    /// </summary>
-    private static async Task<PairedEvaluation> EvaluateAsync(IngestionServices ingestion, Recommender.Serving.PolicyModel served, Recommender.Serving.PolicyModel baseline,
-        SyntheticWorld world, WorldUser[] users, int sessions, int seed)
+    /// <summary>Copies of the world's users as they are now, with their online state (history, profile) read from storage.</summary>
+    private sealed record Population(WorldUser[] Users, (List<string> History, string[]? Profile)[] Online);
+
+    private static async Task<Population> CaptureAsync(IngestionServices ingestion, WorldUser[] users)
     {
         var online = await Task.WhenAll(users.Select(async u =>
         {
@@ -189,10 +204,21 @@ internal static class ClosedLoopBenchmark
             var profile = await ingestion.Catalog.GetProfileAsync(id);
             return (History: (state?.Recent ?? []).Select(r => r.ItemId).ToList(), Profile: profile is null ? null : Recommender.Events.FeatureTokens.OfProfile(profile.Attributes));
         }));
+        return new Population(users.Select(SyntheticWorld.Clone).ToArray(), online);
+    }
+
+    /// <summary>
+    /// Two models on <paramref name="sessions"/> sessions each, in this process and logged nowhere: each session a fresh
+    /// copy of a user of <paramref name="population"/>, served as the recommendation route serves them
+    /// (<see cref="Recommender.Serving.SlateRanker"/>), both models with the same users and random numbers. Many more
+    /// sessions than a round serves over HTTP, so the gain is measured precisely.
+    /// </summary>
+    private static PairedEvaluation Evaluate(Recommender.Serving.PolicyModel served, Recommender.Serving.PolicyModel baseline, SyntheticWorld world, Population population, int sessions, int seed)
+    {
         double[] Returns(Recommender.Serving.PolicyModel model) => Enumerable.Range(0, sessions).Select(s =>
         {
-            var u = new Random(HashCode.Combine(seed, s, 11)).Next(users.Length);
-            return EvaluationSession(model, world, SyntheticWorld.Clone(users[u]), online[u].History, online[u].Profile, new Random(HashCode.Combine(seed, s, 13)));
+            var u = new Random(HashCode.Combine(seed, s, 11)).Next(population.Users.Length);
+            return EvaluationSession(model, world, SyntheticWorld.Clone(population.Users[u]), population.Online[u].History, population.Online[u].Profile, new Random(HashCode.Combine(seed, s, 13)));
         }).ToArray();
         var (a, b) = (Returns(served), Returns(baseline));
         var (meanA, meanB) = (a.Average(), b.Average());
@@ -234,11 +260,19 @@ internal static class ClosedLoopBenchmark
     /// <summary>The model serving now (round 0's, before any retraining of this run), loaded from the host's registry.</summary>
     private static async Task<Recommender.Serving.PolicyModel> LoadServedModelAsync(LocalHost host)
     {
-        var registry = new Recommender.Serving.ModelRegistry(StorageAccount.Connect(host.Storage).Blobs.GetBlobContainerClient(host.ModelContainer));
-        var current = await registry.GetCurrentAsync() ?? throw new InvalidOperationException("no model is being served yet");
-        var (manifest, policy) = await registry.DownloadAsync(current.Pointer.Version);
+        var current = await Registry(host).GetCurrentAsync() ?? throw new InvalidOperationException("no model is being served yet");
+        return await LoadModelAsync(host, current.Pointer.Version);
+    }
+
+    /// <summary>A published model, served or not, loaded from the host's registry.</summary>
+    private static async Task<Recommender.Serving.PolicyModel> LoadModelAsync(LocalHost host, string version)
+    {
+        var (manifest, policy) = await Registry(host).DownloadAsync(version);
         return Recommender.Serving.PolicyModel.Load(manifest, policy);
     }
+
+    private static Recommender.Serving.ModelRegistry Registry(LocalHost host) =>
+        new(StorageAccount.Connect(host.Storage).Blobs.GetBlobContainerClient(host.ModelContainer));
 
     /// <summary>One session of one world user over HTTP: slates until they leave or the session reaches its length.</summary>
     private static async Task<(double Reward, int Steps, int Picked, string Version, string Path)> SessionAsync(HttpClient http, SyntheticWorld world, WorldUser user, string sessionId, Random random)
@@ -327,16 +361,18 @@ internal static class ClosedLoopBenchmark
         html.Append(CultureInfo.InvariantCulture, $"<h1>The learning loop, closed over HTTP</h1><p>World {System.Net.WebUtility.HtmlEncode((string?)result["world"])}; {result["protocol"]!["sessions_per_round"]} sessions a round.</p>");
         html.Append(Recommender.Training.RunReport.Chart("true return per session over HTTP, by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(double)r["true_return"]!)).ToList(), "#1f77b4", "round"));
         html.Append(Recommender.Training.RunReport.Chart("gain over round 0's model on the same users (%), by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(100 * (double)r["gain_over_round0_model"]!))).ToList(), "#2ca02c", "round"));
-        html.Append("<table><tr><th>round</th><th>model</th><th>path</th><th>true return per session (HTTP)</th><th>in process</th><th>round 0's model, same users</th><th>gain</th><th>gate's DR estimate</th><th>ESS</th><th>decisions</th></tr>");
+        html.Append("<table><tr><th>round</th><th>model</th><th>path</th><th>true return per session (HTTP)</th><th>in process</th><th>round 0's model, same users</th><th>gain</th><th>gate's DR estimate</th><th>its error</th><th>ESS</th><th>decisions</th></tr>");
         foreach (var r in rounds)
         {
             var evaluation = r!["evaluation"]!;
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{r["round"]}</td><td>{r["model_version"]}</td><td>{r["path"]}</td><td>{(double)r["true_return"]!:F3} ± {(double)r["true_return_ci95"]!:F3}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(double)evaluation["return"]!:F3}</td><td>{(double)evaluation["round0_model_return"]!:F3}</td><td>{(double)r["gain_over_round0_model"]!:+0.0%;-0.0%} ± {(double)r["gain_over_round0_model_ci95"]!:0.0%}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{r["ope_reward"]?.ToJsonString() ?? "-"}</td><td>{r["ess"]?.ToJsonString() ?? "-"}</td><td>{r["decisions"]}</td></tr>");
+                .Append(CultureInfo.InvariantCulture, $"<td>{Figure(r["ope_reward"], "F3")}</td><td>{Figure(r["ope_relative_error"], "+0.0%;-0.0%")}</td><td>{Figure(r["ess"], "F0")}</td><td>{r["decisions"]}</td></tr>");
         }
         return html.Append("</table></body></html>").ToString();
     }
+
+    private static string Figure(JsonNode? value, string format) => value is null ? "-" : ((double)value).ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>The host the loop talks to: one it started (and stops), or one already running.</summary>
     private sealed class LocalHost : IAsyncDisposable
