@@ -258,6 +258,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         // The learning loop: started on a schedule, on enough new events, or by POST /api/training.
         { name: 'RetrainingSchedule', value: retrainingSchedule }
         { name: 'NewEventsCheckSchedule', value: '0 */15 * * * *' }
+        { name: 'PersonalizerModelUpdateSchedule', value: '*/30 * * * * *' }
         { name: 'TrainingJob__Launcher', value: 'containerapps' }
         { name: 'TrainingJob__SubscriptionId', value: subscription().subscriptionId }
         { name: 'TrainingJob__ResourceGroup', value: resourceGroup().name }

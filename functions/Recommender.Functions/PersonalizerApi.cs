@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
@@ -8,59 +9,119 @@ using Recommender.Serving;
 namespace Recommender.Functions;
 
 /// <summary>
-/// Azure AI Personalizer's Rank, Reward and Activate, on its own paths (<c>personalizer/v1.0/...</c>, so a
-/// Personalizer client only changes its endpoint) and on the product's (<c>api/...</c>). host.json sets an
-/// empty route prefix so both can exist.
+/// Azure AI Personalizer's API on its own paths (<c>personalizer/v1.0/...</c>, so a Personalizer client only changes
+/// its endpoint), with the spec's status codes and its error body (<c>{"error": {"code", "message"}}</c>); Rank, Reward
+/// and Activate also on the product's paths (<c>api/...</c>), with RFC 7807 problems like the rest of the product.
+/// host.json sets an empty route prefix so both can exist.
 /// </summary>
 public sealed class PersonalizerApi(PersonalizerService personalizer)
 {
     private const int MaxBodyBytes = 256 * 1024;
+    private const string Base = "personalizer/v1.0/";
+    private PersonalizerStore Store => personalizer.Store;
 
     [Function("Rank")]
-    public Task<IActionResult> Rank([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/rank")] HttpRequest request, CancellationToken ct) => RankCore(request, ct);
+    public Task<IActionResult> Rank([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/rank")] HttpRequest request, CancellationToken ct) => RankCore(request, Errors.Problem, ct);
 
     [Function("PersonalizerRank")]
-    public Task<IActionResult> PersonalizerRank([HttpTrigger(AuthorizationLevel.Function, "post", Route = "personalizer/v1.0/rank")] HttpRequest request, CancellationToken ct) => RankCore(request, ct);
+    public Task<IActionResult> PersonalizerRank([HttpTrigger(AuthorizationLevel.Function, "post", Route = Base + "rank")] HttpRequest request, CancellationToken ct) => RankCore(request, Errors.Personalizer, ct);
 
     [Function("Reward")]
-    public Task<IActionResult> Reward([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct) => RewardCore(request, eventId, ct);
+    public Task<IActionResult> Reward([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct) => RewardCore(request, eventId, Errors.Problem, ct);
 
     [Function("PersonalizerReward")]
-    public Task<IActionResult> PersonalizerReward([HttpTrigger(AuthorizationLevel.Function, "post", Route = "personalizer/v1.0/events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct) => RewardCore(request, eventId, ct);
+    public Task<IActionResult> PersonalizerReward([HttpTrigger(AuthorizationLevel.Function, "post", Route = Base + "events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct) => RewardCore(request, eventId, Errors.Personalizer, ct);
 
     [Function("Activate")]
-    public Task<IActionResult> Activate([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct) => ActivateCore(eventId, ct);
+    public Task<IActionResult> Activate([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct) => ActivateCore(eventId, Errors.Problem, ct);
 
     [Function("PersonalizerActivate")]
-    public Task<IActionResult> PersonalizerActivate([HttpTrigger(AuthorizationLevel.Function, "post", Route = "personalizer/v1.0/events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct) => ActivateCore(eventId, ct);
+    public Task<IActionResult> PersonalizerActivate([HttpTrigger(AuthorizationLevel.Function, "post", Route = Base + "events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct) => ActivateCore(eventId, Errors.Personalizer, ct);
 
-    private async Task<IActionResult> RankCore(HttpRequest request, CancellationToken ct)
+    [Function("PersonalizerGetServiceConfiguration")]
+    public async Task<IActionResult> GetServiceConfiguration([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "configurations/service")] HttpRequest request, CancellationToken ct) =>
+        Json(await Store.GetConfigurationAsync(cancellationToken: ct), PersonalizerStateJsonContext.Default.PersonalizerConfiguration);
+
+    [Function("PersonalizerUpdateServiceConfiguration")]
+    public async Task<IActionResult> UpdateServiceConfiguration([HttpTrigger(AuthorizationLevel.Function, "put", Route = Base + "configurations/service")] HttpRequest request, CancellationToken ct)
     {
-        var body = await ReadAsync<RankRequest>(request, ct);
-        if (body.Error is not null)
-            return body.Error;
-        return await Map(async () => new OkObjectResult(await personalizer.RankAsync(body.Value!, ct)) as IActionResult);
+        var (configuration, error) = await ReadAsync(request, PersonalizerStateJsonContext.Default.PersonalizerConfiguration, Errors.Personalizer, ct);
+        if (error is not null)
+            return error;
+        if (configuration!.Validate() is { } invalid)
+            return Errors.Personalizer(StatusCodes.Status400BadRequest, invalid);
+        return Json(await Store.SetConfigurationAsync(configuration, ct), PersonalizerStateJsonContext.Default.PersonalizerConfiguration);
     }
 
-    private async Task<IActionResult> RewardCore(HttpRequest request, string eventId, CancellationToken ct)
+    [Function("PersonalizerGetPolicy")]
+    public async Task<IActionResult> GetPolicy([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct) =>
+        Json(await Store.GetPolicyAsync(ct), PersonalizerStateJsonContext.Default.PersonalizerPolicy);
+
+    [Function("PersonalizerUpdatePolicy")]
+    public async Task<IActionResult> UpdatePolicy([HttpTrigger(AuthorizationLevel.Function, "put", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
     {
-        var body = await ReadAsync<RewardRequest>(request, ct);
-        if (body.Error is not null)
-            return body.Error;
+        var (policy, error) = await ReadAsync(request, PersonalizerStateJsonContext.Default.PersonalizerPolicy, Errors.Personalizer, ct);
+        if (error is not null)
+            return error;
+        if (policy!.Validate() is { } invalid)
+            return Errors.Personalizer(StatusCodes.Status400BadRequest, invalid);
+        await Store.SetPolicyAsync(policy, ct);
+        return Json(policy, PersonalizerStateJsonContext.Default.PersonalizerPolicy);
+    }
+
+    [Function("PersonalizerResetPolicy")]
+    public async Task<IActionResult> ResetPolicy([HttpTrigger(AuthorizationLevel.Function, "delete", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
+    {
+        await Store.ResetPolicyAsync(ct);
+        return Json(await Store.GetPolicyAsync(ct), PersonalizerStateJsonContext.Default.PersonalizerPolicy);
+    }
+
+    /// <summary>The learned model as stored (JSON weights), as the spec's <c>application/octet-stream</c>.</summary>
+    [Function("PersonalizerGetModel")]
+    public async Task<IActionResult> GetModel([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "model")] HttpRequest request, CancellationToken ct) =>
+        new FileContentResult(await Store.ExportModelAsync(ct), "application/octet-stream");
+
+    [Function("PersonalizerResetModel")]
+    public async Task<IActionResult> ResetModel([HttpTrigger(AuthorizationLevel.Function, "delete", Route = Base + "model")] HttpRequest request, CancellationToken ct)
+    {
+        await Store.ResetModelAsync(ct);
+        return new StatusCodeResult(StatusCodes.Status204NoContent);
+    }
+
+    [Function("PersonalizerGetModelProperties")]
+    public async Task<IActionResult> GetModelProperties([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "model/properties")] HttpRequest request, CancellationToken ct)
+    {
+        var (_, model, _) = await Store.GetModelAsync(cancellationToken: ct);
+        return Json(new ModelProperties(model.CreatedAt, model.LastModifiedAt), PersonalizerApiJsonContext.Default.ModelProperties);
+    }
+
+    private async Task<IActionResult> RankCore(HttpRequest request, ErrorResult error, CancellationToken ct)
+    {
+        var (body, invalid) = await ReadAsync(request, PersonalizerJsonContext.Default.RankRequest, error, ct);
+        if (invalid is not null)
+            return invalid;
+        return await Map(async () => new ObjectResult(await personalizer.RankAsync(body!, ct)) { StatusCode = StatusCodes.Status201Created }, error);
+    }
+
+    private async Task<IActionResult> RewardCore(HttpRequest request, string eventId, ErrorResult error, CancellationToken ct)
+    {
+        var (body, invalid) = await ReadAsync(request, PersonalizerJsonContext.Default.RewardRequest, error, ct);
+        if (invalid is not null)
+            return invalid;
         return await Map(async () =>
         {
-            await personalizer.RewardAsync(eventId, body.Value!, ct);
+            await personalizer.RewardAsync(eventId, body!, ct);
             return new StatusCodeResult(StatusCodes.Status204NoContent);
-        });
+        }, error);
     }
 
-    private Task<IActionResult> ActivateCore(string eventId, CancellationToken ct) => Map(async () =>
+    private Task<IActionResult> ActivateCore(string eventId, ErrorResult error, CancellationToken ct) => Map(async () =>
     {
         await personalizer.ActivateAsync(eventId, ct);
         return new StatusCodeResult(StatusCodes.Status204NoContent);
-    });
+    }, error);
 
-    private static async Task<IActionResult> Map(Func<Task<IActionResult>> call)
+    private static async Task<IActionResult> Map(Func<Task<IActionResult>> call, ErrorResult error)
     {
         try
         {
@@ -68,34 +129,61 @@ public sealed class PersonalizerApi(PersonalizerService personalizer)
         }
         catch (InvalidRankRequestException ex)
         {
-            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid request", ex.Message);
+            return error(StatusCodes.Status400BadRequest, ex.Message);
         }
         catch (UnknownEventException ex)
         {
-            return ProblemResults.Create(StatusCodes.Status404NotFound, "Unknown event", ex.Message);
-        }
-        catch (NoModelException ex)
-        {
-            return ProblemResults.Create(StatusCodes.Status503ServiceUnavailable, "No model yet", ex.Message);
+            return error(StatusCodes.Status404NotFound, ex.Message);
         }
     }
 
-    private static async Task<(T? Value, IActionResult? Error)> ReadAsync<T>(HttpRequest request, CancellationToken ct) where T : class
+    private static async Task<(T? Value, IActionResult? Error)> ReadAsync<T>(HttpRequest request, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, ErrorResult error, CancellationToken ct) where T : class
     {
         var bytes = await HttpEventBatch.ReadBoundedAsync(request.Body, MaxBodyBytes, ct);
         if (bytes is null)
-            return (null, ProblemResults.Create(StatusCodes.Status413PayloadTooLarge, "Request body too large", $"the body is limited to {MaxBodyBytes} bytes"));
+            return (null, error(StatusCodes.Status413PayloadTooLarge, $"the body is limited to {MaxBodyBytes} bytes"));
         try
         {
-            var typeInfo = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)PersonalizerJsonContext.Default.GetTypeInfo(typeof(T))!;
-            var value = JsonSerializer.Deserialize(bytes, typeInfo);
-            return value is null
-                ? (null, ProblemResults.Create(StatusCodes.Status400BadRequest, "Malformed request body", "the body must be a JSON object"))
-                : (value, null);
+            var value = JsonSerializer.Deserialize(bytes, type);
+            return value is null ? (null, error(StatusCodes.Status400BadRequest, "the body must be a JSON object")) : (value, null);
         }
         catch (JsonException ex)
         {
-            return (null, ProblemResults.Create(StatusCodes.Status400BadRequest, "Malformed request body", ex.Message.Split('.')[0]));
+            return (null, error(StatusCodes.Status400BadRequest, ex.Message.Split('.')[0]));
         }
     }
+
+    private static ContentResult Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        new() { Content = JsonSerializer.Serialize(value, type), ContentType = "application/json", StatusCode = StatusCodes.Status200OK };
+
+    private delegate IActionResult ErrorResult(int status, string message);
+
+    private static class Errors
+    {
+        public static IActionResult Problem(int status, string message) => ProblemResults.Create(status, status switch
+        {
+            StatusCodes.Status404NotFound => "Unknown event",
+            StatusCodes.Status413PayloadTooLarge => "Request body too large",
+            _ => "Invalid request",
+        }, message);
+
+        /// <summary>The spec's <c>ErrorResponse</c>: its codes are BadRequest, ResourceNotFound and InternalServerError.</summary>
+        public static IActionResult Personalizer(int status, string message) =>
+            new ObjectResult(new PersonalizerErrorResponse(new PersonalizerError(status == StatusCodes.Status404NotFound ? "ResourceNotFound" : "BadRequest", message)))
+            {
+                StatusCode = status,
+                ContentTypes = { "application/json" },
+            };
+    }
 }
+
+public sealed record PersonalizerError(string Code, string Message);
+
+public sealed record PersonalizerErrorResponse(PersonalizerError Error);
+
+public sealed record ModelProperties(DateTimeOffset CreationTime, DateTimeOffset LastModifiedTime);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(ModelProperties))]
+[JsonSerializable(typeof(PersonalizerErrorResponse))]
+public sealed partial class PersonalizerApiJsonContext : JsonSerializerContext;

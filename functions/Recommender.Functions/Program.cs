@@ -46,6 +46,7 @@ builder.Services.AddSingleton(sp =>
 });
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Recommendations);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
+builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLearner);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Registry);
 
 // The learning loop: the launcher named by TrainingJob:Launcher (a Container Apps job in Azure, with the

@@ -34,6 +34,9 @@ builder.Services.AddSingleton(new RetrainingSteps(ingestion.Snapshots, serving.R
     jobSettings: ["--snapshot-container", layout.TrainingContainer, "--container", modelContainer])));
 builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining());
 
+// Personalizer's model updates on its own, as the Functions app's PersonalizerModelUpdate timer does.
+builder.Services.AddHostedService(_ => new PersonalizerModelUpdates(serving.PersonalizerLearner, TimeSpan.FromSeconds(5)));
+
 var app = builder.Build();
 app.MapPost("/api/events", (HttpContext http, CancellationToken ct) =>
     Execute(http, new IngestEventsOverHttp(ingestion.Ingestor).Run(http.Request, ct)));
@@ -41,21 +44,50 @@ app.MapDelete("/api/users/{userId}", (HttpContext http, string userId, Cancellat
     Execute(http, new DeleteUser(ingestion.Deletion).Run(http.Request, userId, ct)));
 app.MapGet("/api/users/{userId}/recommendations", (HttpContext http, string userId, CancellationToken ct) =>
     Execute(http, new GetRecommendations(recommendations).Run(http.Request, userId, ct)));
-foreach (var prefix in new[] { "/api", "/personalizer/v1.0" })
-{
-    app.MapPost(prefix + "/rank", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.Rank(http.Request, ct)));
-    app.MapPost(prefix + "/events/{eventId}/reward", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Reward(http.Request, eventId, ct)));
-    app.MapPost(prefix + "/events/{eventId}/activate", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Activate(http.Request, eventId, ct)));
-}
+app.MapPost("/api/rank", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.Rank(http.Request, ct)));
+app.MapPost("/api/events/{eventId}/reward", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Reward(http.Request, eventId, ct)));
+app.MapPost("/api/events/{eventId}/activate", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.Activate(http.Request, eventId, ct)));
+var p = app.MapGroup("/personalizer/v1.0");
+p.MapPost("/rank", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.PersonalizerRank(http.Request, ct)));
+p.MapPost("/events/{eventId}/reward", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.PersonalizerReward(http.Request, eventId, ct)));
+p.MapPost("/events/{eventId}/activate", (HttpContext http, string eventId, CancellationToken ct) => Execute(http, personalizer.PersonalizerActivate(http.Request, eventId, ct)));
+p.MapGet("/configurations/service", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetServiceConfiguration(http.Request, ct)));
+p.MapPut("/configurations/service", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.UpdateServiceConfiguration(http.Request, ct)));
+p.MapGet("/configurations/policy", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetPolicy(http.Request, ct)));
+p.MapPut("/configurations/policy", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.UpdatePolicy(http.Request, ct)));
+p.MapDelete("/configurations/policy", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.ResetPolicy(http.Request, ct)));
+p.MapGet("/model", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetModel(http.Request, ct)));
+p.MapDelete("/model", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.ResetModel(http.Request, ct)));
+p.MapGet("/model/properties", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetModelProperties(http.Request, ct)));
 app.MapGet("/api/models/current", (HttpContext http, CancellationToken ct) => Execute(http, new GetCurrentModel(serving.Registry).Run(http.Request, ct)));
 var training = new TrainingApi(retraining);
 app.MapPost("/api/training", (HttpContext http, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Start(http.Request, client, ct)));
 app.MapGet("/api/training/{instanceId}", (HttpContext http, string instanceId, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Status(http.Request, instanceId, client, ct)));
-app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate (also under /personalizer/v1.0), POST /api/training, GET /api/training/{instanceId}, GET /api/models/current\n"));
+app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate, Personalizer v1.0 under /personalizer/v1.0, POST /api/training, GET /api/training/{instanceId}, GET /api/models/current\n"));
 app.Run();
 
 static async Task Execute(HttpContext http, Task<IActionResult> function)
 {
     var result = await function;
     await result.ExecuteResultAsync(new ActionContext(http, http.GetRouteData(), new ActionDescriptor()));
+}
+
+/// <summary>The local stand-in for the PersonalizerModelUpdate timer: the learner's check every few seconds.</summary>
+sealed class PersonalizerModelUpdates(PersonalizerLearner learner, TimeSpan every) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(every);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await learner.UpdateAsync(cancellationToken: stoppingToken);
+            }
+            catch (Azure.RequestFailedException)
+            {
+                // Storage unavailable for a moment: the next tick tries again.
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ namespace Recommender.Serving;
 public sealed class ServingServices
 {
     public ServingServices(IngestionServices ingestion, BlobContainerClient models, TableClient rankEvents,
-        RecommendationOptions? recommendation = null, ExplorationOptions? personalizerExploration = null)
+        RecommendationOptions? recommendation = null, TimeProvider? time = null)
     {
         Models = models;
         RankEvents = rankEvents;
@@ -20,7 +20,9 @@ public sealed class ServingServices
         Switcher = new ModelSwitcher(Registry);
         Recommendations = new RecommendationService(Switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), ingestion.Ingestor, recommendation,
             profiles: ingestion.Catalog);
-        Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, personalizerExploration);
+        PersonalizerState = new PersonalizerStore(models, time);
+        Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, PersonalizerState, time);
+        PersonalizerLearner = new PersonalizerLearner(PersonalizerState, rankEvents, time);
     }
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
@@ -36,6 +38,9 @@ public sealed class ServingServices
     public ModelSwitcher Switcher { get; }
     public RecommendationService Recommendations { get; }
     public PersonalizerService Personalizer { get; }
+    /// <summary>Personalizer's configuration, policy and learned model, in the model container under <c>personalizer/</c>.</summary>
+    public PersonalizerStore PersonalizerState { get; }
+    public PersonalizerLearner PersonalizerLearner { get; }
 
     /// <summary>Creates the model container and the rank-event table; safe to call at every start.</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)

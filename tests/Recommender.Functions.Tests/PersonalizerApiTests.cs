@@ -22,10 +22,12 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         return context.Request;
     }
 
-    private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync(ExplorationOptions? exploration = null)
+    /// <summary>Serving with the trained model promoted; <paramref name="explorationPercentage"/> as Personalizer's configuration sets it.</summary>
+    private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync(double explorationPercentage = 0.2)
     {
         var services = await Azurite.CreateServicesAsync();
-        var serving = await ServingFixture.CreateAsync(services, personalizerExploration: exploration);
+        var serving = await ServingFixture.CreateAsync(services);
+        await serving.PersonalizerState.SetConfigurationAsync(new PersonalizerConfiguration { ExplorationPercentage = explorationPercentage });
         await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
         return (new PersonalizerApi(serving.Personalizer), services);
     }
@@ -51,7 +53,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         var (api, services) = await ServeAsync();
         await services.Ingestor.IngestEventsAsync([new WireEvent { EventId = "h1", UserId = "carol", ItemId = "item9", Type = "click", Timestamp = TestEvents.Start }]);
 
-        var rank = Assert.IsType<OkObjectResult>(await api.PersonalizerRank(Post(RankBody), default));
+        var rank = Assert.IsType<ObjectResult>(await api.PersonalizerRank(Post(RankBody), default));
         var reward = Assert.IsType<StatusCodeResult>(await api.PersonalizerReward(Post("""{"value": 1.0}"""), "EVENT-1", default));
 
         var response = Assert.IsType<RankResponse>(rank.Value);
@@ -75,7 +77,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
     [Fact]
     public async Task Actions_the_model_never_saw_are_ranked_from_their_features()
     {
-        var (api, services) = await ServeAsync(new ExplorationOptions { Mode = ExplorationMode.Greedy });
+        var (api, services) = await ServeAsync(explorationPercentage: 0);
         await services.Ingestor.IngestEventsAsync([new WireEvent { EventId = "h2", UserId = "dave", ItemId = "item9", Type = "click", Timestamp = TestEvents.Start }]);
         var category = run.World.ItemCategory[9];
         var tag = run.World.ItemTags[9][0];
@@ -85,7 +87,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
              "eventId": "EVENT-3"}
             """;
 
-        var response = (RankResponse)((OkObjectResult)await api.Rank(Post(body), default)).Value!;
+        var response = (RankResponse)((ObjectResult)await api.Rank(Post(body), default)).Value!;
 
         Assert.Equal("new-release", response.RewardActionId); // scored by the model from its content; "mystery" has nothing to score
         Assert.Equal(["new-release", "mystery"], response.Ranking.Select(r => r.Id));

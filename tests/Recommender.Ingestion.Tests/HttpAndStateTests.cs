@@ -127,15 +127,6 @@ public sealed class HttpAndStateTests
     }
 }
 
-public sealed class ManualClock(DateTimeOffset now) : TimeProvider
-{
-    private DateTimeOffset _now = now;
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public void Advance(TimeSpan by) => _now += by;
-}
-
 /// <summary>Whatever a batch holds, ingestion accepts or dead-letters each event; none is lost, none throws.</summary>
 public sealed class IngestionProperties
 {

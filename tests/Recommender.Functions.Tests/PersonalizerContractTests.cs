@@ -1,0 +1,225 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.Abstractions;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Recommender.TestSupport;
+
+namespace Recommender.Functions.Tests;
+
+/// <summary>
+/// Personalizer's official examples (<c>../shared/personalizer-api</c>), each sent to the API as the spec's clients
+/// send it: the status must be the example's, and the body must match the operation's response schema in the spec
+/// (required properties present, no property the schema lacks, each of the schema's type). Bodies are validated against
+/// stable v1.1, which holds every v1.0 operation on the same base path.
+/// </summary>
+public sealed class PersonalizerContractTests
+{
+    private static readonly string SpecRoot = SharedData.Beside("personalizer-api");
+    private static readonly JsonNode Spec = JsonNode.Parse(File.ReadAllText(Path.Combine(SpecRoot, "stable", "v1.1", "Personalizer.json")))!;
+
+    /// <summary>The operations built so far, by the example's file name: the method and path of each in the spec.</summary>
+    private static readonly Dictionary<string, (string Method, string Path)> Operations = new()
+    {
+        ["Rank"] = ("post", "/rank"),
+        ["Events_Reward"] = ("post", "/events/{eventId}/reward"),
+        ["Events_Activate"] = ("post", "/events/{eventId}/activate"),
+        ["ServiceConfiguration_Get"] = ("get", "/configurations/service"),
+        ["ServiceConfiguration_Update"] = ("put", "/configurations/service"),
+        ["Policy_Get"] = ("get", "/configurations/policy"),
+        ["Policy_Update"] = ("put", "/configurations/policy"),
+        ["Policy_Delete"] = ("delete", "/configurations/policy"),
+        ["Model_Get"] = ("get", "/model"),
+        ["Model_Reset"] = ("delete", "/model"),
+        ["Model_GetProperties"] = ("get", "/model/properties"),
+    };
+
+    public static TheoryData<string> Examples()
+    {
+        var data = new TheoryData<string>();
+        foreach (var version in new[] { "v1.0", "v1.1" })
+        {
+            foreach (var file in Directory.GetFiles(Path.Combine(SpecRoot, "stable", version, "examples")).Order(StringComparer.Ordinal))
+            {
+                if (Operations.ContainsKey(Path.GetFileNameWithoutExtension(file)))
+                    data.Add(Path.Combine(version, Path.GetFileName(file)));
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Examples))]
+    public async Task Every_example_of_the_spec_answers_with_its_status_and_a_body_its_schema_accepts(string example)
+    {
+        var (version, file) = (Path.GetDirectoryName(example)!, Path.GetFileName(example));
+        var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", version, "examples", file)))!;
+        var (method, path) = Operations[Path.GetFileNameWithoutExtension(file)];
+        var parameters = document["parameters"]!.AsObject();
+        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
+        var eventId = (string?)parameters["eventId"];
+        var expected = int.Parse(document["responses"]!.AsObject().Single().Key);
+
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
+        var api = new PersonalizerApi(serving.Personalizer);
+        if (eventId is not null)
+            await api.PersonalizerRank(Request("POST", $$"""{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "{{eventId}}"}"""), default);
+        var result = (method, path) switch
+        {
+            ("post", "/rank") => await api.PersonalizerRank(Request("POST", body), default),
+            ("post", "/events/{eventId}/reward") => await api.PersonalizerReward(Request("POST", body), eventId!, default),
+            ("post", "/events/{eventId}/activate") => await api.PersonalizerActivate(Request("POST", body), eventId!, default),
+            ("get", "/configurations/service") => await api.GetServiceConfiguration(Request("GET"), default),
+            ("put", "/configurations/service") => await api.UpdateServiceConfiguration(Request("PUT", body), default),
+            ("get", "/configurations/policy") => await api.GetPolicy(Request("GET"), default),
+            ("put", "/configurations/policy") => await api.UpdatePolicy(Request("PUT", body), default),
+            ("delete", "/configurations/policy") => await api.ResetPolicy(Request("DELETE"), default),
+            ("get", "/model") => await api.GetModel(Request("GET"), default),
+            ("delete", "/model") => await api.ResetModel(Request("DELETE"), default),
+            ("get", "/model/properties") => await api.GetModelProperties(Request("GET"), default),
+            _ => throw new InvalidOperationException($"no dispatch for {method} {path}"),
+        };
+        var (status, content, contentType) = await ExecuteAsync(result);
+
+        Assert.Equal(expected, status);
+        var schema = Spec["paths"]![path]![method]!["responses"]![expected.ToString(System.Globalization.CultureInfo.InvariantCulture)]!["schema"];
+        if (schema is null)
+        {
+            Assert.Equal("", content);
+            return;
+        }
+        if ((string?)Resolve(schema)["type"] == "file")
+        {
+            Assert.Equal("application/octet-stream", contentType);
+            return;
+        }
+        var problems = new List<string>();
+        Validate(JsonNode.Parse(content), schema, "$", problems);
+        Assert.True(problems.Count == 0, string.Join("; ", problems));
+        // What PUT set comes back (lastConfigurationEditDate is the service's to set).
+        if (method == "put")
+        {
+            var sent = JsonNode.Parse(body)!.AsObject();
+            var answered = JsonNode.Parse(content)!.AsObject();
+            foreach (var (name, value) in sent.Where(p => p.Key != "lastConfigurationEditDate"))
+                Assert.True(Same(value, answered[name]), $"{name}: sent {value?.ToJsonString()}, answered {answered[name]?.ToJsonString()}");
+        }
+    }
+
+    [Fact]
+    public async Task The_spec_rank_example_keeps_the_excluded_action_in_its_place_with_probability_zero()
+    {
+        var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", "v1.0", "examples", "Rank.json")))!;
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
+        var api = new PersonalizerApi(serving.Personalizer);
+
+        var (status, content, _) = await ExecuteAsync(await api.PersonalizerRank(Request("POST", document["parameters"]!["rankRequest"]!.ToJsonString()), default));
+        var ranking = JsonNode.Parse(content)!["ranking"]!.AsArray();
+
+        Assert.Equal(201, status);
+        Assert.Equal(("SportsArticle", 0.0), ((string)ranking[1]!["id"]!, (double)ranking[1]!["probability"]!));
+        Assert.Equal(1.0, ranking.Sum(r => (double)r!["probability"]!), 9);
+        Assert.Equal((string)ranking[0]!["id"]!, (string)JsonNode.Parse(content)!["rewardActionId"]!);
+    }
+
+    [Theory]
+    [InlineData("rank", """{"actions": []}""", 400, "BadRequest")]
+    [InlineData("rank", """not json""", 400, "BadRequest")]
+    [InlineData("reward", """{"value": 1}""", 404, "ResourceNotFound")]
+    [InlineData("reward", """{"value": 1.5}""", 400, "BadRequest")]
+    public async Task Errors_on_personalizer_paths_have_the_spec_error_shape(string operation, string body, int status, string code)
+    {
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
+        var api = new PersonalizerApi(serving.Personalizer);
+        if (body.Contains("1.5", StringComparison.Ordinal))
+            await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}], "eventId": "never-rewarded"}"""), default);
+
+        var result = operation == "rank"
+            ? await api.PersonalizerRank(Request("POST", body), default)
+            : await api.PersonalizerReward(Request("POST", body), body.Contains("1.5", StringComparison.Ordinal) ? "never-rewarded" : "never-ranked", default);
+        var (actual, content, _) = await ExecuteAsync(result);
+
+        Assert.Equal(status, actual);
+        var error = JsonNode.Parse(content)!;
+        var problems = new List<string>();
+        Validate(error, JsonNode.Parse("""{"$ref": "#/definitions/ErrorResponse"}""")!, "$", problems);
+        Assert.Empty(problems);
+        Assert.Equal(code, (string?)error["error"]!["code"]);
+    }
+
+    private static HttpRequest Request(string method, string body = "")
+    {
+        var context = new DefaultHttpContext { RequestServices = Mvc };
+        context.Request.Method = method;
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body));
+        context.Request.ContentType = "application/json";
+        context.Response.Body = new MemoryStream();
+        return context.Request;
+    }
+
+    private static readonly IServiceProvider Mvc = new ServiceCollection().AddLogging().AddMvcCore().Services.BuildServiceProvider();
+
+    /// <summary>Runs the result as the Functions host does (MVC's executors), and reads back what went on the wire.</summary>
+    private static async Task<(int Status, string Content, string? ContentType)> ExecuteAsync(IActionResult result)
+    {
+        var http = new DefaultHttpContext { RequestServices = Mvc };
+        http.Response.Body = new MemoryStream();
+        await result.ExecuteResultAsync(new ActionContext(http, new RouteData(), new ActionDescriptor()));
+        http.Response.Body.Position = 0;
+        return (http.Response.StatusCode, await new StreamReader(http.Response.Body).ReadToEndAsync(), http.Response.ContentType);
+    }
+
+    private static bool Same(JsonNode? a, JsonNode? b) =>
+        a is JsonValue x && b is JsonValue y && x.GetValueKind() == JsonValueKind.Number && y.GetValueKind() == JsonValueKind.Number
+            ? x.GetValue<double>() == y.GetValue<double>()
+            : JsonNode.DeepEquals(a, b);
+
+    private static JsonNode Resolve(JsonNode schema)
+    {
+        while (schema["$ref"] is { } reference)
+            schema = Spec["definitions"]![((string)reference!).Split('/')[^1]]!;
+        if (schema["allOf"] is JsonArray all && all.Count == 1)
+            return Resolve(all[0]!);
+        return schema;
+    }
+
+    private static void Validate(JsonNode? value, JsonNode schema, string at, List<string> problems)
+    {
+        schema = Resolve(schema);
+        var type = (string?)schema["type"] ?? (schema["properties"] is not null ? "object" : null);
+        switch (type)
+        {
+            case "object" when value is JsonObject o:
+                foreach (var required in schema["required"]?.AsArray().Select(r => (string)r!) ?? [])
+                {
+                    if (!o.ContainsKey(required))
+                        problems.Add($"{at}.{required} is required");
+                }
+                var properties = schema["properties"]?.AsObject();
+                foreach (var (name, child) in o)
+                {
+                    if (properties?[name] is { } propertySchema)
+                        Validate(child, propertySchema, $"{at}.{name}", problems);
+                    else if (properties is not null)
+                        problems.Add($"{at}.{name} is not in the schema");
+                }
+                break;
+            case "array" when value is JsonArray a:
+                for (var i = 0; i < a.Count; i++)
+                    Validate(a[i], schema["items"]!, $"{at}[{i}]", problems);
+                break;
+            case "string" when value is JsonValue v && v.GetValueKind() == JsonValueKind.String:
+            case "number" when value is JsonValue n && n.GetValueKind() == JsonValueKind.Number:
+            case "integer" when value is JsonValue i && i.GetValueKind() == JsonValueKind.Number:
+            case "boolean" when value is JsonValue b && b.GetValueKind() is JsonValueKind.True or JsonValueKind.False:
+            case null:
+                break;
+            default:
+                problems.Add($"{at} is not of type {type}: {value?.ToJsonString() ?? "null"}");
+                break;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Recommender.Serving;
+using Recommender.TestSupport;
+
+namespace Recommender.Functions.Tests;
+
+/// <summary>
+/// Personalizer learning from rewards, with no sequence model served (a fresh deployment): the bandit, the reward
+/// window, the learning modes and the configuration, over Azurite, through the API class the Functions app binds.
+/// </summary>
+public sealed class PersonalizerLearningTests
+{
+    private static readonly string[] TimesOfDay = ["morning", "afternoon", "evening"];
+    private static readonly string[] Devices = ["mobile", "desktop"];
+    private static readonly string[] Articles = ["news", "sports", "music", "films", "games", "food"];
+
+    private static HttpRequest Request(string method, string body = "")
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = method;
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body));
+        context.Request.ContentType = "application/json";
+        return context.Request;
+    }
+
+    private static async Task<(PersonalizerApi Api, ServingServices Serving, ManualClock Clock)> FreshAsync()
+    {
+        var clock = new ManualClock(TestEvents.Start);
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
+        return (new PersonalizerApi(serving.Personalizer), serving, clock);
+    }
+
+    private static async Task ConfigureAsync(PersonalizerApi api, string json)
+    {
+        var result = await api.UpdateServiceConfiguration(Request("PUT", json), default);
+        Assert.Equal(200, ((ContentResult)result).StatusCode);
+    }
+
+    /// <summary>The known-truth scenario: six contexts (time of day x device), six articles, one liked per context.</summary>
+    private static string Liked(int timeOfDay, int device) => Articles[(timeOfDay * 2 + device) % Articles.Length];
+
+    private static string RankBody(int timeOfDay, int device, string eventId) => new JsonObject
+    {
+        ["contextFeatures"] = new JsonArray(new JsonObject { ["timeOfDay"] = TimesOfDay[timeOfDay] }, new JsonObject { ["device"] = Devices[device] }),
+        ["actions"] = new JsonArray(Articles.Select(a => (JsonNode)new JsonObject { ["id"] = a, ["features"] = new JsonArray(new JsonObject { ["topic"] = a }) }).ToArray()),
+        ["eventId"] = eventId,
+    }.ToJsonString();
+
+    /// <summary>Ranks and rewards <paramref name="calls"/> times; the share of them whose rewardActionId was liked.</summary>
+    private static async Task<double> PlayAsync(PersonalizerApi api, int calls, int seed, string prefix)
+    {
+        var random = new Random(seed);
+        var liked = 0;
+        for (var n = 0; n < calls; n++)
+        {
+            var (t, d) = (random.Next(TimesOfDay.Length), random.Next(Devices.Length));
+            var rank = (RankResponse)((ObjectResult)await api.PersonalizerRank(Request("POST", RankBody(t, d, $"{prefix}-{n}")), default)).Value!;
+            var reward = rank.RewardActionId == Liked(t, d) ? 1 : 0;
+            liked += reward;
+            await api.PersonalizerReward(Request("POST", $$"""{"value": {{reward}}}"""), rank.EventId, default);
+        }
+        return liked / (double)calls;
+    }
+
+    [Fact]
+    public async Task A_fresh_deployment_answers_rank_uniformly_then_learns_the_liked_action_of_each_context_from_rewards()
+    {
+        var (api, serving, clock) = await FreshAsync();
+
+        var first = (ObjectResult)await api.PersonalizerRank(Request("POST", RankBody(0, 0, "first")), default);
+        var before = await PlayAsync(api, 300, seed: 1, "day1");
+        clock.Advance(TimeSpan.FromMinutes(6)); // past modelExportFrequency (PT5M): the update runs on its own schedule
+        var update = await serving.PersonalizerLearner.UpdateAsync();
+        clock.Advance(PersonalizerStore.CacheFor);
+        var after = await PlayAsync(api, 300, seed: 2, "day1-after");
+
+        Assert.Equal(201, first.StatusCode);
+        Assert.All(((RankResponse)first.Value!).Ranking, r => Assert.Equal(1.0 / 6, r.Probability, 9)); // nothing learned: uniform
+        Assert.InRange(before, 0.05, 0.35); // random: 1/6
+        Assert.True(update.Ran);
+        Assert.Equal(300, update.Learned); // rewarded with earliest aggregation: final at once; "first" has no reward and waits out rewardWaitTime
+        Assert.True(after >= 0.75, $"reward rate after one update {after:F3} (best at 20% exploration: 0.833)");
+    }
+
+    [Fact]
+    public async Task A_rank_without_a_reward_counts_as_the_default_reward_once_the_wait_is_over_and_is_learned_once()
+    {
+        var (api, serving, clock) = await FreshAsync();
+        await ConfigureAsync(api, """{"rewardWaitTime": "PT10M", "defaultReward": 0.5, "rewardAggregation": "sum", "explorationPercentage": 0.2, "modelExportFrequency": "PT1M", "logRetentionDays": 7}""");
+        clock.Advance(PersonalizerStore.CacheFor);
+        await api.PersonalizerRank(Request("POST", RankBody(0, 0, "silent")), default);
+        var rewarded = (RankResponse)((ObjectResult)await api.PersonalizerRank(Request("POST", RankBody(0, 0, "twice")), default)).Value!;
+        await api.PersonalizerReward(Request("POST", """{"value": 0.25}"""), "twice", default);
+        await api.PersonalizerReward(Request("POST", """{"value": 0.5}"""), "twice", default);
+
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var early = await serving.PersonalizerLearner.UpdateAsync(); // with sum, nothing is final before the wait
+        clock.Advance(TimeSpan.FromMinutes(9));
+        var due = await serving.PersonalizerLearner.UpdateAsync();
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var again = await serving.PersonalizerLearner.UpdateAsync();
+        var (bandit, _, _) = await serving.PersonalizerState.GetModelAsync();
+        var actions = Articles.Select(a => (IReadOnlyList<Feature>)[new Feature("a.id=" + a, 1), new Feature("a.topic=" + a, 1)]).ToList();
+        var context = PersonalizerFeatures.Flatten(JsonSerializer.Deserialize<List<JsonElement>>("""[{"timeOfDay": "morning"}, {"device": "mobile"}]"""), "c");
+        var predictions = bandit.Predict(context, actions);
+
+        Assert.Equal((true, 0), (early.Ran, early.Learned));
+        Assert.Equal((true, 2), (due.Ran, due.Learned));
+        Assert.Equal((true, 0), (again.Ran, again.Learned));
+        Assert.Equal(2, bandit.Events);
+        // The summed reward 0.75 pulled the rewarded action up further than the default 0.5 pulled the silent one.
+        Assert.True(predictions[Array.IndexOf(Articles, rewarded.RewardActionId)] > 0);
+    }
+
+    [Fact]
+    public async Task Apprentice_mode_serves_the_baseline_every_time_while_it_learns_and_reports_how_often_it_agrees()
+    {
+        var (api, serving, clock) = await FreshAsync();
+        await ConfigureAsync(api, """{"rewardWaitTime": "PT10M", "defaultReward": 0, "rewardAggregation": "earliest", "explorationPercentage": 0.2, "modelExportFrequency": "PT1M", "logRetentionDays": 7, "learningMode": "Apprentice"}""");
+        clock.Advance(PersonalizerStore.CacheFor);
+
+        var rate = await PlayAsync(api, 120, seed: 3, "apprentice");
+        var ranks = new List<RankResponse>();
+        for (var n = 0; n < 20; n++)
+            ranks.Add((RankResponse)((ObjectResult)await api.PersonalizerRank(Request("POST", RankBody(n % 3, n % 2, $"more-{n}")), default)).Value!);
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var update = await serving.PersonalizerLearner.UpdateAsync();
+        var (_, model, _) = await serving.PersonalizerState.GetModelAsync();
+
+        Assert.All(ranks, r => Assert.Equal(("news", 1.0), (r.RewardActionId, r.Ranking[0].Probability)));
+        Assert.InRange(rate, 0.05, 0.35); // the baseline, the first action, is liked in one context of six
+        Assert.True(update.Ran);
+        Assert.Equal(120, model.ApprenticeEvents);
+        Assert.InRange(model.ApprenticeAgreements, 1, 119);
+    }
+
+    [Theory]
+    [InlineData("""{"rewardWaitTime": "PT10M", "defaultReward": 2, "rewardAggregation": "earliest", "explorationPercentage": 0.2, "modelExportFrequency": "PT5M", "logRetentionDays": 7}""", "defaultReward")]
+    [InlineData("""{"rewardWaitTime": "PT10M", "defaultReward": 0, "rewardAggregation": "earliest", "explorationPercentage": 1.5, "modelExportFrequency": "PT5M", "logRetentionDays": 7}""", "explorationPercentage")]
+    [InlineData("""{"rewardWaitTime": "ten minutes", "defaultReward": 0, "rewardAggregation": "earliest", "explorationPercentage": 0.2, "modelExportFrequency": "PT5M", "logRetentionDays": 7}""", "rewardWaitTime")]
+    [InlineData("""{"rewardWaitTime": "PT10M", "defaultReward": 0, "rewardAggregation": "median", "explorationPercentage": 0.2, "modelExportFrequency": "PT5M", "logRetentionDays": 7}""", "rewardAggregation")]
+    [InlineData("""{"rewardWaitTime": "PT10M", "defaultReward": 0, "rewardAggregation": "earliest", "explorationPercentage": 0.2, "modelExportFrequency": "PT5M", "logRetentionDays": 7, "learningMode": "Eager"}""", "learningMode")]
+    public async Task Out_of_range_configuration_is_400_with_the_spec_error_shape_and_changes_nothing(string body, string field)
+    {
+        var (api, _, _) = await FreshAsync();
+
+        var result = (ObjectResult)await api.UpdateServiceConfiguration(Request("PUT", body), default);
+        var kept = (ContentResult)await api.GetServiceConfiguration(Request("GET"), default);
+
+        Assert.Equal(400, result.StatusCode);
+        var error = Assert.IsType<PersonalizerErrorResponse>(result.Value);
+        Assert.Equal("BadRequest", error.Error.Code);
+        Assert.Contains(field, error.Error.Message);
+        Assert.Equal(0.2, JsonNode.Parse(kept.Content!)!["explorationPercentage"]!.GetValue<double>());
+        Assert.Equal("earliest", (string?)JsonNode.Parse(kept.Content!)!["rewardAggregation"]);
+    }
+
+    [Fact]
+    public async Task Delete_model_forgets_what_was_learned_and_does_not_relearn_the_old_log()
+    {
+        var (api, serving, clock) = await FreshAsync();
+        await PlayAsync(api, 60, seed: 4, "old");
+        clock.Advance(TimeSpan.FromMinutes(6));
+        await serving.PersonalizerLearner.UpdateAsync();
+
+        var reset = (StatusCodeResult)await api.ResetModel(Request("DELETE"), default);
+        clock.Advance(TimeSpan.FromMinutes(6));
+        var update = await serving.PersonalizerLearner.UpdateAsync();
+        var (bandit, model, _) = await serving.PersonalizerState.GetModelAsync();
+
+        Assert.Equal(204, reset.StatusCode);
+        Assert.Equal((true, 0), (update.Ran, update.Learned));
+        Assert.Equal((0L, 0), (bandit.Events, bandit.Size));
+        Assert.True(model.CreatedAt > TestEvents.Start);
+    }
+}
