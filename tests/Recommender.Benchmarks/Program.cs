@@ -29,11 +29,15 @@ switch (options.Command)
     case "closed-loop":
         await ClosedLoopBenchmark.RunAsync(options, outDir);
         break;
+    case "personalizer-first-day":
+        await PersonalizerFirstDayBenchmark.RunAsync(options, outDir);
+        break;
     default:
         Console.Error.WriteLine("usage: Recommender.Benchmarks http-load [--url http://127.0.0.1:7071] [--requests 3000] [--concurrency 8] [--users 1000]   (against scripts/demo.sh --serve)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-latency [--requests 3000] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks training-throughput [--items 3700] [--steps 60] [--threads 1] [--loss bce] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks closed-loop [--world users=1000,items=500,seed=7,clickbait=0.1] [--rounds 3] [--sessions 500] [--seed 1] [--concurrency 8] [--url http://127.0.0.1:7071] [--training \"<training-job settings>\"] [--name closed-loop] [--out artifacts/benchmarks]");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks personalizer-first-day [--calls 600] [--after 1000] [--export-frequency PT30S] [--seed 1] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks ingestion [--events 1000000] [--users 20000] [--items 5000] [--batch 4000] [--partitions 4] [--active-sessions 500] [--out artifacts/benchmarks]");
         return 2;
 }

@@ -37,8 +37,11 @@ public sealed record PolicyStageConfig
     public string Rewards { get; init; } = "click=1";
     public int Iterations { get; init; } = 150;
     public int EpisodesPerIteration { get; init; } = 256;
-    /// <summary>β of PPO's penalty β·KL(π || π_pretrained): how far the policy may move from the one that logged the data.</summary>
-    public double KlCoefficient { get; init; } = 0.2;
+    /// <summary>
+    /// β of PPO's penalty β·KL(π || π_champion): how far one round may move from the policy that logged the data. Smaller
+    /// steps leave the effective sample size of the next estimate higher and gain less per round (README, closed loop).
+    /// </summary>
+    public double KlCoefficient { get; init; } = 0.05;
     public double HeadLearningRate { get; init; } = 3e-3;
     /// <summary>
     /// How the estimates weight a logged slate: "set" (π and μ of the slate as a set of items, for users whose answer does

@@ -1,0 +1,145 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recommender.Ingestion;
+using Recommender.Serving;
+
+/// <summary>
+/// A Personalizer user's first day on a fresh deployment, with a known truth: six contexts (time of day x device), six
+/// actions with features, one liked action per context (reward 1, else 0). Rank + Reward calls go to the product's
+/// PersonalizerService over Azurite (fresh storage namespace, nothing trained, no sequence model), the learner updating
+/// the model on its own as the app's timer does (a check every 5 s, an update once modelExportFrequency has passed);
+/// the reward rate of rewardActionId is measured over those calls (updates that fall within them count) and after the
+/// model has learned from all of them. Then
+/// Rank's latency with 50 actions, in process.
+/// </summary>
+internal static class PersonalizerFirstDayBenchmark
+{
+    private static readonly string[] TimesOfDay = ["morning", "afternoon", "evening"];
+    private static readonly string[] Devices = ["mobile", "desktop"];
+    private static readonly string[] Articles = ["news", "sports", "music", "films", "games", "food"];
+
+    public static async Task RunAsync(Args options, string outDir)
+    {
+        var calls = options.GetInt("calls", 600);
+        var after = options.GetInt("after", 1000);
+        var seed = options.GetInt("seed", 1);
+        var exportFrequency = options.Get("export-frequency", "PT30S");
+        var tag = "pz" + Guid.NewGuid().ToString("N")[..8];
+        var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag));
+        await ingestion.EnsureCreatedAsync();
+        var serving = ServingServices.Connect(storage, ingestion, "models-" + tag, "RankEvents" + tag);
+        await serving.EnsureCreatedAsync();
+        var configuration = await serving.PersonalizerState.SetConfigurationAsync(new PersonalizerConfiguration { ExplorationPercentage = 0.2, ModelExportFrequency = exportFrequency });
+
+        using var stop = new CancellationTokenSource();
+        var updates = new List<JsonObject>();
+        var clock = Stopwatch.StartNew();
+        var updater = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(5));
+            while (await timer.WaitForNextTickAsync(stop.Token).ConfigureAwait(false))
+            {
+                var update = await serving.PersonalizerLearner.UpdateAsync(cancellationToken: stop.Token);
+                if (update.Ran)
+                    lock (updates)
+                        updates.Add(new JsonObject { ["at_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1), ["learned"] = update.Learned });
+            }
+        });
+
+        var random = new Random(seed);
+        Console.WriteLine($"first day: {calls} rank + reward calls on a fresh deployment (explorationPercentage 0.2, modelExportFrequency {exportFrequency})");
+        var before = await PlayAsync(serving.Personalizer, calls, random, "day1");
+        Console.WriteLine(FormattableString.Invariant($"  reward rate over those calls: {before:F3}; waiting for the model to learn from all of them on its own"));
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var (bandit, _, _) = await serving.PersonalizerState.GetModelAsync();
+            if (bandit.Events >= calls)
+                break;
+            if (waited.Elapsed > TimeSpan.FromMinutes(10))
+                throw new TimeoutException("the model did not update within 10 minutes");
+            await Task.Delay(1000);
+        }
+        var waitSeconds = waited.Elapsed.TotalSeconds;
+        await Task.Delay(PersonalizerStore.CacheFor);
+        var rate = await PlayAsync(serving.Personalizer, after, random, "day1-after");
+        Console.WriteLine(FormattableString.Invariant($"  reward rate after the update: {rate:F3} over {after} calls (best possible at 20% exploration: {0.8 + 0.2 / Articles.Length:F3})"));
+
+        // Rank with 50 actions, in process: the whole call (features, the bandit, the rank record, activation) and the decision alone.
+        var manyActions = Enumerable.Range(0, 50).Select(i => new RankableAction($"action-{i}", [JsonSerializer.SerializeToElement(new { topic = $"t{i % 7}", length = i })])).ToList();
+        var context = new List<JsonElement> { JsonSerializer.SerializeToElement(new { timeOfDay = "morning" }), JsonSerializer.SerializeToElement(new { device = "mobile" }) };
+        var whole = new List<double>();
+        for (var n = 0; n < 1000; n++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            await serving.Personalizer.RankAsync(new RankRequest(context, manyActions, EventId: $"latency-{n}"));
+            whole.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        var (banditNow, _, _) = await serving.PersonalizerState.GetModelAsync();
+        var contextFeatures = PersonalizerFeatures.Flatten(context, "c");
+        var decision = new List<double>();
+        for (var n = 0; n < 1000; n++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            var candidates = manyActions.Select(a => (IReadOnlyList<Feature>)[new Feature("a.id=" + a.Id, 1), .. PersonalizerFeatures.Flatten(a.Features, "a")]).ToList();
+            ContextualBandit.Probabilities(banditNow.Predict(contextFeatures, candidates), 0.2);
+            decision.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        await stop.CancelAsync();
+        try { await updater; } catch (OperationCanceledException) { }
+
+        var result = new JsonObject
+        {
+            ["name"] = "personalizer-first-day",
+            ["created"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["machine"] = BenchmarkMachine.Describe(),
+            ["protocol"] = new JsonObject
+            {
+                ["scenario"] = "contexts timeOfDay (3) x device (2); actions news, sports, music, films, games, food, each with a topic feature; reward 1 when rewardActionId is the context's liked action ((timeOfDay*2+device) mod 6), else 0",
+                ["calls_before_update"] = calls, ["calls_after_update"] = after, ["seed"] = seed,
+                ["configuration"] = JsonSerializer.SerializeToNode(configuration, PersonalizerStateJsonContext.Default.PersonalizerConfiguration),
+                ["updates"] = "the learner checked every 5 s, as the local host does (the Functions app: every 30 s); an update runs once modelExportFrequency has passed since the last",
+                ["storage"] = "Azurite, fresh namespace; no sequence model served",
+                ["latency"] = "1000 Rank calls with 50 actions and 2 context features, in process: the whole call (rank record written, impressions logged) and the decision alone (features, predictions, probabilities)",
+            },
+            ["reward_rate_first_calls"] = before,
+            ["reward_rate_after_update"] = rate,
+            ["best_possible_at_exploration"] = 0.8 + 0.2 / Articles.Length,
+            ["seconds_until_the_update"] = Math.Round(waitSeconds, 1),
+            ["updates"] = new JsonArray(updates.Select(u => (JsonNode)u.DeepClone()).ToArray()),
+            ["rank_50_actions_ms"] = Percentiles(whole),
+            ["decision_50_actions_ms"] = Percentiles(decision),
+            ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
+        };
+        var path = Path.Combine(outDir, options.Get("name", "personalizer-first-day") + ".json");
+        await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"  rank with 50 actions: {result["rank_50_actions_ms"]!.ToJsonString()} ms; decision alone {result["decision_50_actions_ms"]!.ToJsonString()} ms");
+        Console.WriteLine($"wrote {path}");
+    }
+
+    private static async Task<double> PlayAsync(PersonalizerService personalizer, int calls, Random random, string prefix)
+    {
+        var liked = 0;
+        for (var n = 0; n < calls; n++)
+        {
+            var (t, d) = (random.Next(TimesOfDay.Length), random.Next(Devices.Length));
+            var context = new List<JsonElement> { JsonSerializer.SerializeToElement(new { timeOfDay = TimesOfDay[t] }), JsonSerializer.SerializeToElement(new { device = Devices[d] }) };
+            var actions = Articles.Select(a => new RankableAction(a, [JsonSerializer.SerializeToElement(new { topic = a })])).ToList();
+            var rank = await personalizer.RankAsync(new RankRequest(context, actions, EventId: $"{prefix}-{n}"));
+            var reward = rank.RewardActionId == Articles[(t * 2 + d) % Articles.Length] ? 1 : 0;
+            liked += reward;
+            await personalizer.RewardAsync(rank.EventId, new RewardRequest(reward));
+        }
+        return liked / (double)calls;
+    }
+
+    private static JsonObject Percentiles(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        double At(double q) => Math.Round(sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)], 3);
+        return new JsonObject { ["p50"] = At(0.5), ["p90"] = At(0.9), ["p99"] = At(0.99), ["max"] = Math.Round(sorted[^1], 3) };
+    }
+}
