@@ -61,3 +61,4 @@ output STORAGE_ACCOUNT_NAME string = resources.outputs.storageAccountName
 output EVENT_HUBS_NAMESPACE string = resources.outputs.eventHubsNamespace
 output EVENT_HUB_NAME string = resources.outputs.eventHubName
 output APPLICATIONINSIGHTS_NAME string = resources.outputs.applicationInsightsName
+output KEY_VAULT_NAME string = resources.outputs.keyVaultName

@@ -28,6 +28,7 @@ var roles = {
   eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
 }
 
 // ---------- Identities ----------
@@ -207,6 +208,23 @@ resource jobStarterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 }
 
 // ---------- The Function App on Flex Consumption ----------
+// ---------- Personalizer's subscription keys ----------
+// Kept in Key Vault and read by the app's identity through a Key Vault reference, so no key sits in app settings. The
+// secret is the operator's to set (README, Deploy); until it exists the reference does not resolve and the app refuses
+// every Personalizer request.
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: 'kv-${token}'
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${token}'
   location: location
@@ -228,6 +246,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    keyVaultReferenceIdentity: appIdentity.id
     functionAppConfig: {
       deployment: {
         storage: {
@@ -259,6 +278,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'RetrainingSchedule', value: retrainingSchedule }
         { name: 'NewEventsCheckSchedule', value: '0 */15 * * * *' }
         { name: 'PersonalizerModelUpdateSchedule', value: '*/30 * * * * *' }
+        { name: 'Personalizer__SubscriptionKeys', value: '@Microsoft.KeyVault(VaultName=${keyVault.name};SecretName=personalizer-subscription-keys)' }
         { name: 'TrainingJob__Launcher', value: 'containerapps' }
         { name: 'TrainingJob__SubscriptionId', value: subscription().subscriptionId }
         { name: 'TrainingJob__ResourceGroup', value: resourceGroup().name }
@@ -296,6 +316,16 @@ resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: appInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appKeyVaultSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, appIdentity.id, roles.keyVaultSecretsUser)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: appIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -360,3 +390,4 @@ output storageAccountName string = storage.name
 output eventHubsNamespace string = eventHubs.name
 output eventHubName string = eventHub.name
 output applicationInsightsName string = appInsights.name
+output keyVaultName string = keyVault.name

@@ -12,9 +12,11 @@ namespace Recommender.Functions;
 /// Azure AI Personalizer's API on its own paths (<c>personalizer/v1.0/...</c>, so a Personalizer client only changes
 /// its endpoint), with the spec's status codes and its error body (<c>{"error": {"code", "message"}}</c>); Rank, Reward
 /// and Activate also on the product's paths (<c>api/...</c>), with RFC 7807 problems like the rest of the product.
-/// host.json sets an empty route prefix so both can exist.
+/// host.json sets an empty route prefix so both can exist. The Personalizer paths are anonymous to the Functions host
+/// (a Personalizer client sends no function key) and check <c>Ocp-Apim-Subscription-Key</c> themselves
+/// (<see cref="SubscriptionKeys"/>); the product's paths keep the host's function keys.
 /// </summary>
-public sealed class PersonalizerApi(PersonalizerService personalizer)
+public sealed class PersonalizerApi(PersonalizerService personalizer, PersonalizerLog log, SubscriptionKeys keys)
 {
     private const int MaxBodyBytes = 256 * 1024;
     private const string Base = "personalizer/v1.0/";
@@ -24,27 +26,48 @@ public sealed class PersonalizerApi(PersonalizerService personalizer)
     public Task<IActionResult> Rank([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/rank")] HttpRequest request, CancellationToken ct) => RankCore(request, Errors.Problem, ct);
 
     [Function("PersonalizerRank")]
-    public Task<IActionResult> PersonalizerRank([HttpTrigger(AuthorizationLevel.Function, "post", Route = Base + "rank")] HttpRequest request, CancellationToken ct) => RankCore(request, Errors.Personalizer, ct);
+    public async Task<IActionResult> PersonalizerRank([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Base + "rank")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return await RankCore(request, Errors.Personalizer, ct);
+    }
 
     [Function("Reward")]
     public Task<IActionResult> Reward([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct) => RewardCore(request, eventId, Errors.Problem, ct);
 
     [Function("PersonalizerReward")]
-    public Task<IActionResult> PersonalizerReward([HttpTrigger(AuthorizationLevel.Function, "post", Route = Base + "events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct) => RewardCore(request, eventId, Errors.Personalizer, ct);
+    public async Task<IActionResult> PersonalizerReward([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Base + "events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return await RewardCore(request, eventId, Errors.Personalizer, ct);
+    }
 
     [Function("Activate")]
     public Task<IActionResult> Activate([HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct) => ActivateCore(eventId, Errors.Problem, ct);
 
     [Function("PersonalizerActivate")]
-    public Task<IActionResult> PersonalizerActivate([HttpTrigger(AuthorizationLevel.Function, "post", Route = Base + "events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct) => ActivateCore(eventId, Errors.Personalizer, ct);
+    public async Task<IActionResult> PersonalizerActivate([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Base + "events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return await ActivateCore(eventId, Errors.Personalizer, ct);
+    }
 
     [Function("PersonalizerGetServiceConfiguration")]
-    public async Task<IActionResult> GetServiceConfiguration([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "configurations/service")] HttpRequest request, CancellationToken ct) =>
-        Json(await Store.GetConfigurationAsync(cancellationToken: ct), PersonalizerStateJsonContext.Default.PersonalizerConfiguration);
+    public async Task<IActionResult> GetServiceConfiguration([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "configurations/service")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return Json(await Store.GetConfigurationAsync(cancellationToken: ct), PersonalizerStateJsonContext.Default.PersonalizerConfiguration);
+    }
 
     [Function("PersonalizerUpdateServiceConfiguration")]
-    public async Task<IActionResult> UpdateServiceConfiguration([HttpTrigger(AuthorizationLevel.Function, "put", Route = Base + "configurations/service")] HttpRequest request, CancellationToken ct)
+    public async Task<IActionResult> UpdateServiceConfiguration([HttpTrigger(AuthorizationLevel.Anonymous, "put", Route = Base + "configurations/service")] HttpRequest request, CancellationToken ct)
     {
+        if (Unauthorized(request) is { } denied)
+            return denied;
         var (configuration, error) = await ReadAsync(request, PersonalizerStateJsonContext.Default.PersonalizerConfiguration, Errors.Personalizer, ct);
         if (error is not null)
             return error;
@@ -54,12 +77,18 @@ public sealed class PersonalizerApi(PersonalizerService personalizer)
     }
 
     [Function("PersonalizerGetPolicy")]
-    public async Task<IActionResult> GetPolicy([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct) =>
-        Json(await Store.GetPolicyAsync(ct), PersonalizerStateJsonContext.Default.PersonalizerPolicy);
+    public async Task<IActionResult> GetPolicy([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return Json(await Store.GetPolicyAsync(ct), PersonalizerStateJsonContext.Default.PersonalizerPolicy);
+    }
 
     [Function("PersonalizerUpdatePolicy")]
-    public async Task<IActionResult> UpdatePolicy([HttpTrigger(AuthorizationLevel.Function, "put", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
+    public async Task<IActionResult> UpdatePolicy([HttpTrigger(AuthorizationLevel.Anonymous, "put", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
     {
+        if (Unauthorized(request) is { } denied)
+            return denied;
         var (policy, error) = await ReadAsync(request, PersonalizerStateJsonContext.Default.PersonalizerPolicy, Errors.Personalizer, ct);
         if (error is not null)
             return error;
@@ -70,30 +99,63 @@ public sealed class PersonalizerApi(PersonalizerService personalizer)
     }
 
     [Function("PersonalizerResetPolicy")]
-    public async Task<IActionResult> ResetPolicy([HttpTrigger(AuthorizationLevel.Function, "delete", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
+    public async Task<IActionResult> ResetPolicy([HttpTrigger(AuthorizationLevel.Anonymous, "delete", Route = Base + "configurations/policy")] HttpRequest request, CancellationToken ct)
     {
+        if (Unauthorized(request) is { } denied)
+            return denied;
         await Store.ResetPolicyAsync(ct);
         return Json(await Store.GetPolicyAsync(ct), PersonalizerStateJsonContext.Default.PersonalizerPolicy);
     }
 
     /// <summary>The learned model as stored (JSON weights), as the spec's <c>application/octet-stream</c>.</summary>
     [Function("PersonalizerGetModel")]
-    public async Task<IActionResult> GetModel([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "model")] HttpRequest request, CancellationToken ct) =>
-        new FileContentResult(await Store.ExportModelAsync(ct), "application/octet-stream");
+    public async Task<IActionResult> GetModel([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "model")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return new FileContentResult(await Store.ExportModelAsync(ct), "application/octet-stream");
+    }
 
     [Function("PersonalizerResetModel")]
-    public async Task<IActionResult> ResetModel([HttpTrigger(AuthorizationLevel.Function, "delete", Route = Base + "model")] HttpRequest request, CancellationToken ct)
+    public async Task<IActionResult> ResetModel([HttpTrigger(AuthorizationLevel.Anonymous, "delete", Route = Base + "model")] HttpRequest request, CancellationToken ct)
     {
+        if (Unauthorized(request) is { } denied)
+            return denied;
         await Store.ResetModelAsync(ct);
         return new StatusCodeResult(StatusCodes.Status204NoContent);
     }
 
     [Function("PersonalizerGetModelProperties")]
-    public async Task<IActionResult> GetModelProperties([HttpTrigger(AuthorizationLevel.Function, "get", Route = Base + "model/properties")] HttpRequest request, CancellationToken ct)
+    public async Task<IActionResult> GetModelProperties([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "model/properties")] HttpRequest request, CancellationToken ct)
     {
+        if (Unauthorized(request) is { } denied)
+            return denied;
         var (_, model, _) = await Store.GetModelAsync(cancellationToken: ct);
         return Json(new ModelProperties(model.CreatedAt, model.LastModifiedAt), PersonalizerApiJsonContext.Default.ModelProperties);
     }
+
+    [Function("PersonalizerGetLogProperties")]
+    public async Task<IActionResult> GetLogProperties([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "logs/properties")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        var (from, to) = await log.DateRangeAsync(ct);
+        return Json(new LogsProperties(new DateRange(from, to)), PersonalizerApiJsonContext.Default.LogsProperties);
+    }
+
+    [Function("PersonalizerDeleteLogs")]
+    public async Task<IActionResult> DeleteLogs([HttpTrigger(AuthorizationLevel.Anonymous, "delete", Route = Base + "logs")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        await log.DeleteAllAsync(ct);
+        return new StatusCodeResult(StatusCodes.Status204NoContent);
+    }
+
+    /// <summary>A Personalizer path's key check: 401 in the spec's error shape unless <see cref="SubscriptionKeys"/> allows the request's key.</summary>
+    private IActionResult? Unauthorized(HttpRequest request) =>
+        keys.Allows(request.Headers[SubscriptionKeys.Header].FirstOrDefault()) ? null
+        : Errors.Personalizer(StatusCodes.Status401Unauthorized, $"access denied: a valid key is required in the {SubscriptionKeys.Header} header");
 
     private async Task<IActionResult> RankCore(HttpRequest request, ErrorResult error, CancellationToken ct)
     {
@@ -167,9 +229,14 @@ public sealed class PersonalizerApi(PersonalizerService personalizer)
             _ => "Invalid request",
         }, message);
 
-        /// <summary>The spec's <c>ErrorResponse</c>: its codes are BadRequest, ResourceNotFound and InternalServerError.</summary>
+        /// <summary>The spec's <c>ErrorResponse</c>: its codes are BadRequest, ResourceNotFound and InternalServerError (an open enum: a refused key is Unauthorized).</summary>
         public static IActionResult Personalizer(int status, string message) =>
-            new ObjectResult(new PersonalizerErrorResponse(new PersonalizerError(status == StatusCodes.Status404NotFound ? "ResourceNotFound" : "BadRequest", message)))
+            new ObjectResult(new PersonalizerErrorResponse(new PersonalizerError(status switch
+            {
+                StatusCodes.Status404NotFound => "ResourceNotFound",
+                StatusCodes.Status401Unauthorized => "Unauthorized",
+                _ => "BadRequest",
+            }, message)))
             {
                 StatusCode = status,
                 ContentTypes = { "application/json" },
@@ -183,7 +250,12 @@ public sealed record PersonalizerErrorResponse(PersonalizerError Error);
 
 public sealed record ModelProperties(DateTimeOffset CreationTime, DateTimeOffset LastModifiedTime);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+public sealed record DateRange(DateTimeOffset? From, DateTimeOffset? To);
+
+public sealed record LogsProperties(DateRange DateRange);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ModelProperties))]
+[JsonSerializable(typeof(LogsProperties))]
 [JsonSerializable(typeof(PersonalizerErrorResponse))]
 public sealed partial class PersonalizerApiJsonContext : JsonSerializerContext;

@@ -5,6 +5,7 @@ using Microsoft.Azure.Functions.Worker.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Azure.Monitor.OpenTelemetry.Exporter;
 using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using OpenTelemetry;
@@ -47,6 +48,18 @@ builder.Services.AddSingleton(sp =>
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Recommendations);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLearner);
+builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLog);
+// Personalizer's keys: in Azure a Key Vault reference (infra/resources.bicep); unset is development mode.
+builder.Services.AddSingleton(sp =>
+{
+    var keys = SubscriptionKeys.From(sp.GetRequiredService<IConfiguration>()["Personalizer:SubscriptionKeys"]);
+    var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Personalizer");
+    if (keys.DevelopmentMode)
+        log.LogWarning("No Personalizer:SubscriptionKeys configured: /personalizer/v1.0 accepts any Ocp-Apim-Subscription-Key (development mode)");
+    if (keys.Closed)
+        log.LogError("Personalizer:SubscriptionKeys is a Key Vault reference that did not resolve: every Personalizer request is refused until the secret exists");
+    return keys;
+});
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Registry);
 
 // The learning loop: the launcher named by TrainingJob:Launcher (a Container Apps job in Azure, with the

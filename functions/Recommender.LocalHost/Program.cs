@@ -25,7 +25,11 @@ var modelContainer = builder.Configuration["ModelContainer"] ?? (string.IsNullOr
 var serving = ServingServices.Connect(storage, ingestion, modelContainer, string.IsNullOrEmpty(tag) ? "RankEvents" : "RankEvents" + tag);
 await serving.EnsureCreatedAsync();
 var recommendations = serving.Recommendations;
-var personalizer = new PersonalizerApi(serving.Personalizer);
+// Personalizer's keys (Ocp-Apim-Subscription-Key): none configured is development mode, any key accepted.
+var subscriptionKeys = SubscriptionKeys.From(builder.Configuration["Personalizer:SubscriptionKeys"]);
+if (subscriptionKeys.DevelopmentMode)
+    Console.Error.WriteLine("warning: no Personalizer:SubscriptionKeys configured: /personalizer/v1.0 accepts any Ocp-Apim-Subscription-Key (development mode)");
+var personalizer = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, subscriptionKeys);
 
 // The learning loop: the same orchestration and activities as the Functions app, run by the Durable Task
 // in-process host (in memory: runs do not survive a restart of this process) with the local launcher.
@@ -58,6 +62,8 @@ p.MapPut("/configurations/policy", (HttpContext http, CancellationToken ct) => E
 p.MapDelete("/configurations/policy", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.ResetPolicy(http.Request, ct)));
 p.MapGet("/model", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetModel(http.Request, ct)));
 p.MapDelete("/model", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.ResetModel(http.Request, ct)));
+p.MapGet("/logs/properties", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetLogProperties(http.Request, ct)));
+p.MapDelete("/logs", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.DeleteLogs(http.Request, ct)));
 p.MapGet("/model/properties", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetModelProperties(http.Request, ct)));
 app.MapGet("/api/models/current", (HttpContext http, CancellationToken ct) => Execute(http, new GetCurrentModel(serving.Registry).Run(http.Request, ct)));
 var training = new TrainingApi(retraining);

@@ -18,6 +18,12 @@ public sealed class RetrainingOrchestration : TaskOrchestrator<RetrainingRequest
 {
     public const string Name = nameof(RetrainingOrchestration);
 
+    /// <summary>
+    /// Activities that only read, or write content-addressed or conditional data (snapshot, job status, gate,
+    /// promotion), are retried when storage fails for a moment; starting a job is not (a retry could start two).
+    /// </summary>
+    private static readonly TaskOptions Transient = TaskOptions.FromRetryPolicy(new RetryPolicy(3, TimeSpan.FromSeconds(5), backoffCoefficient: 2));
+
     public override async Task<RetrainingOutcome> RunAsync(TaskOrchestrationContext context, RetrainingRequest request)
     {
         var settings = request.Settings;
@@ -25,7 +31,7 @@ public sealed class RetrainingOrchestration : TaskOrchestrator<RetrainingRequest
 
         // 1. Freeze the data.
         var snap = await context.CallActivityAsync<SnapshotResult>(RetrainingActivities.CreateSnapshot,
-            new SnapshotRequest(context.CurrentUtcDateTime, settings.Snapshot));
+            new SnapshotRequest(context.CurrentUtcDateTime, settings.Snapshot), Transient);
         var snapshot = snap.Snapshot;
         if (!snapshot.Accepted)
             return new RetrainingOutcome(RetrainingResult.SnapshotRefused, snapshot.RefusedBecause!, snapshot);
@@ -53,13 +59,13 @@ public sealed class RetrainingOrchestration : TaskOrchestrator<RetrainingRequest
 
         // 3. Judge.
         var verdict = await context.CallActivityAsync<GateVerdict>(RetrainingActivities.EvaluateCandidate,
-            new GateRequest(candidate, settings.GateMetrics, settings.MinRelativeImprovement, settings.MinEffectiveSampleSize, settings.GateTolerances));
+            new GateRequest(candidate, settings.GateMetrics, settings.MinRelativeImprovement, settings.MinEffectiveSampleSize, settings.GateTolerances), Transient);
         if (!verdict.Promote)
             return new RetrainingOutcome(RetrainingResult.ChampionKept, verdict.Reason, snapshot, candidate, attempts, verdict);
 
         // 4. Promote, unless someone else promoted meanwhile.
         var promoted = await context.CallActivityAsync<bool>(RetrainingActivities.Promote,
-            new PromotionRequest(candidate, verdict.ChampionVersion, $"{request.Trigger}: {verdict.Reason}"));
+            new PromotionRequest(candidate, verdict.ChampionVersion, $"{request.Trigger}: {verdict.Reason}"), Transient);
         return promoted
             ? new RetrainingOutcome(RetrainingResult.Promoted, verdict.Reason, snapshot, candidate, attempts, verdict)
             : new RetrainingOutcome(RetrainingResult.PromotionConflict, "another model was promoted while the candidate was judged", snapshot, candidate, attempts, verdict);
@@ -73,7 +79,7 @@ public sealed class RetrainingOrchestration : TaskOrchestrator<RetrainingRequest
         {
             var next = context.CurrentUtcDateTime + settings.PollInterval;
             await context.CreateTimer(next < deadline ? next : deadline, CancellationToken.None);
-            var status = await context.CallActivityAsync<TrainingJobStatus>(RetrainingActivities.GetTrainingJobStatus, execution);
+            var status = await context.CallActivityAsync<TrainingJobStatus>(RetrainingActivities.GetTrainingJobStatus, execution, Transient);
             if (status.State != TrainingJobState.Running)
                 return status;
             if (context.CurrentUtcDateTime >= deadline)

@@ -23,6 +23,7 @@ public sealed class ServingServices
         PersonalizerState = new PersonalizerStore(models, time);
         Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, PersonalizerState, time);
         PersonalizerLearner = new PersonalizerLearner(PersonalizerState, rankEvents, time);
+        PersonalizerLog = new PersonalizerLog(rankEvents);
     }
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
@@ -41,6 +42,7 @@ public sealed class ServingServices
     /// <summary>Personalizer's configuration, policy and learned model, in the model container under <c>personalizer/</c>.</summary>
     public PersonalizerStore PersonalizerState { get; }
     public PersonalizerLearner PersonalizerLearner { get; }
+    public PersonalizerLog PersonalizerLog { get; }
 
     /// <summary>Creates the model container and the rank-event table; safe to call at every start.</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)

@@ -103,6 +103,7 @@ internal static class ClosedLoopBenchmark
             if ((string?)lastTraining["candidate_version"] is { } candidateVersion)
             {
                 using var candidate = await LoadModelAsync(host, candidateVersion);
+                lastTraining["rl_seconds"] = candidate.Manifest.Metrics?["rl.seconds"]?.DeepClone(); // the RL stage's time, stage by stage
                 var truth = Evaluate(candidate, current, world, loggedUsers, evaluationSessions, HashCode.Combine(seed, round, 17));
                 lastTraining["true_return_on_logged_users"] = new JsonObject
                 {

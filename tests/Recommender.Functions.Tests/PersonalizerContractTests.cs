@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Abstractions;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Recommender.Serving;
 using Recommender.TestSupport;
 
 namespace Recommender.Functions.Tests;
@@ -35,6 +36,8 @@ public sealed class PersonalizerContractTests
         ["Model_Get"] = ("get", "/model"),
         ["Model_Reset"] = ("delete", "/model"),
         ["Model_GetProperties"] = ("get", "/model/properties"),
+        ["Log_GetProperties"] = ("get", "/logs/properties"),
+        ["Log_Delete"] = ("delete", "/logs"),
     };
 
     public static TheoryData<string> Examples()
@@ -64,7 +67,7 @@ public sealed class PersonalizerContractTests
         var expected = int.Parse(document["responses"]!.AsObject().Single().Key);
 
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer);
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
         if (eventId is not null)
             await api.PersonalizerRank(Request("POST", $$"""{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "{{eventId}}"}"""), default);
         var result = (method, path) switch
@@ -80,6 +83,8 @@ public sealed class PersonalizerContractTests
             ("get", "/model") => await api.GetModel(Request("GET"), default),
             ("delete", "/model") => await api.ResetModel(Request("DELETE"), default),
             ("get", "/model/properties") => await api.GetModelProperties(Request("GET"), default),
+            ("get", "/logs/properties") => await api.GetLogProperties(Request("GET"), default),
+            ("delete", "/logs") => await api.DeleteLogs(Request("DELETE"), default),
             _ => throw new InvalidOperationException($"no dispatch for {method} {path}"),
         };
         var (status, content, contentType) = await ExecuteAsync(result);
@@ -114,7 +119,7 @@ public sealed class PersonalizerContractTests
     {
         var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", "v1.0", "examples", "Rank.json")))!;
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer);
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
 
         var (status, content, _) = await ExecuteAsync(await api.PersonalizerRank(Request("POST", document["parameters"]!["rankRequest"]!.ToJsonString()), default));
         var ranking = JsonNode.Parse(content)!["ranking"]!.AsArray();
@@ -125,6 +130,50 @@ public sealed class PersonalizerContractTests
         Assert.Equal((string)ranking[0]!["id"]!, (string)JsonNode.Parse(content)!["rewardActionId"]!);
     }
 
+    [Fact]
+    public async Task Log_properties_span_the_ranks_logged_and_delete_logs_empties_the_log_for_the_learner_too()
+    {
+        var clock = new ManualClock(TestEvents.Start);
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
+        await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "e1"}"""), default);
+        clock.Advance(TimeSpan.FromHours(3));
+        await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "e2"}"""), default);
+
+        var (_, before, _) = await ExecuteAsync(await api.GetLogProperties(Request("GET"), default));
+        var (deleted, _, _) = await ExecuteAsync(await api.DeleteLogs(Request("DELETE"), default));
+        var (_, after, _) = await ExecuteAsync(await api.GetLogProperties(Request("GET"), default));
+        var reward = await api.PersonalizerReward(Request("POST", """{"value": 1}"""), "e1", default);
+
+        var range = JsonNode.Parse(before)!["dateRange"]!;
+        Assert.Equal((TestEvents.Start, TestEvents.Start.AddHours(3)), (DateTimeOffset.Parse((string)range["from"]!), DateTimeOffset.Parse((string)range["to"]!)));
+        Assert.Equal(204, deleted);
+        Assert.Null(JsonNode.Parse(after)!["dateRange"]!["from"]);
+        Assert.Equal(404, ((ObjectResult)reward).StatusCode); // the rank is gone: nothing left to reward or learn
+    }
+
+    [Theory]
+    [InlineData(null, null, 201)] // development mode: no key configured, none needed
+    [InlineData(null, "anything", 201)]
+    [InlineData("key-one;key-two", "key-two", 201)]
+    [InlineData("key-one;key-two", "key-three", 401)]
+    [InlineData("key-one;key-two", null, 401)]
+    [InlineData("@Microsoft.KeyVault(VaultName=kv;SecretName=personalizer-subscription-keys)", "@Microsoft.KeyVault(VaultName=kv;SecretName=personalizer-subscription-keys)", 401)] // unresolved: closed
+    public async Task The_subscription_key_header_decides_who_may_call_the_personalizer_paths(string? configured, string? presented, int status)
+    {
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(configured));
+        var request = Request("POST", """{"actions": [{"id": "a"}]}""");
+        if (presented is not null)
+            request.Headers[SubscriptionKeys.Header] = presented;
+
+        var (actual, content, _) = await ExecuteAsync(await api.PersonalizerRank(request, default));
+
+        Assert.Equal(status, actual);
+        if (status == 401)
+            Assert.Equal("Unauthorized", (string?)JsonNode.Parse(content)!["error"]!["code"]);
+    }
+
     [Theory]
     [InlineData("rank", """{"actions": []}""", 400, "BadRequest")]
     [InlineData("rank", """not json""", 400, "BadRequest")]
@@ -133,7 +182,7 @@ public sealed class PersonalizerContractTests
     public async Task Errors_on_personalizer_paths_have_the_spec_error_shape(string operation, string body, int status, string code)
     {
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer);
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
         if (body.Contains("1.5", StringComparison.Ordinal))
             await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}], "eventId": "never-rewarded"}"""), default);
 

@@ -31,7 +31,7 @@ public sealed class PersonalizerLearningTests
     {
         var clock = new ManualClock(TestEvents.Start);
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
-        return (new PersonalizerApi(serving.Personalizer), serving, clock);
+        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null)), serving, clock);
     }
 
     private static async Task ConfigureAsync(PersonalizerApi api, string json)

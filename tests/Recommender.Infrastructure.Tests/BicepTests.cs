@@ -37,6 +37,16 @@ public sealed class BicepTests
     }
 
     [Fact]
+    public void Personalizer_keys_are_a_key_vault_reference_the_app_identity_may_read()
+    {
+        var setting = AppSettings()["Personalizer__SubscriptionKeys"];
+        Assert.Contains("@Microsoft.KeyVault(VaultName=", setting, StringComparison.Ordinal);
+        Assert.True(Single("Microsoft.KeyVault/vaults")["properties"]!["enableRbacAuthorization"]!.GetValue<bool>());
+        Assert.Contains("userAssignedIdentities", Single("Microsoft.Web/sites")["properties"]!["keyVaultReferenceIdentity"]!.GetValue<string>());
+        Assert.Contains(Resources("Microsoft.Authorization/roleAssignments"), r => r["properties"]!["roleDefinitionId"]!.ToJsonString().Contains("keyVaultSecretsUser", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void The_function_app_has_every_setting_the_code_reads()
     {
         var settings = AppSettings().Keys;
@@ -45,6 +55,7 @@ public sealed class BicepTests
             "AzureWebJobsStorage__accountName",          // StorageAccount.FromFunctionsSetting
             "EventHubConnection__fullyQualifiedNamespace", "EventHubName", "EventHubConsumerGroup", // IngestEventsFromEventHubs
             "RetrainingSchedule", "NewEventsCheckSchedule", // RetrainingFunctions timers
+            "PersonalizerModelUpdateSchedule", "Personalizer__SubscriptionKeys", // PersonalizerModelUpdate, SubscriptionKeys
             "TrainingJob__Launcher", "TrainingJob__SubscriptionId", "TrainingJob__ResourceGroup", "TrainingJob__JobName", "TrainingJob__Image", // RetrainingConfiguration
             "APPLICATIONINSIGHTS_CONNECTION_STRING",
         ];

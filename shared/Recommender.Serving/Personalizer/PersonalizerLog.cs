@@ -1,0 +1,51 @@
+using Azure;
+using Azure.Data.Tables;
+
+namespace Recommender.Serving;
+
+/// <summary>
+/// Personalizer's log as its <c>logs</c> operations see it: the rank records (with their rewards) the learner and the
+/// evaluations read. The impressions and rewards already copied into the product's event log stay there: they are
+/// the product's training data, erased per user by <c>DELETE /api/users/{userId}</c>.
+/// </summary>
+public sealed class PersonalizerLog(TableClient rankEvents)
+{
+    /// <summary>The first and last rank time in the log; both null when it is empty.</summary>
+    public async Task<(DateTimeOffset? From, DateTimeOffset? To)> DateRangeAsync(CancellationToken cancellationToken = default)
+    {
+        DateTimeOffset? from = null, to = null;
+        await foreach (var record in rankEvents.QueryAsync<TableEntity>(select: ["RankedAt"], cancellationToken: cancellationToken))
+        {
+            if (record.GetDateTimeOffset("RankedAt") is not { } at)
+                continue;
+            from = from is { } f && f <= at ? f : at;
+            to = to is { } t && t >= at ? t : at;
+        }
+        return (from, to);
+    }
+
+    /// <summary>Deletes every rank record, in transactions of up to 100 per partition; returns how many.</summary>
+    public async Task<int> DeleteAllAsync(CancellationToken cancellationToken = default)
+    {
+        var keys = new List<(string Partition, string Row)>();
+        await foreach (var record in rankEvents.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            keys.Add((record.PartitionKey, record.RowKey));
+        foreach (var partition in keys.GroupBy(k => k.Partition))
+        {
+            foreach (var chunk in partition.Chunk(100))
+            {
+                try
+                {
+                    await rankEvents.SubmitTransactionAsync(chunk.Select(k => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(k.Partition, k.Row), ETag.All)), cancellationToken);
+                }
+                catch (TableTransactionFailedException)
+                {
+                    // One of them went meanwhile (a concurrent delete): the rest one by one.
+                    foreach (var (p, r) in chunk)
+                        await rankEvents.DeleteEntityAsync(p, r, ETag.All, cancellationToken);
+                }
+            }
+        }
+        return keys.Count;
+    }
+}
