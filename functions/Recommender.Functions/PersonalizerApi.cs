@@ -16,7 +16,7 @@ namespace Recommender.Functions;
 /// (a Personalizer client sends no function key) and check <c>Ocp-Apim-Subscription-Key</c> themselves
 /// (<see cref="SubscriptionKeys"/>); the product's paths keep the host's function keys.
 /// </summary>
-public sealed class PersonalizerApi(PersonalizerService personalizer, PersonalizerLog log, SubscriptionKeys keys)
+public sealed class PersonalizerApi(PersonalizerService personalizer, PersonalizerLog log, PersonalizerEvaluations evaluations, SubscriptionKeys keys)
 {
     private const int MaxBodyBytes = 256 * 1024;
     private const string Base = "personalizer/v1.0/";
@@ -152,6 +152,48 @@ public sealed class PersonalizerApi(PersonalizerService personalizer, Personaliz
         return new StatusCodeResult(StatusCodes.Status204NoContent);
     }
 
+    [Function("PersonalizerCreateEvaluation")]
+    public async Task<IActionResult> CreateEvaluation([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Base + "evaluations")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        var (body, error) = await ReadAsync(request, PersonalizerEvaluationJsonContext.Default.EvaluationRequest, Errors.Personalizer, ct);
+        if (error is not null)
+            return error;
+        if (PersonalizerEvaluations.Validate(body!) is { } invalid)
+            return Errors.Personalizer(StatusCodes.Status400BadRequest, invalid);
+        var evaluation = await evaluations.CreateAsync(body!, ct);
+        request.HttpContext.Response.Headers.Location = $"{request.Scheme}://{request.Host}/{Base}evaluations/{evaluation.Id}";
+        return Json(evaluation, PersonalizerEvaluationJsonContext.Default.Evaluation, StatusCodes.Status201Created);
+    }
+
+    [Function("PersonalizerGetEvaluation")]
+    public async Task<IActionResult> GetEvaluation([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "evaluations/{evaluationId}")] HttpRequest request, string evaluationId, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return await evaluations.GetAsync(evaluationId, ct) is { } evaluation
+            ? Json(evaluation, PersonalizerEvaluationJsonContext.Default.Evaluation)
+            : Errors.Personalizer(StatusCodes.Status404NotFound, $"evaluation {evaluationId} not found");
+    }
+
+    [Function("PersonalizerListEvaluations")]
+    public async Task<IActionResult> ListEvaluations([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "evaluations")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return Json(await evaluations.ListAsync(ct), PersonalizerEvaluationJsonContext.Default.ListEvaluation);
+    }
+
+    [Function("PersonalizerDeleteEvaluation")]
+    public async Task<IActionResult> DeleteEvaluation([HttpTrigger(AuthorizationLevel.Anonymous, "delete", Route = Base + "evaluations/{evaluationId}")] HttpRequest request, string evaluationId, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        await evaluations.DeleteAsync(evaluationId, ct);
+        return new StatusCodeResult(StatusCodes.Status204NoContent);
+    }
+
     /// <summary>A Personalizer path's key check: 401 in the spec's error shape unless <see cref="SubscriptionKeys"/> allows the request's key.</summary>
     private IActionResult? Unauthorized(HttpRequest request) =>
         keys.Allows(request.Headers[SubscriptionKeys.Header].FirstOrDefault()) ? null
@@ -215,8 +257,8 @@ public sealed class PersonalizerApi(PersonalizerService personalizer, Personaliz
         }
     }
 
-    private static ContentResult Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
-        new() { Content = JsonSerializer.Serialize(value, type), ContentType = "application/json", StatusCode = StatusCodes.Status200OK };
+    private static ContentResult Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, int status = StatusCodes.Status200OK) =>
+        new() { Content = JsonSerializer.Serialize(value, type), ContentType = "application/json", StatusCode = status };
 
     private delegate IActionResult ErrorResult(int status, string message);
 

@@ -49,6 +49,7 @@ builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Rec
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLearner);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLog);
+builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerEvaluations);
 // Personalizer's keys: in Azure a Key Vault reference (infra/resources.bicep); unset is development mode.
 builder.Services.AddSingleton(sp =>
 {

@@ -29,7 +29,7 @@ var recommendations = serving.Recommendations;
 var subscriptionKeys = SubscriptionKeys.From(builder.Configuration["Personalizer:SubscriptionKeys"]);
 if (subscriptionKeys.DevelopmentMode)
     Console.Error.WriteLine("warning: no Personalizer:SubscriptionKeys configured: /personalizer/v1.0 accepts any Ocp-Apim-Subscription-Key (development mode)");
-var personalizer = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, subscriptionKeys);
+var personalizer = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, subscriptionKeys);
 
 // The learning loop: the same orchestration and activities as the Functions app, run by the Durable Task
 // in-process host (in memory: runs do not survive a restart of this process) with the local launcher.
@@ -64,6 +64,10 @@ p.MapGet("/model", (HttpContext http, CancellationToken ct) => Execute(http, per
 p.MapDelete("/model", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.ResetModel(http.Request, ct)));
 p.MapGet("/logs/properties", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetLogProperties(http.Request, ct)));
 p.MapDelete("/logs", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.DeleteLogs(http.Request, ct)));
+p.MapPost("/evaluations", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.CreateEvaluation(http.Request, ct)));
+p.MapGet("/evaluations", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.ListEvaluations(http.Request, ct)));
+p.MapGet("/evaluations/{evaluationId}", (HttpContext http, string evaluationId, CancellationToken ct) => Execute(http, personalizer.GetEvaluation(http.Request, evaluationId, ct)));
+p.MapDelete("/evaluations/{evaluationId}", (HttpContext http, string evaluationId, CancellationToken ct) => Execute(http, personalizer.DeleteEvaluation(http.Request, evaluationId, ct)));
 p.MapGet("/model/properties", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetModelProperties(http.Request, ct)));
 app.MapGet("/api/models/current", (HttpContext http, CancellationToken ct) => Execute(http, new GetCurrentModel(serving.Registry).Run(http.Request, ct)));
 var training = new TrainingApi(retraining);

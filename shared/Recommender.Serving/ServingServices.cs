@@ -24,6 +24,7 @@ public sealed class ServingServices
         Personalizer = new PersonalizerService(Switcher, ingestion.UserStates, rankEvents, ingestion.Ingestor, PersonalizerState, time);
         PersonalizerLearner = new PersonalizerLearner(PersonalizerState, rankEvents, time);
         PersonalizerLog = new PersonalizerLog(rankEvents);
+        PersonalizerEvaluations = new PersonalizerEvaluations(models, rankEvents, PersonalizerState, time);
     }
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
@@ -43,6 +44,7 @@ public sealed class ServingServices
     public PersonalizerStore PersonalizerState { get; }
     public PersonalizerLearner PersonalizerLearner { get; }
     public PersonalizerLog PersonalizerLog { get; }
+    public PersonalizerEvaluations PersonalizerEvaluations { get; }
 
     /// <summary>Creates the model container and the rank-event table; safe to call at every start.</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)

@@ -38,6 +38,10 @@ public sealed class PersonalizerContractTests
         ["Model_GetProperties"] = ("get", "/model/properties"),
         ["Log_GetProperties"] = ("get", "/logs/properties"),
         ["Log_Delete"] = ("delete", "/logs"),
+        ["Evaluations_Create"] = ("post", "/evaluations"),
+        ["Evaluations_Get"] = ("get", "/evaluations/{evaluationId}"),
+        ["Evaluations_List"] = ("get", "/evaluations"),
+        ["Evaluations_Delete"] = ("delete", "/evaluations/{evaluationId}"),
     };
 
     public static TheoryData<string> Examples()
@@ -62,16 +66,27 @@ public sealed class PersonalizerContractTests
         var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", version, "examples", file)))!;
         var (method, path) = Operations[Path.GetFileNameWithoutExtension(file)];
         var parameters = document["parameters"]!.AsObject();
-        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
+        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy" or "evaluation").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
         var eventId = (string?)parameters["eventId"];
         var expected = int.Parse(document["responses"]!.AsObject().Single().Key);
 
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
         if (eventId is not null)
             await api.PersonalizerRank(Request("POST", $$"""{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "{{eventId}}"}"""), default);
+        var evaluationId = (string?)parameters["evaluationId"];
+        if (path == "/evaluations/{evaluationId}" && method == "get")
+        {
+            // The example's id names an evaluation that exists: make one.
+            var created = await ExecuteAsync(await api.CreateEvaluation(Request("POST", """{"name": "e", "startTime": "2018-12-19T00:00:00Z", "endTime": "2019-01-19T00:00:00Z", "policies": []}"""), default));
+            evaluationId = (string)JsonNode.Parse(created.Content)!["id"]!;
+        }
         var result = (method, path) switch
         {
+            ("post", "/evaluations") => await api.CreateEvaluation(Request("POST", body), default),
+            ("get", "/evaluations/{evaluationId}") => await api.GetEvaluation(Request("GET"), evaluationId!, default),
+            ("get", "/evaluations") => await api.ListEvaluations(Request("GET"), default),
+            ("delete", "/evaluations/{evaluationId}") => await api.DeleteEvaluation(Request("DELETE"), evaluationId!, default),
             ("post", "/rank") => await api.PersonalizerRank(Request("POST", body), default),
             ("post", "/events/{eventId}/reward") => await api.PersonalizerReward(Request("POST", body), eventId!, default),
             ("post", "/events/{eventId}/activate") => await api.PersonalizerActivate(Request("POST", body), eventId!, default),
@@ -105,7 +120,7 @@ public sealed class PersonalizerContractTests
         Validate(JsonNode.Parse(content), schema, "$", problems);
         Assert.True(problems.Count == 0, string.Join("; ", problems));
         // What PUT set comes back (lastConfigurationEditDate is the service's to set).
-        if (method == "put")
+        if (method == "put" && path.StartsWith("/configurations", StringComparison.Ordinal))
         {
             var sent = JsonNode.Parse(body)!.AsObject();
             var answered = JsonNode.Parse(content)!.AsObject();
@@ -119,7 +134,7 @@ public sealed class PersonalizerContractTests
     {
         var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", "v1.0", "examples", "Rank.json")))!;
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
 
         var (status, content, _) = await ExecuteAsync(await api.PersonalizerRank(Request("POST", document["parameters"]!["rankRequest"]!.ToJsonString()), default));
         var ranking = JsonNode.Parse(content)!["ranking"]!.AsArray();
@@ -135,7 +150,7 @@ public sealed class PersonalizerContractTests
     {
         var clock = new ManualClock(TestEvents.Start);
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
         await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "e1"}"""), default);
         clock.Advance(TimeSpan.FromHours(3));
         await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "e2"}"""), default);
@@ -162,7 +177,7 @@ public sealed class PersonalizerContractTests
     public async Task The_subscription_key_header_decides_who_may_call_the_personalizer_paths(string? configured, string? presented, int status)
     {
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(configured));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(configured));
         var request = Request("POST", """{"actions": [{"id": "a"}]}""");
         if (presented is not null)
             request.Headers[SubscriptionKeys.Header] = presented;
@@ -182,7 +197,7 @@ public sealed class PersonalizerContractTests
     public async Task Errors_on_personalizer_paths_have_the_spec_error_shape(string operation, string body, int status, string code)
     {
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
         if (body.Contains("1.5", StringComparison.Ordinal))
             await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}], "eventId": "never-rewarded"}"""), default);
 

@@ -31,7 +31,7 @@ public sealed class PersonalizerLearningTests
     {
         var clock = new ManualClock(TestEvents.Start);
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
-        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, SubscriptionKeys.From(null)), serving, clock);
+        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null)), serving, clock);
     }
 
     private static async Task ConfigureAsync(PersonalizerApi api, string json)
@@ -72,17 +72,17 @@ public sealed class PersonalizerLearningTests
         var (api, serving, clock) = await FreshAsync();
 
         var first = (ObjectResult)await api.PersonalizerRank(Request("POST", RankBody(0, 0, "first")), default);
-        var before = await PlayAsync(api, 300, seed: 1, "day1");
+        var before = await PlayAsync(api, 240, seed: 1, "day1");
         clock.Advance(TimeSpan.FromMinutes(6)); // past modelExportFrequency (PT5M): the update runs on its own schedule
         var update = await serving.PersonalizerLearner.UpdateAsync();
         clock.Advance(PersonalizerStore.CacheFor);
-        var after = await PlayAsync(api, 300, seed: 2, "day1-after");
+        var after = await PlayAsync(api, 200, seed: 2, "day1-after");
 
         Assert.Equal(201, first.StatusCode);
         Assert.All(((RankResponse)first.Value!).Ranking, r => Assert.Equal(1.0 / 6, r.Probability, 9)); // nothing learned: uniform
         Assert.InRange(before, 0.05, 0.35); // random: 1/6
         Assert.True(update.Ran);
-        Assert.Equal(300, update.Learned); // rewarded with earliest aggregation: final at once; "first" has no reward and waits out rewardWaitTime
+        Assert.Equal(240, update.Learned); // rewarded with earliest aggregation: final at once; "first" has no reward and waits out rewardWaitTime
         Assert.True(after >= 0.75, $"reward rate after one update {after:F3} (best at 20% exploration: 0.833)");
     }
 
@@ -157,6 +157,40 @@ public sealed class PersonalizerLearningTests
         Assert.Contains(field, error.Error.Message);
         Assert.Equal(0.2, JsonNode.Parse(kept.Content!)!["explorationPercentage"]!.GetValue<double>());
         Assert.Equal("earliest", (string?)JsonNode.Parse(kept.Content!)!["rewardAggregation"]);
+    }
+
+    [Fact]
+    public async Task An_offline_evaluation_gives_the_online_policy_its_logged_reward_random_one_in_six_and_a_learner_more()
+    {
+        var (api, serving, clock) = await FreshAsync();
+        var first = await PlayAsync(api, 150, seed: 5, "eval-a");
+        clock.Advance(TimeSpan.FromMinutes(6));
+        await serving.PersonalizerLearner.UpdateAsync();
+        clock.Advance(PersonalizerStore.CacheFor);
+        var second = await PlayAsync(api, 150, seed: 6, "eval-b");
+        var body = new JsonObject
+        {
+            ["name"] = "first day", ["startTime"] = TestEvents.Start.AddHours(-1), ["endTime"] = TestEvents.Start.AddHours(1),
+            ["policies"] = new JsonArray(new JsonObject { ["name"] = "greedier", ["arguments"] = "--cb_explore_adf --epsilon 0.05" }),
+        }.ToJsonString();
+
+        var created = (ContentResult)await api.CreateEvaluation(Request("POST", body), default);
+        var evaluation = JsonNode.Parse(created.Content!)!;
+        double Ips(string name)
+        {
+            var total = evaluation["policyResults"]!.AsArray().Single(p => (string?)p!["name"] == name)!["totalSummary"]!;
+            return (double)total["ipsEstimatorNumerator"]! / (double)total["ipsEstimatorDenominator"]!;
+        }
+
+        Assert.Equal(201, created.StatusCode);
+        Assert.Equal("completed", (string?)evaluation["status"]);
+        Assert.Equal((first + second) / 2, Ips("Online"), 9); // weights of 1: exactly the logged reward
+        Assert.InRange(Ips("Random"), 0.08, 0.28);
+        Assert.InRange(Ips("Baseline"), 0.05, 0.35); // news, liked in one context of six
+        Assert.True(Ips("greedier") > Ips("Random") + 0.2, $"a learner {Ips("greedier"):F3} against random {Ips("Random"):F3}");
+        Assert.InRange(Ips("Online (doubly robust)"), (first + second) / 2 - 0.1, (first + second) / 2 + 0.1);
+        var fetched = (ContentResult)await api.GetEvaluation(Request("GET"), (string)evaluation["id"]!, default);
+        Assert.Equal(created.Content, fetched.Content);
     }
 
     [Fact]
