@@ -167,6 +167,21 @@ public sealed class PersonalizerContractTests
         Assert.Equal(404, ((ObjectResult)reward).StatusCode); // the rank is gone: nothing left to reward or learn
     }
 
+    [Fact]
+    public async Task A_rank_with_every_action_excluded_answers_with_no_reward_action_and_teaches_nothing()
+    {
+        var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
+
+        var (status, content, _) = await ExecuteAsync(await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "excludedActions": ["a", "b"], "eventId": "none"}"""), default));
+        var update = await serving.PersonalizerLearner.UpdateAsync(force: true);
+
+        Assert.Equal(201, status);
+        Assert.Null(JsonNode.Parse(content)!["rewardActionId"]);
+        Assert.All(JsonNode.Parse(content)!["ranking"]!.AsArray(), r => Assert.Equal(0.0, (double)r!["probability"]!));
+        Assert.Equal(0, update.Learned);
+    }
+
     [Theory]
     [InlineData(null, null, 201)] // development mode: no key configured, none needed
     [InlineData(null, "anything", 201)]

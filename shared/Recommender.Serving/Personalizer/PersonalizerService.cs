@@ -106,10 +106,14 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             ["ModelVersion"] = modelVersion,
             ["LearningMode"] = configuration.Mode,
             ["Context"] = JsonSerializer.Serialize(context, PersonalizerJsonContext.Default.ListFeature),
-            ["Chosen"] = rankable.Count > 0 ? JsonSerializer.Serialize(candidates[chosen], PersonalizerJsonContext.Default.ListFeature) : null,
-            ["Candidates"] = candidatesJson.Length <= MaxStoredCandidatesLength ? candidatesJson : null,
-            ["Probability"] = rankable.Count > 0 ? probabilities[chosen] : null,
         };
+        if (rankable.Count > 0) // every action excluded: nothing was chosen, nothing to learn
+        {
+            record["Chosen"] = JsonSerializer.Serialize(candidates[chosen], PersonalizerJsonContext.Default.ListFeature);
+            record["Probability"] = probabilities[chosen];
+        }
+        if (candidatesJson.Length <= MaxStoredCandidatesLength)
+            record["Candidates"] = candidatesJson;
         try
         {
             await rankEvents.AddEntityAsync(record, cancellationToken);
