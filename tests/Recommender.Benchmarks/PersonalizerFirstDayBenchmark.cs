@@ -10,8 +10,8 @@ using Recommender.Serving;
 /// actions with features, one liked action per context (reward 1, else 0). Rank + Reward calls go to the product's
 /// PersonalizerService over Azurite (fresh storage namespace, nothing trained, no sequence model), the learner updating
 /// the model on its own as the app's timer does (a check every 5 s, an update once modelExportFrequency has passed);
-/// the reward rate of rewardActionId is measured over those calls (updates that fall within them count) and after the
-/// model has learned from all of them. Then
+/// the reward rate of rewardActionId is measured over those calls (updates that fall within them count) and then, with
+/// the updates stopped, with the model that learned from all of them. Then
 /// Rank's latency with 50 actions, in process.
 /// </summary>
 internal static class PersonalizerFirstDayBenchmark
@@ -64,6 +64,9 @@ internal static class PersonalizerFirstDayBenchmark
             await Task.Delay(1000);
         }
         var waitSeconds = waited.Elapsed.TotalSeconds;
+        // Frozen from here: the rate after is that of the model the first calls taught, not of one still learning.
+        await stop.CancelAsync();
+        try { await updater; } catch (OperationCanceledException) { }
         await Task.Delay(PersonalizerStore.CacheFor);
         var rate = await PlayAsync(serving.Personalizer, after, random, "day1-after");
         Console.WriteLine(FormattableString.Invariant($"  reward rate after the update: {rate:F3} over {after} calls (best possible at 20% exploration: {0.8 + 0.2 / Articles.Length:F3})"));
@@ -88,8 +91,6 @@ internal static class PersonalizerFirstDayBenchmark
             ContextualBandit.Probabilities(banditNow.Predict(contextFeatures, candidates), 0.2);
             decision.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
-        await stop.CancelAsync();
-        try { await updater; } catch (OperationCanceledException) { }
 
         var result = new JsonObject
         {
@@ -101,7 +102,7 @@ internal static class PersonalizerFirstDayBenchmark
                 ["scenario"] = "contexts timeOfDay (3) x device (2); actions news, sports, music, films, games, food, each with a topic feature; reward 1 when rewardActionId is the context's liked action ((timeOfDay*2+device) mod 6), else 0",
                 ["calls_before_update"] = calls, ["calls_after_update"] = after, ["seed"] = seed,
                 ["configuration"] = JsonSerializer.SerializeToNode(configuration, PersonalizerStateJsonContext.Default.PersonalizerConfiguration),
-                ["updates"] = "the learner checked every 5 s, as the local host does (the Functions app: every 30 s); an update runs once modelExportFrequency has passed since the last",
+                ["updates"] = "the learner checked every 5 s, as the local host does (the Functions app: every 30 s); an update runs once modelExportFrequency has passed since the last (the first at once); stopped once the model had learned every first call, so the calls after are served by that model alone",
                 ["storage"] = "Azurite, fresh namespace; no sequence model served",
                 ["latency"] = "1000 Rank calls with 50 actions and 2 context features, in process: the whole call (rank record written, impressions logged) and the decision alone (features, predictions, probabilities)",
             },
