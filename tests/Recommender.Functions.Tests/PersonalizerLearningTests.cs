@@ -72,17 +72,17 @@ public sealed class PersonalizerLearningTests
         var (api, serving, clock) = await FreshAsync();
 
         var first = (ObjectResult)await api.PersonalizerRank(Request("POST", RankBody(0, 0, "first")), default);
-        var before = await PlayAsync(api, 240, seed: 1, "day1");
+        var before = await PlayAsync(api, 300, seed: 1, "day1");
         clock.Advance(TimeSpan.FromMinutes(6)); // past modelExportFrequency (PT5M): the update runs on its own schedule
         var update = await serving.PersonalizerLearner.UpdateAsync();
         clock.Advance(PersonalizerStore.CacheFor);
-        var after = await PlayAsync(api, 200, seed: 2, "day1-after");
+        var after = await PlayAsync(api, 300, seed: 2, "day1-after");
 
         Assert.Equal(201, first.StatusCode);
         Assert.All(((RankResponse)first.Value!).Ranking, r => Assert.Equal(1.0 / 6, r.Probability, 9)); // nothing learned: uniform
         Assert.InRange(before, 0.05, 0.35); // random: 1/6
         Assert.True(update.Ran);
-        Assert.Equal(240, update.Learned); // rewarded with earliest aggregation: final at once; "first" has no reward and waits out rewardWaitTime
+        Assert.Equal(300, update.Learned); // rewarded with earliest aggregation: final at once; "first" has no reward and waits out rewardWaitTime
         Assert.True(after >= 0.75, $"reward rate after one update {after:F3} (best at 20% exploration: 0.833)");
     }
 
