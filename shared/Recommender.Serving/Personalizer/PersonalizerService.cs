@@ -260,7 +260,8 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var known = raw.OfType<double>().ToList();
         if (known.Count == 0)
             return (null, model.Version);
-        var (mean, deviation) = (known.Average(), Math.Sqrt(known.Average(x => (x - known.Average()) * (x - known.Average()))));
+        var mean = known.Average();
+        var deviation = Math.Sqrt(known.Average(x => (x - mean) * (x - mean)));
         return (raw.Select(x => x is { } v ? (double?)(deviation > 0 ? (v - mean) / deviation : 0) : null).ToArray(), model.Version);
     }
 
