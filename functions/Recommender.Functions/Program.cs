@@ -10,6 +10,7 @@ using Azure.Monitor.OpenTelemetry.Exporter;
 using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
+using Recommender.Functions;
 using Recommender.Ingestion;
 using Recommender.Orchestration;
 using Recommender.Serving;
@@ -41,10 +42,11 @@ builder.Services.AddSingleton(sp =>
 {
     var configuration = sp.GetRequiredService<IConfiguration>();
     var serving = ServingServices.Connect(Storage(sp), sp.GetRequiredService<IngestionServices>(),
-        configuration["ModelContainer"] ?? "models");
+        configuration["ModelContainer"] ?? "models", logs: sp.GetRequiredService<ILoggerFactory>());
     serving.EnsureCreatedAsync().GetAwaiter().GetResult();
     return serving;
 });
+builder.Services.AddHostedService<ServingLifetime>();
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Recommendations);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Personalizer);
 builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLearner);

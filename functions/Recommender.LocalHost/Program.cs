@@ -22,8 +22,11 @@ var layout = string.IsNullOrEmpty(tag) ? StorageLayout.Default : StorageLayout.D
 var ingestion = IngestionServices.Connect(storage, layout);
 await ingestion.EnsureCreatedAsync();
 var modelContainer = builder.Configuration["ModelContainer"] ?? (string.IsNullOrEmpty(tag) ? "models" : "models-" + tag);
-var serving = ServingServices.Connect(storage, ingestion, modelContainer, string.IsNullOrEmpty(tag) ? "RankEvents" : "RankEvents" + tag);
+var serving = ServingServices.Connect(storage, ingestion, modelContainer, string.IsNullOrEmpty(tag) ? "RankEvents" : "RankEvents" + tag,
+    LoggerFactory.Create(logging => logging.AddConfiguration(builder.Configuration.GetSection("Logging")).AddConsole()),
+    builder.Configuration.GetSection("Serving:Sinks").Get<BatchingSinkOptions>());
 await serving.EnsureCreatedAsync();
+builder.Services.AddHostedService(_ => new ServingLifetime(serving));
 var recommendations = serving.Recommendations;
 // Personalizer's keys (Ocp-Apim-Subscription-Key): none configured is development mode, any key accepted.
 var subscriptionKeys = SubscriptionKeys.From(builder.Configuration["Personalizer:SubscriptionKeys"]);
@@ -71,7 +74,13 @@ p.MapDelete("/evaluations/{evaluationId}", (HttpContext http, string evaluationI
 p.MapGet("/model/properties", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.GetModelProperties(http.Request, ct)));
 app.MapGet("/api/models/current", (HttpContext http, CancellationToken ct) => Execute(http, new GetCurrentModel(serving.Registry).Run(http.Request, ct)));
 var training = new TrainingApi(retraining);
-app.MapPost("/api/training", (HttpContext http, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Start(http.Request, client, ct)));
+// What this process served a moment ago goes into the log before the snapshot is taken (one process here; in Azure the
+// sinks of every instance write within their MaxDelay).
+app.MapPost("/api/training", async (HttpContext http, DurableTaskClient client, CancellationToken ct) =>
+{
+    await serving.FlushAsync(ct);
+    await Execute(http, training.Start(http.Request, client, ct));
+});
 app.MapGet("/api/training/{instanceId}", (HttpContext http, string instanceId, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Status(http.Request, instanceId, client, ct)));
 app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate, Personalizer v1.0 under /personalizer/v1.0, POST /api/training, GET /api/training/{instanceId}, GET /api/models/current\n"));
 app.Run();

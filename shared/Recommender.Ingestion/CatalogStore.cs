@@ -7,11 +7,15 @@ namespace Recommender.Ingestion;
 
 /// <summary>
 /// Catalog items and user profiles for serving and training. Both are latest-wins by event
-/// timestamp: an older update that arrives late (or again) does not overwrite a newer one.
+/// timestamp: an older update that arrives late (or again) does not overwrite a newer one. Profiles are read
+/// through a <see cref="StaleBoundedCache{T}"/> (serving reads one per request); this process's own updates
+/// and deletions drop the cached profile, so they are read back at once.
 /// </summary>
-public sealed class CatalogStore(TableClient items, TableClient profiles)
+public sealed class CatalogStore(TableClient items, TableClient profiles, StaleBoundedCacheOptions? profileCache = null, TimeProvider? time = null)
 {
     private const string ItemPartition = "item";
+    private readonly StaleBoundedCache<UserProfile> _profiles = new(
+        p => p is null ? 0 : 128 + p.Attributes.Sum(a => 64 + (a.Key.Length + a.Value.Length) * 2), profileCache, time);
 
     public async Task UpsertItemsAsync(IEnumerable<CatalogItem> updates, CancellationToken cancellationToken = default)
     {
@@ -43,6 +47,7 @@ public sealed class CatalogStore(TableClient items, TableClient profiles)
                 ["EventTimestamp"] = profile.Timestamp,
             };
             await WriteIfNewerAsync(profiles, entity, profile.Timestamp, cancellationToken);
+            _profiles.Remove(profile.UserId);
         }
     }
 
@@ -70,16 +75,18 @@ public sealed class CatalogStore(TableClient items, TableClient profiles)
         }
     }
 
-    public async Task<UserProfile?> GetProfileAsync(string userId, CancellationToken cancellationToken = default)
-    {
-        var response = await profiles.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(userId), TableKeys.Encode(userId), cancellationToken: cancellationToken);
-        if (!response.HasValue)
-            return null;
-        var e = response.Value!;
-        return new UserProfile("", userId,
-            JsonSerializer.Deserialize(e.GetString("Attributes") ?? "{}", EventJsonContext.Default.DictionaryStringString)!,
-            e.GetDateTimeOffset("EventTimestamp") ?? default);
-    }
+    /// <summary>The user's profile, no staler than the profile cache's bound (null: none).</summary>
+    public async Task<UserProfile?> GetProfileAsync(string userId, CancellationToken cancellationToken = default) =>
+        await _profiles.GetAsync(userId, async ct =>
+        {
+            var response = await profiles.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(userId), TableKeys.Encode(userId), cancellationToken: ct);
+            if (!response.HasValue)
+                return (null, default);
+            var e = response.Value!;
+            return (new UserProfile("", userId,
+                JsonSerializer.Deserialize(e.GetString("Attributes") ?? "{}", EventJsonContext.Default.DictionaryStringString)!,
+                e.GetDateTimeOffset("EventTimestamp") ?? default), e.ETag);
+        }, cancellationToken);
 
     /// <summary>Every user profile (training snapshots read them all).</summary>
     public async IAsyncEnumerable<UserProfile> ListProfilesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -92,8 +99,12 @@ public sealed class CatalogStore(TableClient items, TableClient profiles)
         }
     }
 
-    public Task DeleteProfileAsync(string userId, CancellationToken cancellationToken = default) =>
-        profiles.DeleteEntityAsync(TableKeys.UserBucket(userId), TableKeys.Encode(userId), ETag.All, cancellationToken);
+    public async Task DeleteProfileAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        _profiles.Remove(userId);
+        await profiles.DeleteEntityAsync(TableKeys.UserBucket(userId), TableKeys.Encode(userId), ETag.All, cancellationToken);
+        _profiles.Remove(userId);
+    }
 
     private static CatalogItem ToItem(TableEntity e) => new(
         "",

@@ -16,8 +16,8 @@ public sealed class IngestionServices
         EventLog = new EventLog(blobs.GetBlobContainerClient(Layout.EventLogContainer));
         DeadLetters = new DeadLetterStore(blobs.GetBlobContainerClient(Layout.DeadLetterContainer));
         Ledger = new DeliveryLedger(blobs.GetBlobContainerClient(Layout.IngestStateContainer));
-        UserStates = new UserStateStore(tables.GetTableClient(Layout.UserStateTable));
-        Catalog = new CatalogStore(tables.GetTableClient(Layout.CatalogTable), tables.GetTableClient(Layout.UserProfileTable));
+        UserStates = new UserStateStore(tables.GetTableClient(Layout.UserStateTable), time: time);
+        Catalog = new CatalogStore(tables.GetTableClient(Layout.CatalogTable), tables.GetTableClient(Layout.UserProfileTable), time: time);
         Tombstones = new TombstoneStore(tables.GetTableClient(Layout.TombstoneTable));
         Parser = new EventParser(limits);
         Ingestor = new EventIngestor(Parser, EventLog, DeadLetters, Catalog, UserStates, Ledger, time);

@@ -117,6 +117,16 @@ public sealed record UserState(
     }
 
     /// <summary>
+    /// This state with slates shown since it was stored (serving's own, on their way through the impression sink)
+    /// among its slates; ones it holds already are left out, and the newest <see cref="MaxRecentSlates"/> kept.
+    /// </summary>
+    public UserState WithShown(IEnumerable<ShownSlate> shown)
+    {
+        var slates = Slates.Concat(shown.Where(s => !Slates.Any(kept => kept.RecommendationId == s.RecommendationId))).OrderBy(s => s.ShownAt).ToList();
+        return this with { Slates = slates.Count > MaxRecentSlates ? slates.GetRange(slates.Count - MaxRecentSlates, MaxRecentSlates) : slates };
+    }
+
+    /// <summary>
     /// The slates of the session a request belongs to, oldest first: those of <paramref name="sessionId"/> when the
     /// client names one, else those shown within <paramref name="idle"/> of each other up to <paramref name="now"/>
     /// (a session ends after that long without a slate, as web analytics count sessions).

@@ -10,8 +10,11 @@ namespace Recommender.Ingestion;
 /// <summary>Tuning of <see cref="UserStateStore"/>.</summary>
 public sealed record UserStateStoreOptions
 {
-    /// <summary>Users whose state (and ETag) is kept in memory between batches; a stale entry costs one retry.</summary>
-    public int CacheCapacity { get; init; } = 200_000;
+    /// <summary>
+    /// Users' state (and ETag) kept in memory: serving reads it from there, no staler than its bound, and writers
+    /// of this process write through it; a stale entry costs a writer one retry.
+    /// </summary>
+    public StaleBoundedCacheOptions Cache { get; init; } = new();
 
     /// <summary>Table requests in flight at once.</summary>
     public int MaxConcurrency { get; init; } = 16;
@@ -23,21 +26,69 @@ public sealed record UserStateStoreOptions
 /// <summary>
 /// Per-user online state in Table Storage. Writes use ETags (optimistic concurrency): two writers
 /// never overwrite each other's update; the loser reloads and re-applies. Users share a partition
-/// by hash bucket, so up to 100 of them are written in one entity-group transaction.
+/// by hash bucket, so up to 100 of them are written in one entity-group transaction. Reads are served from memory
+/// (<see cref="StaleBoundedCache{T}"/>): what this process applies is read back at once, what another process
+/// applied within <see cref="StaleBoundedCacheOptions.MaxStaleness"/>.
 /// </summary>
-public sealed class UserStateStore(TableClient table, UserStateStoreOptions? options = null)
+public sealed class UserStateStore(TableClient table, UserStateStoreOptions? options = null, TimeProvider? time = null)
 {
     private const int TransactionLimit = 100;
     private readonly UserStateStoreOptions _options = options ?? new();
-    private readonly ConcurrentDictionary<string, (UserState State, ETag ETag)> _cache = new();
+    private readonly StaleBoundedCache<UserState> _cache = new(EstimatedBytes, (options ?? new()).Cache, time);
 
     public TableClient Table => table;
 
+    /// <summary>
+    /// The user's state, no staler than the cache's bound (null: none), with the slates this process showed the user
+    /// and has not stored yet (<see cref="NoteShown"/>): serving reads its own writes.
+    /// </summary>
     public async Task<UserState?> GetAsync(string userId, CancellationToken cancellationToken = default)
     {
-        var response = await table.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(userId), TableKeys.Encode(userId), cancellationToken: cancellationToken);
-        return response.HasValue ? FromEntity(response.Value!) : null;
+        var state = await _cache.GetAsync(userId, ct => ReadAsync(TableKeys.UserBucket(userId), userId, ct), cancellationToken);
+        if (!_shownNotStored.TryGetValue(userId, out var shown))
+            return state;
+        ShownSlate[] pending;
+        lock (shown)
+        {
+            // A slate the sink had to drop is never stored: it stops counting after a while.
+            shown.RemoveAll(s => s.ShownAt < _time.GetUtcNow() - MaxShownNotStoredAge);
+            pending = [.. shown];
+        }
+        if (pending.Length == 0)
+            _shownNotStored.TryRemove(KeyValuePair.Create(userId, shown));
+        return pending.Length == 0 ? state : (state ?? UserState.Empty(userId)).WithShown(pending);
     }
+
+    /// <summary>How long a slate noted as shown counts while it is not stored (it is stored within the sink's delay and write).</summary>
+    public static readonly TimeSpan MaxShownNotStoredAge = TimeSpan.FromMinutes(1);
+
+    private readonly ConcurrentDictionary<string, List<ShownSlate>> _shownNotStored = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    /// <summary>A slate this process just showed the user, whose impressions are on their way to being applied: reads include it until then.</summary>
+    public void NoteShown(string userId, ShownSlate slate)
+    {
+        var shown = _shownNotStored.GetOrAdd(userId, _ => []);
+        lock (shown)
+            shown.Add(slate);
+    }
+
+    private void Stored(UserState state)
+    {
+        if (!_shownNotStored.TryGetValue(state.UserId, out var shown))
+            return;
+        lock (shown)
+            shown.RemoveAll(s => state.Slates.Any(kept => kept.RecommendationId == s.RecommendationId) || (state.Slates.Count >= UserState.MaxRecentSlates && s.ShownAt < state.Slates[0].ShownAt));
+    }
+
+    private async Task<(UserState? State, ETag ETag)> ReadAsync(string bucket, string userId, CancellationToken cancellationToken)
+    {
+        var response = await table.GetEntityIfExistsAsync<TableEntity>(bucket, TableKeys.Encode(userId), cancellationToken: cancellationToken);
+        return response.HasValue ? (FromEntity(response.Value!), response.Value!.ETag) : (null, default);
+    }
+
+    private static long EstimatedBytes(UserState? state) =>
+        state is null ? 0 : 256 + state.Recent.Sum(r => 48 + r.ItemId.Length * 2) + state.Slates.Sum(s => 96 + s.Items.Sum(i => 32 + i.Length * 2)) + state.AppliedDeliveries.Count * 56;
 
     /// <summary>
     /// Applies one delivery's interactions to every user they name. Idempotent per delivery key:
@@ -54,15 +105,12 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
         await Parallel.ForEachAsync(chunks,
             new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
             async (chunk, ct) => await ApplyChunkAsync(deliveryKey, chunk.Bucket, chunk.Users, ct));
-
-        if (_cache.Count > _options.CacheCapacity)
-            _cache.Clear();
     }
 
     /// <summary>Removes the user's state now (user deletion).</summary>
     public async Task DeleteAsync(string userId, CancellationToken cancellationToken = default)
     {
-        _cache.TryRemove(userId, out _);
+        _cache.Remove(userId);
         await table.DeleteEntityAsync(TableKeys.UserBucket(userId), TableKeys.Encode(userId), ETag.All, cancellationToken);
     }
 
@@ -95,7 +143,8 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
                 var response = await table.SubmitTransactionAsync(actions, cancellationToken);
                 for (var i = 0; i < next.Count; i++)
                 {
-                    _cache[next[i].UserId] = (next[i], response.Value[i].Headers.ETag ?? default);
+                    _cache.Put(next[i].UserId, next[i], response.Value[i].Headers.ETag ?? default);
+                    Stored(next[i]);
                 }
                 return;
             }
@@ -104,7 +153,7 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
                 // Another writer got there first, or deleted the user, and our cache was stale: reload and re-apply.
                 foreach (var user in users)
                 {
-                    _cache.TryRemove(user.Key, out _);
+                    _cache.Remove(user.Key);
                 }
                 await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 * attempt)), cancellationToken);
             }
@@ -117,19 +166,16 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
         var missing = new List<string>();
         foreach (var id in userIds)
         {
-            if (_cache.TryGetValue(id, out var cached))
-                result[id] = cached;
+            if (_cache.Peek(id) is { } cached)
+                result[id] = (cached.Value ?? UserState.Empty(id), cached.ETag);
             else
                 missing.Add(id);
         }
-        var loaded = await Task.WhenAll(missing.Select(async id =>
-        {
-            var response = await table.GetEntityIfExistsAsync<TableEntity>(bucket, TableKeys.Encode(id), cancellationToken: cancellationToken);
-            return response.HasValue ? (FromEntity(response.Value!), response.Value!.ETag) : (UserState.Empty(id), default(ETag));
-        }));
+        var loaded = await Task.WhenAll(missing.Select(id => ReadAsync(bucket, id, cancellationToken)));
         for (var i = 0; i < missing.Count; i++)
         {
-            result[missing[i]] = loaded[i];
+            _cache.Put(missing[i], loaded[i].State, loaded[i].ETag);
+            result[missing[i]] = (loaded[i].State ?? UserState.Empty(missing[i]), loaded[i].ETag);
         }
         return result;
     }

@@ -39,6 +39,7 @@ public sealed class ModelSwitcher(ModelRegistry registry, TimeSpan? refreshInter
     private PolicyModel? _current;
     private ETag? _pointerETag;
     private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private Task<RefreshOutcome>? _noModelCheck;
 
     public string? CurrentVersion => Volatile.Read(ref _current)?.Version;
 
@@ -70,11 +71,22 @@ public sealed class ModelSwitcher(ModelRegistry registry, TimeSpan? refreshInter
         var last = Interlocked.Read(ref _lastCheckTicks);
         if (Volatile.Read(ref _current) is null)
         {
-            if (now - last > NoModelRecheck.Ticks || last == 0)
+            // Every request that finds no model waits for the same check, so the first requests to a fresh instance
+            // wait for the load instead of answering 503 while it runs.
+            var check = Volatile.Read(ref _noModelCheck);
+            if (check is null || (check.IsCompleted && (now - last > NoModelRecheck.Ticks || last == 0)))
             {
-                Interlocked.Exchange(ref _lastCheckTicks, now);
-                await RefreshAsync(cancellationToken);
+                lock (_refreshing)
+                {
+                    if (ReferenceEquals(check, _noModelCheck))
+                    {
+                        Interlocked.Exchange(ref _lastCheckTicks, now);
+                        _noModelCheck = RefreshAsync(CancellationToken.None);
+                    }
+                    check = _noModelCheck;
+                }
             }
+            await check!.WaitAsync(cancellationToken);
         }
         else if (now - last > _refreshInterval.Ticks && Interlocked.CompareExchange(ref _lastCheckTicks, now, last) == last)
         {

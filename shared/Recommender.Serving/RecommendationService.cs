@@ -36,14 +36,15 @@ public sealed record RecommendationOptions
 /// Serves top-k recommendations for a user: history, this session's slates and profile from the online state,
 /// the promoted model ranking through <see cref="SlateRanker"/> (or popularity for a user without history),
 /// unavailable and seen items left out, a slate drawn by the model's policy (or the exploration options) with the
-/// propensity of each shown item, and the impressions logged into the event log through the ingestion code,
-/// carrying the recommendation id that rewards join on and the session id.
+/// propensity of each shown item, and the impressions handed to the impression sink, which writes them into the
+/// event log through the ingestion code behind the request, carrying the recommendation id that rewards join on
+/// and the session id. Nothing on the way waits for storage while the user's state and profile are cached.
 /// </summary>
 public sealed class RecommendationService(
     ModelSwitcher models,
     UserStateStore userStates,
     CatalogAvailability availability,
-    EventIngestor ingestor,
+    BatchingSink<IReadOnlyList<WireEvent>> impressions,
     RecommendationOptions? options = null,
     TimeProvider? time = null,
     CatalogStore? profiles = null)
@@ -99,20 +100,22 @@ public sealed class RecommendationService(
             return new RecommendedItem(c.ItemId, position, c.Score, choice.Propensity, c.BecauseOf);
         }).ToList();
 
-        await LogImpressionsAsync(userId, recommendationId, sessionId, model.Version, path, items, cancellationToken);
+        LogImpressions(userId, recommendationId, sessionId, model.Version, path, items);
         KeyValuePair<string, object?>[] tags = [new("path", path), new("model_version", model.Version)];
         RecommenderMetrics.Impressions.Add(items.Count, tags);
         RecommenderMetrics.RecommendationDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, tags);
         return new Recommendations(recommendationId, userId, model.Version, path, items);
     }
 
-    private async Task LogImpressionsAsync(string userId, string recommendationId, string? sessionId, string version, string path, IReadOnlyList<RecommendedItem> items, CancellationToken cancellationToken)
+    private void LogImpressions(string userId, string recommendationId, string? sessionId, string version, string path, IReadOnlyList<RecommendedItem> items)
     {
         if (items.Count == 0)
             return;
-        var events = Impressions.ToEvents(userId, recommendationId, _time.GetUtcNow(), items.Select(i => (i.ItemId, i.Propensity)),
+        var shownAt = _time.GetUtcNow();
+        var events = Impressions.ToEvents(userId, recommendationId, shownAt, items.Select(i => (i.ItemId, i.Propensity)),
             new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path }, sessionId);
-        await ingestor.IngestEventsAsync(events, cancellationToken);
+        if (impressions.TryAdd(events)) // a slate the sink must drop is counted and logged there
+            userStates.NoteShown(userId, new ShownSlate(recommendationId, sessionId, shownAt, items.Select(i => i.ItemId).ToList()));
     }
 }
 

@@ -23,10 +23,13 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
     }
 
     /// <summary>Serving with the trained model promoted; <paramref name="explorationPercentage"/> as Personalizer's configuration sets it.</summary>
+    /// <summary>The serving of the test: its sinks write behind the requests, so a test flushes them before it reads the log.</summary>
+    private ServingServices? _serving;
+
     private async Task<(PersonalizerApi Api, IngestionServices Services)> ServeAsync(double explorationPercentage = 0.2)
     {
         var services = await Azurite.CreateServicesAsync();
-        var serving = await ServingFixture.CreateAsync(services);
+        var serving = _serving = await ServingFixture.CreateAsync(services);
         await serving.PersonalizerState.SetConfigurationAsync(new PersonalizerConfiguration { ExplorationPercentage = explorationPercentage });
         await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
         return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null)), services);
@@ -67,6 +70,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         Assert.Equal(response.Ranking[0].Id, response.RewardActionId);
         Assert.Equal(204, reward.StatusCode);
 
+        await _serving!.FlushAsync();
         var log = await services.SnapshotReader.ReadAsync();
         var impressions = log.Where(r => r.Type == "impression" && r.RecommendationId == "EVENT-1").ToList();
         var rewardRow = Assert.Single(log, r => r.Type == "reward");
@@ -108,9 +112,11 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         var body = RankBody.Replace("\"deferActivation\": false", "\"deferActivation\": true").Replace("EVENT-1", "EVENT-2");
 
         await api.Rank(Post(body), default);
+        await _serving!.FlushAsync();
         var before = (await services.SnapshotReader.ReadAsync()).Count(r => r.RecommendationId == "EVENT-2");
         await api.PersonalizerActivate(Post(""), "EVENT-2", default);
         await api.Activate(Post(""), "EVENT-2", default);
+        await _serving.FlushAsync();
         var after = (await services.SnapshotReader.ReadAsync()).Count(r => r.RecommendationId == "EVENT-2");
 
         Assert.Equal((0, 3), (before, after));

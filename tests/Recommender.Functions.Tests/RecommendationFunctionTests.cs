@@ -80,10 +80,13 @@ public sealed class RecommendationFunctionTests(TrainedRun run) : IClassFixture<
         return context.Request;
     }
 
+    /// <summary>The serving of the test: its impression sink writes behind the requests, so a test flushes it before it reads the log.</summary>
+    private ServingServices? _serving;
+
     private async Task<(GetRecommendations Function, IngestionServices Services, ModelRegistry Registry)> ServeAsync(bool publish = true, ExplorationOptions? exploration = null)
     {
         var services = await Azurite.CreateServicesAsync();
-        var serving = await ServingFixture.CreateAsync(services, new RecommendationOptions { Exploration = exploration ?? new ExplorationOptions() });
+        var serving = _serving = await ServingFixture.CreateAsync(services, new RecommendationOptions { Exploration = exploration ?? new ExplorationOptions() });
         if (publish)
             await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
         return (new GetRecommendations(serving.Recommendations), services, serving.Registry);
@@ -111,6 +114,7 @@ public sealed class RecommendationFunctionTests(TrainedRun run) : IClassFixture<
         Assert.All(recommendations.Items, i => Assert.InRange(i.Propensity, 1e-6, 1.0));
         Assert.All(recommendations.Items, i => Assert.Contains(i.BecauseOf, new[] { "item1", "item2", "item3" }));
         Assert.Equal(Enumerable.Range(0, 5), recommendations.Items.Select(i => i.Position));
+        await _serving!.FlushAsync();
         var impressions = (await services.SnapshotReader.ReadAsync()).Where(r => r.Type == "impression").ToList();
         Assert.Equal(recommendations.Items.Select(i => i.ItemId), impressions.OrderBy(r => r.Position).Select(r => r.ItemId));
         Assert.All(impressions, r => Assert.Equal(recommendations.RecommendationId, r.RecommendationId));

@@ -44,6 +44,7 @@ public sealed class WholeLoopTests
         var reward = WireEvent.From(new Interaction("reward-1", user, bought.ItemId, InteractionType.Purchase, 1.0, DateTimeOffset.UtcNow,
             RecommendationId: recommendations.RecommendationId, Position: bought.Position));
         Assert.Equal(1, (await loop.Ingestion.Ingestor.IngestEventsAsync([reward])).Accepted);
+        await serving.FlushAsync(); // the impressions are written behind the request
         var log = await loop.Ingestion.SnapshotReader.ReadAsync();
         var joined = log.Where(r => r.RecommendationId == recommendations.RecommendationId && r.ItemId == bought.ItemId).Select(r => r.Type).ToList();
         Assert.Contains("impression", joined);
@@ -99,6 +100,7 @@ public sealed class WholeLoopTests
                     break;
             }
         }
+        await serving.FlushAsync(); // the impressions are written behind the requests
         await Task.Delay(TimeSpan.FromSeconds(2)); // the sessions close, and the log's seconds pass the next watermark
 
         // Round 2: a simulator fitted on those decisions, PPO in it, the candidate exported with its head and judged off-policy.

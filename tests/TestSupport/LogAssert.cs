@@ -18,9 +18,11 @@ public static class LogAssert
         }
         Assert.Equal(expected.Select(e => e.EventId!).Order(), rows.Select(r => r.EventId).Order());
 
+        // What the table holds, not what this instance's cache says (another writer may have written since).
+        var stored = new UserStateStore(services.UserStates.Table);
         foreach (var user in expected.GroupBy(e => e.UserId!))
         {
-            var state = await services.UserStates.GetAsync(user.Key);
+            var state = await stored.GetAsync(user.Key);
             Assert.NotNull(state);
             Assert.Equal(user.Count(), state.TotalInteractions);
             var engaged = user.Where(e => EventParser.TryParseType(e.Type, out var t) && t.IsEngagement())

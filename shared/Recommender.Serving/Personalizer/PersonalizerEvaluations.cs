@@ -43,8 +43,10 @@ public sealed partial class PersonalizerEvaluationJsonContext : JsonSerializerCo
 /// learned progressively from the same log. Computed when requested and kept in Blob Storage under
 /// <c>personalizer/evaluations/</c>; the answer is already <c>completed</c>.
 /// </summary>
-public sealed class PersonalizerEvaluations(BlobContainerClient container, TableClient rankEvents, PersonalizerStore store, TimeProvider? time = null)
+public sealed class PersonalizerEvaluations(BlobContainerClient container, RankEventTable ranks, PersonalizerStore store, TimeProvider? time = null)
 {
+    private TableClient rankEvents => ranks.Table;
+
     private const string Prefix = "personalizer/evaluations/";
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
@@ -201,6 +203,7 @@ public sealed class PersonalizerEvaluations(BlobContainerClient container, Table
         var matureBefore = _time.GetUtcNow() - configuration.RewardWait;
         var events = new List<LoggedRank>();
         var filter = TableClient.CreateQueryFilter($"RankedAt ge {from} and RankedAt lt {to}");
+        await ranks.FlushAsync(cancellationToken);
         await foreach (var record in rankEvents.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
         {
             if (record.GetBoolean("Activated") != true || record.GetString("Candidates") is not { } candidatesJson || record.GetString("Context") is not { } contextJson

@@ -15,8 +15,10 @@ namespace Recommender.Serving;
 /// early are marked in the log, so no event is learned twice.
 /// </para>
 /// </summary>
-public sealed class PersonalizerLearner(PersonalizerStore store, TableClient rankEvents, TimeProvider? time = null)
+public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable ranks, TimeProvider? time = null)
 {
+    private TableClient rankEvents => ranks.Table;
+
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <summary>What one update did.</summary>
@@ -36,6 +38,7 @@ public sealed class PersonalizerLearner(PersonalizerStore store, TableClient ran
         var earliest = configuration.RewardAggregation == PersonalizerConfiguration.Earliest;
         var since = model.LearnedBefore;
         var events = new List<TableEntity>();
+        await ranks.FlushAsync(cancellationToken);
         await foreach (var record in rankEvents.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"RankedAt ge {since}"), cancellationToken: cancellationToken))
             events.Add(record);
         var ready = events

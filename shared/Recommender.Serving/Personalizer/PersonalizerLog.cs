@@ -8,11 +8,14 @@ namespace Recommender.Serving;
 /// evaluations read. The impressions and rewards already copied into the product's event log stay there: they are
 /// the product's training data, erased per user by <c>DELETE /api/users/{userId}</c>.
 /// </summary>
-public sealed class PersonalizerLog(TableClient rankEvents)
+public sealed class PersonalizerLog(RankEventTable ranks)
 {
+    private TableClient rankEvents => ranks.Table;
+
     /// <summary>The first and last rank time in the log; both null when it is empty.</summary>
     public async Task<(DateTimeOffset? From, DateTimeOffset? To)> DateRangeAsync(CancellationToken cancellationToken = default)
     {
+        await ranks.FlushAsync(cancellationToken);
         DateTimeOffset? from = null, to = null;
         await foreach (var record in rankEvents.QueryAsync<TableEntity>(select: ["RankedAt"], cancellationToken: cancellationToken))
         {
@@ -27,6 +30,7 @@ public sealed class PersonalizerLog(TableClient rankEvents)
     /// <summary>Deletes every rank record, in transactions of up to 100 per partition; returns how many.</summary>
     public async Task<int> DeleteAllAsync(CancellationToken cancellationToken = default)
     {
+        await ranks.FlushAsync(cancellationToken); // a rank written after the deletion would come back
         var keys = new List<(string Partition, string Row)>();
         await foreach (var record in rankEvents.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
             keys.Add((record.PartitionKey, record.RowKey));

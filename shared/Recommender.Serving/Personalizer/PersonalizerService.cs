@@ -1,7 +1,9 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Azure;
 using Azure.Data.Tables;
+using Microsoft.Extensions.Logging;
 using Recommender.Events;
 using Recommender.Ingestion;
 
@@ -53,14 +55,31 @@ public sealed partial class PersonalizerJsonContext : JsonSerializerContext;
 /// (<c>rewardAggregation</c>) for <see cref="PersonalizerLearner"/> and logged as a <c>reward</c> interaction on the
 /// rewarded action, joined by the event id as the recommendation id.
 /// </summary>
-public sealed class PersonalizerService(ModelSwitcher models, UserStateStore userStates, TableClient rankEvents, EventIngestor ingestor,
-    PersonalizerStore store, TimeProvider? time = null)
+public sealed class PersonalizerService
 {
     public const int MaxActions = 50;
     public const string AnonymousUser = "anonymous";
     /// <summary>The longest list of candidate features a rank record keeps (a table property holds 32K characters); longer ones keep the chosen action's only.</summary>
     private const int MaxStoredCandidatesLength = 30_000;
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly ModelSwitcher models;
+    private readonly UserStateStore userStates;
+    private readonly RankEventTable ranks;
+    private readonly EventIngestor ingestor;
+    private readonly BatchingSink<IReadOnlyList<WireEvent>> impressions;
+    private readonly PersonalizerStore store;
+    private readonly TimeProvider _time;
+
+    public PersonalizerService(ModelSwitcher models, UserStateStore userStates, RankEventTable ranks, EventIngestor ingestor,
+        BatchingSink<IReadOnlyList<WireEvent>> impressions, PersonalizerStore store, TimeProvider? time = null)
+    {
+        this.models = models;
+        this.userStates = userStates;
+        this.ranks = ranks;
+        this.ingestor = ingestor;
+        this.impressions = impressions;
+        this.store = store;
+        _time = time ?? TimeProvider.System;
+    }
 
     public PersonalizerStore Store => store;
 
@@ -98,10 +117,11 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         var candidatesJson = JsonSerializer.Serialize(candidates, PersonalizerJsonContext.Default.ListListFeature);
         var record = new TableEntity(TableKeys.UserBucket(eventId), TableKeys.Encode(eventId))
         {
+            ["EventId"] = eventId,
             ["UserId"] = userId,
             ["RewardActionId"] = response.RewardActionId,
             ["Ranking"] = JsonSerializer.Serialize(ranking, PersonalizerJsonContext.Default.ListRankedAction),
-            ["Activated"] = false,
+            ["Activated"] = !request.DeferActivation,
             ["RankedAt"] = _time.GetUtcNow(),
             ["ModelVersion"] = modelVersion,
             ["LearningMode"] = configuration.Mode,
@@ -114,16 +134,10 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
         }
         if (candidatesJson.Length <= MaxStoredCandidatesLength)
             record["Candidates"] = candidatesJson;
-        try
-        {
-            await rankEvents.AddEntityAsync(record, cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 409)
-        {
+        if (!await ranks.AddAsync(eventId, record, cancellationToken))
             throw new InvalidRankRequestException($"eventId {eventId} was already used");
-        }
         if (!request.DeferActivation)
-            await ActivateAsync(eventId, cancellationToken);
+            LogImpressions(record, ranking);
         RecommenderMetrics.RecommendationDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds,
             new("path", "personalizer"), new("model_version", modelVersion));
         return response;
@@ -171,17 +185,38 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
     /// <summary>Logs the rank's impressions (once, however often it is called).</summary>
     public async Task ActivateAsync(string eventId, CancellationToken cancellationToken = default)
     {
-        var record = await GetAsync(eventId, cancellationToken);
-        var ranking = JsonSerializer.Deserialize(record.GetString("Ranking")!, PersonalizerJsonContext.Default.ListRankedAction)!;
-        // Stamped with the rank's time, so a repeated activation sends identical events: the same delivery, logged once.
+        for (var attempt = 0; ; attempt++)
+        {
+            var record = await GetAsync(eventId, cancellationToken);
+            if (record.GetBoolean("Activated") == true)
+                return;
+            try
+            {
+                // Marked first, then logged: of two activations racing, only the one whose mark lands logs the impressions.
+                await ranks.Table.UpdateEntityAsync(new TableEntity(record.PartitionKey, record.RowKey) { ["Activated"] = true }, record.ETag, TableUpdateMode.Merge, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 10)
+            {
+                continue; // a reward or another activation changed the record: read it again
+            }
+            LogImpressions(record, JsonSerializer.Deserialize(record.GetString("Ranking")!, PersonalizerJsonContext.Default.ListRankedAction)!);
+            return;
+        }
+    }
+
+    /// <summary>Hands the rank's impressions (the actions it could show) to the impression sink.</summary>
+    private void LogImpressions(TableEntity record, List<RankedAction> ranking)
+    {
+        // Stamped with the rank's time: the impressions say when the ranking was made.
         var rankedAt = record.GetDateTimeOffset("RankedAt") ?? _time.GetUtcNow();
-        var impressions = Impressions.ToEvents(record.GetString("UserId")!, eventId, rankedAt,
+        var events = Impressions.ToEvents(record.GetString("UserId")!, record.GetString("EventId") ?? TableKeys.Decode(record.RowKey), rankedAt,
             ranking.Where(r => r.Probability > 0).Select(r => (r.Id, r.Probability)), Context(record));
-        await ingestor.IngestEventsAsync(impressions, cancellationToken);
-        if (record.GetBoolean("Activated") != true)
-            RecommenderMetrics.Impressions.Add(impressions.Count, new("path", "personalizer"), new("model_version", record.GetString("ModelVersion")));
-        record["Activated"] = true;
-        await rankEvents.UpdateEntityAsync(record, record.ETag, TableUpdateMode.Merge, cancellationToken);
+        if (events.Count > 0 && impressions.TryAdd(events))
+        {
+            RecommenderMetrics.Impressions.Add(events.Count, new("path", "personalizer"), new("model_version", record.GetString("ModelVersion")));
+            if (events[0].UserId != AnonymousUser) // one user for every rank without a userId: nothing reads its slates
+                userStates.NoteShown(events[0].UserId!, new ShownSlate(events[0].RecommendationId!, null, rankedAt, events.Select(e => e.ItemId!).ToList()));
+        }
     }
 
     /// <summary>
@@ -203,7 +238,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
             var update = new TableEntity(record.PartitionKey, record.RowKey) { ["Reward"] = (kept ?? 0) + value, ["RewardedAt"] = _time.GetUtcNow() };
             try
             {
-                await rankEvents.UpdateEntityAsync(update, record.ETag, TableUpdateMode.Merge, cancellationToken);
+                await ranks.Table.UpdateEntityAsync(update, record.ETag, TableUpdateMode.Merge, cancellationToken);
                 break;
             }
             catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 10)
@@ -233,8 +268,7 @@ public sealed class PersonalizerService(ModelSwitcher models, UserStateStore use
     private async Task<TableEntity> GetAsync(string eventId, CancellationToken cancellationToken)
     {
         CheckEventId(eventId);
-        var response = await rankEvents.GetEntityIfExistsAsync<TableEntity>(TableKeys.UserBucket(eventId), TableKeys.Encode(eventId), cancellationToken: cancellationToken);
-        return response.HasValue ? response.Value! : throw new UnknownEventException(eventId);
+        return await ranks.GetAsync(eventId, cancellationToken) ?? throw new UnknownEventException(eventId);
     }
 
     /// <summary>
