@@ -20,6 +20,12 @@ switch (options.Command)
     case "http-load":
         await HttpLoadBenchmark.RunAsync(options, outDir);
         break;
+    case "serving-http":
+        await ServingHttpBenchmark.RunAsync(options, outDir);
+        break;
+    case "serving-inprocess":
+        await ServingInProcessBenchmark.RunAsync(options, outDir);
+        break;
     case "serving-latency":
         await ServingLatencyBenchmark.RunAsync(options, outDir);
         break;
@@ -34,6 +40,8 @@ switch (options.Command)
         break;
     default:
         Console.Error.WriteLine("usage: Recommender.Benchmarks http-load [--url http://127.0.0.1:7071] [--requests 3000] [--concurrency 8] [--users 1000]   (against scripts/demo.sh --serve)");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks serving-http [--seconds 30] [--warmup 10] [--connections 32] [--users 1000]   (starts the Release local host over the demo's storage: scripts/demo.sh --once first)");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks serving-inprocess [--requests 20000] [--users 1000]   (over the demo's storage: scripts/demo.sh --once first)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-latency [--requests 3000] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks training-throughput [--items 3700] [--steps 60] [--threads 1] [--loss bce] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks closed-loop [--world users=1000,items=500,seed=7,clickbait=0.1] [--rounds 3] [--sessions 500] [--seed 1] [--concurrency 8] [--url http://127.0.0.1:7071] [--training \"<training-job settings>\"] [--name closed-loop] [--out artifacts/benchmarks]");

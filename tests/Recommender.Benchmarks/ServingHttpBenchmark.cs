@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recommender.Ingestion;
+using Recommender.Serving;
+
+/// <summary>
+/// The serving routes over HTTP on loopback, driven by wrk (Debian's package; installed here when missing and allowed):
+/// the benchmark starts the local host (Release build) over the demo's storage (run <c>scripts/demo.sh --once</c>
+/// first), warms each route, then runs <c>wrk -t2 -c32 -d30s</c> per route with random demo users: recommendations
+/// (k=10) and Personalizer's Rank with 10 actions. wrk counts what every response showed; after the runs the host is
+/// stopped as a host is (SIGTERM: its sinks flush), and the impressions in the event log blobs written since it started
+/// are counted against what was shown, exactly. The host's peak memory is read from /proc before it stops.
+/// </summary>
+internal static class ServingHttpBenchmark
+{
+    public static async Task RunAsync(Args options, string outDir)
+    {
+        var seconds = options.GetInt("seconds", 30);
+        var warmup = options.GetInt("warmup", 10);
+        var connections = options.GetInt("connections", 32);
+        var users = options.GetInt("users", 1000);
+        var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        EnsureWrk();
+        var ingestion = IngestionServices.Connect(storage);
+        var registry = ServingServices.Connect(storage, ingestion).Registry;
+        var current = await registry.GetCurrentAsync() ?? throw new InvalidOperationException("no promoted model in this storage: run scripts/demo.sh --once first");
+        var (manifest, _) = await registry.DownloadAsync(current.Pointer.Version);
+        var items = manifest.ItemIds.Count - 1;
+
+        var startedAt = DateTimeOffset.UtcNow;
+        var (host, url) = await StartHostAsync(storage, outDir);
+        var routes = new JsonObject();
+        long shown = 0;
+        try
+        {
+            foreach (var (name, script) in new[] { ("recommendations", "recommendations.lua"), ("personalizer_rank_10_actions", "rank.lua") })
+            {
+                var environment = new Dictionary<string, string> { ["USERS"] = users.ToString(CultureInfo.InvariantCulture), ["ITEMS"] = items.ToString(CultureInfo.InvariantCulture), ["ACTIONS"] = "10" };
+                var warm = await WrkAsync(url, script, connections, warmup, environment);
+                var run = await WrkAsync(url, script, connections, seconds, environment);
+                shown += (long)warm["shown"]! + (long)run["shown"]!;
+                var rps = (long)run["requests"]! / ((long)run["duration_us"]! / 1e6);
+                run["requests_per_second"] = Math.Round(rps);
+                routes[name] = run;
+                Console.WriteLine(FormattableString.Invariant(
+                    $"{name}: {rps:F0} requests/s, p50 {(long)run["p50_us"]! / 1000.0:F1} ms, p99 {(long)run["p99_us"]! / 1000.0:F1} ms, {run["non_2xx"]} non-2xx, {run["socket_errors"]} socket errors"));
+            }
+        }
+        finally
+        {
+            routes["host_peak_rss_mb"] = PeakRssMegabytes(host);
+            await StopAsync(host);
+        }
+
+        var logged = await ImpressionsWrittenSinceAsync(ingestion, startedAt);
+        Console.WriteLine($"impressions shown {shown:N0}, in the log {logged:N0}; host peak RSS {routes["host_peak_rss_mb"]} MB");
+        var result = new JsonObject
+        {
+            ["name"] = "serving-http",
+            ["created"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["machine"] = BenchmarkMachine.Describe(),
+            ["protocol"] = new JsonObject
+            {
+                ["target"] = $"the local host (Release, {url}) over the demo's Azurite storage, on the same machine as wrk and Azurite",
+                ["model"] = $"{current.Pointer.Version}, {items} items",
+                ["load"] = $"wrk -t2 -c{connections} -d{seconds}s per route after a {warmup}s warm-up; users user0..user{users - 1} drawn uniformly",
+                ["routes"] = "GET /api/users/{user}/recommendations?k=10; POST /personalizer/v1.0/rank with 10 distinct actions and a context naming the user",
+                ["reconciliation"] = "impressions shown (counted by wrk from every response, warm-up included) against impression rows in the event-log blobs written since the host started, after a SIGTERM shutdown",
+            },
+            ["figures"] = routes,
+            ["impressions_shown"] = shown,
+            ["impressions_logged"] = logged,
+            ["goal"] = "recommendations >= 1,500 requests/s with p99 <= 10 ms and 0 errors; Rank with 10 actions >= 1,000 requests/s with p99 <= 15 ms; impressions logged = shown; host memory < 500 MB",
+        };
+        var path = Path.Combine(outDir, "serving-http.json");
+        await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"wrote {path}");
+        if (logged != shown)
+            throw new InvalidOperationException($"impressions logged ({logged}) differ from impressions shown ({shown})");
+    }
+
+    private static void EnsureWrk()
+    {
+        if (File.Exists("/usr/bin/wrk"))
+            return;
+        Console.WriteLine("wrk is missing: apt-get install -y wrk");
+        using var install = Process.Start(new ProcessStartInfo("sh", "-c \"apt-get install -y wrk || (apt-get update && apt-get install -y wrk)\"") { RedirectStandardOutput = true })!;
+        install.StandardOutput.ReadToEnd();
+        install.WaitForExit();
+        if (!File.Exists("/usr/bin/wrk"))
+            throw new InvalidOperationException("wrk could not be installed (Debian package wrk; as root: apt-get install -y wrk)");
+    }
+
+    private static async Task<(Process Host, Uri Url)> StartHostAsync(string storage, string outDir)
+    {
+        var hostDll = Path.GetFullPath("functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll");
+        if (!File.Exists(hostDll))
+            throw new FileNotFoundException($"build the local host first: dotnet build -c Release functions/Recommender.LocalHost ({hostDll} is missing)");
+        var url = new Uri($"http://127.0.0.1:{7100 + Random.Shared.Next(800)}");
+        var log = Path.GetFullPath(Path.Combine(outDir, "serving-http-host.log"));
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { hostDll, "--urls", url.ToString(), "--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage,
+            "--TrainingJob:Launcher", "local", "--TrainingJob:Command", "dotnet training-job.dll" })
+            start.ArgumentList.Add(argument);
+        var process = Process.Start(start)!;
+        var writer = new StreamWriter(log) { AutoFlush = true };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var probe = new HttpClient { BaseAddress = url };
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                (await probe.GetAsync("/")).EnsureSuccessStatusCode();
+                return (process, url);
+            }
+            catch (HttpRequestException) when (attempt < 300 && !process.HasExited)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    private static async Task<JsonObject> WrkAsync(Uri url, string script, int connections, int seconds, Dictionary<string, string> environment)
+    {
+        var scripts = Path.GetFullPath("tests/Recommender.Benchmarks/wrk");
+        var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "-t2", $"-c{connections}", $"-d{seconds}s", "-s", Path.Combine(scripts, script), url.ToString().TrimEnd('/') })
+            start.ArgumentList.Add(argument);
+        start.Environment["WRK_SCRIPTS"] = scripts;
+        foreach (var (key, value) in environment)
+            start.Environment[key] = value;
+        using var wrk = Process.Start(start)!;
+        var output = await wrk.StandardOutput.ReadToEndAsync();
+        var errors = await wrk.StandardError.ReadToEndAsync();
+        await wrk.WaitForExitAsync();
+        var line = output.Split('\n').LastOrDefault(l => l.StartsWith('{')) ?? throw new InvalidOperationException($"wrk printed no summary: {output} {errors}");
+        return JsonNode.Parse(line)!.AsObject();
+    }
+
+    private static double? PeakRssMegabytes(Process host)
+    {
+        var status = $"/proc/{host.Id}/status";
+        if (host.HasExited || !File.Exists(status))
+            return null;
+        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? null : Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0);
+    }
+
+    /// <summary>Stops the host as a platform does (SIGTERM), so that it flushes what its sinks hold.</summary>
+    private static async Task StopAsync(Process host)
+    {
+        if (host.HasExited)
+            return;
+        using (var kill = Process.Start("kill", ["-TERM", host.Id.ToString(CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await host.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            host.Kill(entireProcessTree: true);
+            throw new InvalidOperationException("the host did not stop within 60 s of SIGTERM");
+        }
+    }
+
+    private static async Task<long> ImpressionsWrittenSinceAsync(IngestionServices ingestion, DateTimeOffset since)
+    {
+        long impressions = 0;
+        await foreach (var blob in ingestion.EventLog.ListBlobsAsync())
+        {
+            if (blob.Properties.CreatedOn is { } created && created >= since.AddSeconds(-1))
+                impressions += (await ingestion.EventLog.ReadBlobAsync(blob.Name)).Count(r => r.Type == "impression");
+        }
+        return impressions;
+    }
+}

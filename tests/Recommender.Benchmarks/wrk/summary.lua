@@ -1,0 +1,23 @@
+-- Shared by the wrk scripts here: counts what the responses showed, and prints one JSON line the benchmark parses.
+-- Each wrk thread has its own Lua state: `shown` is per thread, summed in done() through setup's thread handles.
+local threads = {}
+shown = 0
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function count_shown(body, pattern)
+  local _, n = string.gsub(body, pattern, "")
+  shown = shown + n
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + (t:get("shown") or 0) end
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non_2xx":%d,"socket_errors":%d,"shown":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, errors.status, errors.connect + errors.read + errors.write + errors.timeout, total,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
