@@ -123,6 +123,34 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     }
 
     [Fact]
+    public async Task Triggers_fired_in_the_same_instant_on_two_instances_start_one_run()
+    {
+        FakeLauncher launcher = null!;
+        await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run));
+        // A second app instance: its own trigger over the same storage and task hub.
+        var otherInstance = new RetrainingTrigger(loop.Trigger.Options, loop.Ingestion.EventLog, loop.Ingestion.Snapshots);
+
+        using var go = new ManualResetEventSlim();
+        var starts = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
+        {
+            go.Wait();
+            return await (i % 2 == 0 ? loop.Trigger : otherInstance).StartAsync(loop.Client, i % 3 == 0 ? "schedule" : i % 3 == 1 ? "http" : "new events");
+        })).Append(Task.Run(() => { go.Set(); return new RetrainingStart("", false); })));
+
+        var fired = starts[..^1];
+        Assert.Single(fired, s => s.Started);
+        Assert.Single(fired.Select(s => s.InstanceId).Distinct());
+        var outcome = (await loop.Client.WaitForInstanceCompletionAsync(fired[0].InstanceId, getInputsAndOutputs: true)).ReadOutputAs<RetrainingOutcome>()!;
+        Assert.Equal(RetrainingResult.Promoted, outcome.Result);
+        Assert.Single(launcher.Started);
+
+        // Once it has finished, the next trigger starts a run of its own.
+        var next = await otherInstance.StartAsync(loop.Client, "http");
+        Assert.True(next.Started);
+        Assert.NotEqual(fired[0].InstanceId, next.InstanceId);
+    }
+
+    [Fact]
     public async Task Too_little_data_is_refused_before_any_training()
     {
         FakeLauncher launcher = null!;
