@@ -277,6 +277,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         // The learning loop: started on a schedule, on enough new events, or by POST /api/training.
         { name: 'RetrainingSchedule', value: retrainingSchedule }
         { name: 'NewEventsCheckSchedule', value: '0 */15 * * * *' }
+        { name: 'PurgeSchedule', value: '0 5 * * * *' }
         { name: 'PersonalizerModelUpdateSchedule', value: '*/30 * * * * *' }
         { name: 'Personalizer__SubscriptionKeys', value: '@Microsoft.KeyVault(VaultName=${keyVault.name};SecretName=personalizer-subscription-keys)' }
         { name: 'TrainingJob__Launcher', value: 'containerapps' }

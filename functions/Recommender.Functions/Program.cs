@@ -37,7 +37,6 @@ builder.Services.AddSingleton(sp =>
     return services;
 });
 builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Ingestor);
-builder.Services.AddSingleton(sp => sp.GetRequiredService<IngestionServices>().Deletion);
 builder.Services.AddSingleton(sp =>
 {
     var configuration = sp.GetRequiredService<IConfiguration>();

@@ -39,16 +39,21 @@ var personalizer = new PersonalizerApi(serving.Personalizer, serving.Personalize
 var retraining = new RetrainingTrigger(RetrainingConfiguration.TriggerOptions(builder.Configuration), ingestion.EventLog, ingestion.Snapshots);
 builder.Services.AddSingleton(new RetrainingSteps(ingestion.Snapshots, serving.Registry, RetrainingConfiguration.Launcher(builder.Configuration, storage,
     jobSettings: ["--snapshot-container", layout.TrainingContainer, "--container", modelContainer])));
-builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining());
+builder.Services.AddSingleton(serving); // the purge activity's
+builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining().AddUserDataPurge());
 
-// Personalizer's model updates on its own, as the Functions app's PersonalizerModelUpdate timer does.
-builder.Services.AddHostedService(_ => new PersonalizerModelUpdates(serving.PersonalizerLearner, TimeSpan.FromSeconds(5)));
+// Personalizer's model updates on its own, as the Functions app's PersonalizerModelUpdate timer does; and the purge of
+// deleted users, as its PurgeDeletedUsersOnSchedule timer does (deletions here are in-memory Durable runs, lost on restart).
+builder.Services.AddHostedService(_ => new PeriodicWork(TimeSpan.FromSeconds(5), ct => serving.PersonalizerLearner.UpdateAsync(cancellationToken: ct)));
+builder.Services.AddHostedService(_ => new PeriodicWork(TimeSpan.FromMinutes(15), ct => serving.PurgeDeletedUsersAsync(ct)));
 
 var app = builder.Build();
 app.MapPost("/api/events", (HttpContext http, CancellationToken ct) =>
     Execute(http, new IngestEventsOverHttp(ingestion.Ingestor).Run(http.Request, ct)));
-app.MapDelete("/api/users/{userId}", (HttpContext http, string userId, CancellationToken ct) =>
-    Execute(http, new DeleteUser(ingestion.Deletion).Run(http.Request, userId, ct)));
+var deleteUser = new DeleteUser(serving);
+app.MapDelete("/api/users/{userId}", (HttpContext http, string userId, DurableTaskClient client, CancellationToken ct) =>
+    Execute(http, deleteUser.Run(http.Request, userId, client, ct)));
+app.MapGet("/api/users/{userId}/deletion", (HttpContext http, string userId, CancellationToken ct) => Execute(http, deleteUser.Status(http.Request, userId, ct)));
 app.MapGet("/api/users/{userId}/recommendations", (HttpContext http, string userId, CancellationToken ct) =>
     Execute(http, new GetRecommendations(recommendations).Run(http.Request, userId, ct)));
 app.MapPost("/api/rank", (HttpContext http, CancellationToken ct) => Execute(http, personalizer.Rank(http.Request, ct)));
@@ -82,7 +87,7 @@ app.MapPost("/api/training", async (HttpContext http, DurableTaskClient client, 
     await Execute(http, training.Start(http.Request, client, ct));
 });
 app.MapGet("/api/training/{instanceId}", (HttpContext http, string instanceId, DurableTaskClient client, CancellationToken ct) => Execute(http, training.Status(http.Request, instanceId, client, ct)));
-app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, POST /api/rank, POST /api/events/{eventId}/reward|activate, Personalizer v1.0 under /personalizer/v1.0, POST /api/training, GET /api/training/{instanceId}, GET /api/models/current\n"));
+app.MapGet("/", () => Results.Text("serverless recommender (local host): POST /api/events, GET /api/users/{userId}/recommendations?k=10, DELETE /api/users/{userId}, GET /api/users/{userId}/deletion, POST /api/rank, POST /api/events/{eventId}/reward|activate, Personalizer v1.0 under /personalizer/v1.0, POST /api/training, GET /api/training/{instanceId}, GET /api/models/current\n"));
 app.Run();
 
 static async Task Execute(HttpContext http, Task<IActionResult> function)
@@ -91,8 +96,8 @@ static async Task Execute(HttpContext http, Task<IActionResult> function)
     await result.ExecuteResultAsync(new ActionContext(http, http.GetRouteData(), new ActionDescriptor()));
 }
 
-/// <summary>The local stand-in for the PersonalizerModelUpdate timer: the learner's check every few seconds.</summary>
-sealed class PersonalizerModelUpdates(PersonalizerLearner learner, TimeSpan every) : BackgroundService
+/// <summary>The local stand-in for a Functions timer: the work every <paramref name="every"/>, a storage error left to the next tick.</summary>
+sealed class PeriodicWork(TimeSpan every, Func<CancellationToken, Task> work) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -101,7 +106,7 @@ sealed class PersonalizerModelUpdates(PersonalizerLearner learner, TimeSpan ever
         {
             try
             {
-                await learner.UpdateAsync(cancellationToken: stoppingToken);
+                await work(stoppingToken);
             }
             catch (Azure.RequestFailedException)
             {

@@ -21,7 +21,7 @@ public sealed record DeadLetter(
 /// Dead letters of one delivery go into one JSON-lines blob named by the delivery, so a
 /// redelivered batch does not record its refused events twice.
 /// </summary>
-public sealed class DeadLetterStore(BlobContainerClient container)
+public sealed class DeadLetterStore(BlobContainerClient container) : IUserDataHolder
 {
     public async Task WriteAsync(string source, string deliveryKey, IReadOnlyList<DeadLetter> deadLetters, CancellationToken cancellationToken = default)
     {
@@ -40,6 +40,62 @@ public sealed class DeadLetterStore(BlobContainerClient container)
     /// <summary>Removes the dead letters of a delivery that was abandoned before it committed (see <see cref="EventIngestor"/>).</summary>
     public Task DeleteAsync(string source, string deliveryKey, CancellationToken cancellationToken = default) =>
         container.GetBlobClient(StorageLayout.DeadLetterBlobName(source, deliveryKey)).DeleteIfExistsAsync(cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// Rewrites every dead-letter blob holding refused events of the deleted users without them (in place; a blob left
+    /// empty stays, as the mark that its delivery was recorded). A payload names its user when its <c>userId</c> can be
+    /// read, even from JSON broken further on.
+    /// </summary>
+    public async Task PurgeAsync(TombstoneSet due, PurgeTally tally, CancellationToken cancellationToken)
+    {
+        await foreach (var blob in container.GetBlobsAsync(cancellationToken: cancellationToken))
+        {
+            var content = await container.GetBlobClient(blob.Name).DownloadContentAsync(cancellationToken);
+            var lines = content.Value.Content.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var kept = new StringBuilder();
+            var removed = 0;
+            foreach (var line in lines)
+            {
+                var letter = JsonSerializer.Deserialize(line, DeadLetterJsonContext.Default.DeadLetter)!;
+                var userId = UserOf(letter.Payload);
+                if (userId is not null && due.Find(userId) is { } tombstone
+                    && tombstone.Covers(letter.ReceivedAt.UtcDateTime))
+                {
+                    tally.Add(tombstone, "deadLetters");
+                    removed++;
+                }
+                else
+                    kept.Append(line).Append('\n');
+            }
+            if (removed > 0)
+                await container.GetBlobClient(blob.Name).UploadAsync(BinaryData.FromString(kept.ToString()),
+                    new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = content.Value.Details.ETag } }, cancellationToken);
+        }
+    }
+
+    /// <summary>The top-level <c>userId</c> of a refused payload, if it can be read before the JSON breaks.</summary>
+    private static string? UserOf(string payload)
+    {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(payload));
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 1)
+                    continue;
+                var isUserId = reader.ValueTextEquals("userId");
+                if (!reader.Read())
+                    break;
+                if (isUserId && reader.TokenType == JsonTokenType.String)
+                    return reader.GetString();
+            }
+        }
+        catch (JsonException)
+        {
+            // Broken before a userId: the letter names no user.
+        }
+        return null;
+    }
 
     public async Task<IReadOnlyList<DeadLetter>> ReadAllAsync(string? source = null, CancellationToken cancellationToken = default)
     {

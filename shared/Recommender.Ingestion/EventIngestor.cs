@@ -28,6 +28,7 @@ public sealed class EventIngestor(
     CatalogStore catalog,
     UserStateStore userStates,
     DeliveryLedger ledger,
+    TombstoneStore tombstones,
     TimeProvider? time = null)
 {
     public const string HttpSource = "http";
@@ -106,7 +107,7 @@ public sealed class EventIngestor(
         {
             // Roll forward: the data is committed; finish the user state (idempotent per user).
             var records = await eventLog.ReadBlobAsync(pending.EventLogBlobName, cancellationToken);
-            await userStates.ApplyAsync(pending.DeliveryKey, records.Select(r => r.ToInteraction()), cancellationToken);
+            await userStates.ApplyAsync(pending.DeliveryKey, await WithoutDeletedUsersAsync(records.Select(r => r.ToInteraction()).ToList(), cancellationToken), cancellationToken);
             await lease.WriteAsync(new LedgerState(pending.LastSequenceNumber, null), cancellationToken);
         }
         else
@@ -131,9 +132,20 @@ public sealed class EventIngestor(
             firstTime = await eventLog.AppendAsync(blobName, records, cancellationToken);
         }
         if (batch.Interactions.Count > 0)
-            await userStates.ApplyAsync(deliveryKey, batch.Interactions, cancellationToken);
+            await userStates.ApplyAsync(deliveryKey, firstTime ? batch.Interactions : await WithoutDeletedUsersAsync(batch.Interactions, cancellationToken), cancellationToken);
         if (firstTime)
             RecommenderMetrics.RecordAccepted(source, batch.Interactions.Count + batch.Items.Count + batch.Profiles.Count, batch.DeadLetters.Count, batch.Interactions);
+    }
+
+    /// <summary>
+    /// A delivery applied again (its log blob was there) finishes the online state its first attempt may have left
+    /// undone, but not for users deleted since: that would bring back the state the deletion removed. Only this rare
+    /// path reads the tombstones (as known within <see cref="TombstoneStore.MaxStaleness"/>).
+    /// </summary>
+    private async Task<IReadOnlyList<Interaction>> WithoutDeletedUsersAsync(IReadOnlyList<Interaction> interactions, CancellationToken cancellationToken)
+    {
+        var deleted = await tombstones.ReadRecentAsync(cancellationToken);
+        return deleted.Count == 0 ? interactions : interactions.Where(e => deleted.Find(e.UserId) is null).ToList();
     }
 
     private ParsedBatch ParseBatch(IReadOnlyList<(ReadOnlyMemory<byte> Body, long? SequenceNumber, DateTimeOffset? EnqueuedTime)> raw, string deliveryKey, DateTimeOffset now)

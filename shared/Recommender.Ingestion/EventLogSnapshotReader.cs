@@ -4,8 +4,8 @@ namespace Recommender.Ingestion;
 public sealed record EventLogRead(List<EventLogRecord> Records, int Blobs, long Events, long DeletedUserEvents, long DuplicateEvents, IReadOnlyList<string> UnreadableBlobs);
 
 /// <summary>
-/// Reads the event log as training sees it: the log's blobs, minus the events of deleted users ingested
-/// up to their deletion, each event id once (in case a client resent an event in a different HTTP body),
+/// Reads the event log as training sees it: the log's blobs, minus the events of deleted users ingested up to their
+/// deletion (<see cref="Tombstone.Covers"/>; until the purge removes them from the blobs), each event id once (in case a client resent an event in a different HTTP body),
 /// ordered by timestamp (then event id, so equal times keep one order).
 /// </summary>
 public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tombstones)
@@ -29,7 +29,7 @@ public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tom
         var names = new List<string>();
         await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
         {
-            if (writtenBefore is not { } limit || blob.Properties.LastModified < limit)
+            if (writtenBefore is not { } limit || EventLog.WrittenAt(blob) < limit)
                 names.Add(blob.Name);
         }
         // Downloaded side by side, then taken in listing order, so which copy of a repeated event id is kept does not depend on timing.
@@ -61,7 +61,7 @@ public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tom
             foreach (var record in rows)
             {
                 events++;
-                if (deleted.TryGetValue(record.UserId, out var deletedAt) && record.IngestedAt <= deletedAt.UtcDateTime)
+                if (deleted.Covers(record))
                     deletedEvents++;
                 else if (!seen.Add(record.EventId))
                     duplicates++;

@@ -20,10 +20,11 @@ public sealed class IngestionServices
         Catalog = new CatalogStore(tables.GetTableClient(Layout.CatalogTable), tables.GetTableClient(Layout.UserProfileTable), time: time);
         Tombstones = new TombstoneStore(tables.GetTableClient(Layout.TombstoneTable));
         Parser = new EventParser(limits);
-        Ingestor = new EventIngestor(Parser, EventLog, DeadLetters, Catalog, UserStates, Ledger, time);
+        Ingestor = new EventIngestor(Parser, EventLog, DeadLetters, Catalog, UserStates, Ledger, Tombstones, time);
         Deletion = new UserDataDeletion(Tombstones, UserStates, Catalog, time);
         SnapshotReader = new EventLogSnapshotReader(EventLog, Tombstones);
         Snapshots = new TrainingSnapshotStore(blobs.GetBlobContainerClient(Layout.TrainingContainer), SnapshotReader, Catalog);
+        Locks = blobs.GetBlobContainerClient(Layout.IngestStateContainer);
         _blobs = blobs;
         _tables = tables;
     }
@@ -50,6 +51,11 @@ public sealed class IngestionServices
     public UserDataDeletion Deletion { get; }
     public EventLogSnapshotReader SnapshotReader { get; }
     public TrainingSnapshotStore Snapshots { get; }
+    /// <summary>Where <see cref="BlobMutex"/> locks of ingestion's jobs (the purge) live: the ingest-state container.</summary>
+    public BlobContainerClient Locks { get; }
+
+    /// <summary>The stores of ingestion that keep copies of users' events, for <see cref="UserDataPurge"/>.</summary>
+    public IReadOnlyList<IUserDataHolder> UserDataHolders => [EventLog, DeadLetters, Snapshots];
 
     /// <summary>Creates every container and table that ingestion writes to; safe to call at every start.</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)

@@ -58,7 +58,7 @@ public sealed record SnapshotContents(
 /// (watermark and statistics). Written once per id; the training job
 /// reads exactly these blobs, so a run is reproducible whatever arrives in the log afterwards.
 /// </summary>
-public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLogSnapshotReader reader, CatalogStore catalog)
+public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLogSnapshotReader reader, CatalogStore catalog) : IUserDataHolder
 {
     public const string Prefix = "snapshots/";
     private static readonly ParquetOptions Parquet = new() { CompressionMethod = CompressionMethod.Snappy };
@@ -162,6 +162,49 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Deletes every snapshot that holds data of the deleted users: an event or a served decision the tombstone covers, or
+    /// the profile of a user deleted after the snapshot was taken. The description goes first, so a reader finds the
+    /// snapshot incomplete rather than half there; the next snapshot, taken without the users, replaces it. The deleted
+    /// ids go into the tally (the models trained on them are marked by the model registry).
+    /// </summary>
+    public async Task PurgeAsync(TombstoneSet due, PurgeTally tally, CancellationToken cancellationToken)
+    {
+        var ids = new List<string>();
+        await foreach (var blob in container.GetBlobsAsync(new GetBlobsOptions { Prefix = Prefix }, cancellationToken))
+        {
+            if (blob.Name.EndsWith("/snapshot.json", StringComparison.Ordinal))
+                ids.Add(blob.Name[Prefix.Length..^"/snapshot.json".Length]);
+        }
+        foreach (var id in ids)
+        {
+            var description = await ReadIfPresentAsync(DescriptionBlob(id), SnapshotJsonContext.Default.TrainingSnapshot, cancellationToken);
+            if (description is null)
+                continue;
+            var contents = await ReadAsync(id, cancellationToken);
+            var users = new HashSet<Tombstone>();
+            foreach (var record in contents.Engagements.Where(due.Covers))
+                users.Add(due.Find(record.UserId)!);
+            foreach (var decision in contents.Decisions)
+            {
+                if (due.Find(decision.UserId) is { } t && t.Covers(decision.ShownAt))
+                    users.Add(t);
+            }
+            foreach (var user in contents.UserProfiles.Keys)
+            {
+                if (due.Find(user) is { } t && description.Watermark <= t.DeletedAt)
+                    users.Add(t);
+            }
+            if (users.Count == 0)
+                continue;
+            foreach (var name in new[] { DescriptionBlob(id), EventsBlob(id), CatalogBlob(id), DecisionsBlob(id), ProfilesBlob(id) })
+                await container.GetBlobClient(name).DeleteIfExistsAsync(cancellationToken: cancellationToken);
+            foreach (var user in users)
+                tally.Add(user, "snapshots");
+            tally.DeletedSnapshots[id] = users.Select(u => u.UserKey).ToList();
         }
     }
 

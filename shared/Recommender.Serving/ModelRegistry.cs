@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
@@ -14,7 +15,7 @@ public sealed record CurrentModel(CurrentModelPointer Pointer, ETag ETag);
 /// version; <c>models/current.json</c> names the promoted version and changes only by a conditional
 /// write, so two promoters cannot overwrite each other unseen.
 /// </summary>
-public sealed class ModelRegistry(BlobContainerClient container)
+public sealed class ModelRegistry(BlobContainerClient container) : IUserDataHolder
 {
     public const string PolicyFile = "policy.onnx";
     public const string ManifestFile = "manifest.json";
@@ -130,4 +131,38 @@ public sealed class ModelRegistry(BlobContainerClient container)
         var policy = await container.GetBlobClient(PolicyBlob(version)).DownloadContentAsync(cancellationToken);
         return (ModelManifest.FromUtf8Json(manifest.Value.Content.ToMemory().Span), policy.Value.Content.ToArray());
     }
+
+    /// <summary>The mark on a version trained on a training snapshot that was later deleted because it held a deleted user's data.</summary>
+    public static string PurgedDataMarkBlob(string version) => $"models/{version}/purged-data.json";
+
+    /// <summary>
+    /// Marks every version whose data snapshot a purge deleted (<see cref="PurgeTally.DeletedSnapshots"/>): the model was
+    /// trained on a deleted user's data. It is not withdrawn (its weights hold no user id, and the next retraining replaces
+    /// it); the mark says which snapshot, and when, for whoever must answer for it.
+    /// </summary>
+    public async Task PurgeAsync(TombstoneSet due, PurgeTally tally, CancellationToken cancellationToken)
+    {
+        if (tally.DeletedSnapshots.Count == 0)
+            return;
+        var versions = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var blob in container.GetBlobsAsync(new GetBlobsOptions { Prefix = "models/" }, cancellationToken))
+        {
+            if (blob.Name.EndsWith("/" + ManifestFile, StringComparison.Ordinal))
+                versions.Add(blob.Name["models/".Length..^(ManifestFile.Length + 1)]);
+        }
+        foreach (var version in versions)
+        {
+            var manifest = await GetManifestAsync(version, cancellationToken);
+            if (!tally.DeletedSnapshots.TryGetValue(manifest.DataSnapshot, out var users))
+                continue;
+            var mark = new JsonObject { ["dataSnapshot"] = manifest.DataSnapshot, ["markedAt"] = DateTimeOffset.UtcNow, ["reason"] = "it held the data of a deleted user" };
+            await container.GetBlobClient(PurgedDataMarkBlob(version)).UploadAsync(BinaryData.FromString(mark.ToJsonString()), overwrite: true, cancellationToken);
+            foreach (var key in users)
+                tally.Add(due.All.First(t => t.UserKey == key), "modelsMarked");
+        }
+    }
+
+    /// <summary>Whether <paramref name="version"/> was trained on a snapshot since deleted by a purge (see <see cref="PurgeAsync"/>).</summary>
+    public async Task<bool> IsTrainedOnPurgedDataAsync(string version, CancellationToken cancellationToken = default) =>
+        (await container.GetBlobClient(PurgedDataMarkBlob(version)).ExistsAsync(cancellationToken)).Value;
 }

@@ -15,7 +15,8 @@ namespace Recommender.Serving;
 public sealed class ServingServices : IAsyncDisposable
 {
     public ServingServices(IngestionServices ingestion, BlobContainerClient models, TableClient rankEvents,
-        RecommendationOptions? recommendation = null, TimeProvider? time = null, ILoggerFactory? logs = null, BatchingSinkOptions? sinks = null)
+        RecommendationOptions? recommendation = null, TimeProvider? time = null, ILoggerFactory? logs = null, BatchingSinkOptions? sinks = null,
+        UserDataPurgeOptions? purge = null)
     {
         Models = models;
         RankEvents = rankEvents;
@@ -32,7 +33,42 @@ public sealed class ServingServices : IAsyncDisposable
         PersonalizerLearner = new PersonalizerLearner(PersonalizerState, Ranks, time);
         PersonalizerLog = new PersonalizerLog(Ranks);
         PersonalizerEvaluations = new PersonalizerEvaluations(models, Ranks, PersonalizerState, time);
+        // Snapshots before the registry: the registry marks the models trained on the snapshots the purge deleted.
+        _purge = new UserDataPurge(ingestion.Tombstones, [.. ingestion.UserDataHolders, Ranks, Registry], ingestion.Locks, purge, time,
+            logs?.CreateLogger("Recommender.Purge"));
+        _deletion = ingestion.Deletion;
     }
+
+    private readonly UserDataPurge _purge;
+    private readonly UserDataDeletion _deletion;
+
+    /// <summary>When purges run and the bound on how long a deleted user's data stays in storage.</summary>
+    public UserDataPurgeOptions PurgeOptions => _purge.Options;
+
+    /// <summary>
+    /// Removes from storage the data of users deleted at least the grace period ago (see <see cref="UserDataPurge"/>), after
+    /// writing what this process still holds in its sinks.
+    /// </summary>
+    public async Task<PurgeRun> PurgeDeletedUsersAsync(CancellationToken cancellationToken = default)
+    {
+        await FlushAsync(cancellationToken);
+        return await _purge.RunAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Deletes a user (<see cref="UserDataDeletion"/>) after writing what this process still holds in its sinks, so the
+    /// slates it showed the user a moment ago are ingested before the deletion and go with the rest. Another instance's
+    /// sinks write within their delay; what they write after the deletion counts as the user's new history.
+    /// </summary>
+    public async Task<DateTimeOffset> DeleteUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        await FlushAsync(cancellationToken);
+        return await _deletion.DeleteAsync(userId, cancellationToken);
+    }
+
+    /// <summary>Where the deletion of a user stands: null when the user was never deleted.</summary>
+    public async Task<DeletionStatus?> GetDeletionStatusAsync(string userId, CancellationToken cancellationToken = default) =>
+        await _deletion.GetStatusAsync(userId, _purge.Options, cancellationToken);
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
     public static ServingServices Connect(string storage, IngestionServices ingestion, string modelContainer = "models", string rankEventTable = "RankEvents",

@@ -1,6 +1,9 @@
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Recommender.Orchestration;
 using Recommender.Functions;
 using Recommender.Ingestion;
 using Recommender.TestSupport;
@@ -76,12 +79,26 @@ public sealed class HttpFunctionTests
     public async Task Deleting_a_user_answers_202_and_removes_their_state()
     {
         var services = await Azurite.CreateServicesAsync();
+        await using var serving = await ServingFixture.CreateAsync(services, purge: new UserDataPurgeOptions { Grace = TimeSpan.Zero, ScheduleSlot = TimeSpan.FromSeconds(1) });
+        await using var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddUserDataPurge(),
+            new DurableTaskTestHostOptions { ConfigureServices = s => s.AddSingleton(serving) });
         await new IngestEventsOverHttp(services.Ingestor).Run(Request(Batch(7)), default);
         Assert.NotNull(await services.UserStates.GetAsync("u1"));
+        var api = new DeleteUser(serving);
+        Assert.Equal(StatusCodes.Status404NotFound, Assert.IsType<ObjectResult>(await api.Status(Request("", "GET"), "u1", default)).StatusCode);
 
-        var result = Assert.IsType<ObjectResult>(await new DeleteUser(services.Deletion).Run(Request("", "DELETE"), "u1", default));
+        var result = Assert.IsType<ObjectResult>(await api.Run(Request("", "DELETE"), "u1", host.Client, default));
 
         Assert.Equal(StatusCodes.Status202Accepted, result.StatusCode);
+        Assert.Equal("purgePending", Assert.IsType<DeletionStatus>(result.Value).State);
+        // The deletion scheduled its own purge: with no grace period it runs at the end of its one-second slot.
+        var purge = await host.Client.GetAllInstancesAsync(new Microsoft.DurableTask.Client.OrchestrationQuery { InstanceIdPrefix = UserDataPurgeOrchestration.InstancePrefix })
+            .FirstAsync();
+        await host.Client.WaitForInstanceCompletionAsync(purge.InstanceId);
+        var status = Assert.IsType<OkObjectResult>(await api.Status(Request("", "GET"), "u1", default));
+        Assert.Equal("purged", Assert.IsType<DeletionStatus>(status.Value).State);
+        await foreach (var blob in services.EventLog.ListBlobsAsync())
+            Assert.DoesNotContain(await services.EventLog.ReadBlobAsync(blob.Name), r => r.UserId == "u1");
         Assert.Null(await services.UserStates.GetAsync("u1"));
         Assert.DoesNotContain(await services.SnapshotReader.ReadAsync(), r => r.UserId == "u1");
     }

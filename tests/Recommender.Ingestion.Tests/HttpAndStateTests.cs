@@ -110,7 +110,7 @@ public sealed class HttpAndStateTests
         await services.Deletion.DeleteAsync("nobody");
         await services.Deletion.DeleteAsync("nobody");
 
-        Assert.Contains("nobody", (await services.Tombstones.ReadAllAsync()).Keys);
+        Assert.NotNull((await services.Tombstones.ReadAllAsync()).Find("nobody"));
     }
 
     [Fact]

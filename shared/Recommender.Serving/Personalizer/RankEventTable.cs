@@ -20,7 +20,7 @@ namespace Recommender.Serving;
 /// A batch is retried whole, so a transaction that landed and whose answer was lost meets its own records: those are
 /// recognised by their content and not counted.
 /// </remarks>
-public sealed class RankEventTable : IAsyncDisposable
+public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
 {
     private readonly BatchingSink<TableEntity> _sink;
     private readonly ConcurrentDictionary<string, TableEntity> _unwritten = new(StringComparer.Ordinal);
@@ -77,6 +77,22 @@ public sealed class RankEventTable : IAsyncDisposable
     public Task FlushAsync(CancellationToken cancellationToken = default) => _sink.FlushAsync(cancellationToken);
 
     public ValueTask DisposeAsync() => _sink.DisposeAsync();
+
+    /// <summary>Deletes the rank records of deleted users (the rank's user is its context's <c>userId</c>) made up to their deletion.</summary>
+    public async Task PurgeAsync(TombstoneSet due, PurgeTally tally, CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken);
+        await foreach (var record in Table.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey", "UserId", "RankedAt"], cancellationToken: cancellationToken))
+        {
+            if (record.GetString("UserId") is not { } userId || due.Find(userId) is not { } tombstone)
+                continue;
+            var rankedAt = record.GetDateTimeOffset("RankedAt")?.UtcDateTime ?? DateTime.MinValue;
+            if (!tombstone.Covers(rankedAt))
+                continue;
+            await Table.DeleteEntityAsync(record.PartitionKey, record.RowKey, ETag.All, cancellationToken);
+            tally.Add(tombstone, "rankEvents");
+        }
+    }
 
     private static string EventId(TableEntity record) => record.GetString("EventId") ?? TableKeys.Decode(record.RowKey);
 
