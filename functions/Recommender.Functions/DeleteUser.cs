@@ -59,7 +59,5 @@ public sealed class DeleteUser(ServingServices serving)
         serving.PurgeDeletedUsersAsync(cancellationToken);
 
     private static ObjectResult? InvalidUserId(string userId) =>
-        string.IsNullOrWhiteSpace(userId) || userId.Length > EventLimits.Default.MaxIdLength
-            ? ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid user id", $"userId must be 1..{EventLimits.Default.MaxIdLength} characters")
-            : null;
+        EventLimits.Default.CheckId("userId", userId) is { } invalid ? ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid user id", invalid) : null;
 }

@@ -20,14 +20,14 @@ public sealed class GetRecommendations(RecommendationService recommendations)
         string userId,
         CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(userId) || userId.Length > EventLimits.Default.MaxIdLength)
-            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid user id", $"userId must be 1..{EventLimits.Default.MaxIdLength} characters");
+        if (EventLimits.Default.CheckId("userId", userId) is { } invalidUser)
+            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid user id", invalidUser);
         var k = 10;
         if (request.Query.TryGetValue("k", out var kText) && (!int.TryParse(kText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out k) || k < 1 || k > MaxK))
             return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid k", $"k must be an integer from 1 to {MaxK}");
         var sessionId = request.Query.TryGetValue("sessionId", out var session) ? session.ToString() : null;
-        if (sessionId is not null && (sessionId.Length is 0 || sessionId.Length > EventLimits.Default.MaxIdLength || sessionId.Any(char.IsControl)))
-            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid session id", $"sessionId must be 1..{EventLimits.Default.MaxIdLength} printable characters");
+        if (sessionId is not null && EventLimits.Default.CheckId("sessionId", sessionId) is { } invalidSession)
+            return ProblemResults.Create(StatusCodes.Status400BadRequest, "Invalid session id", invalidSession);
         try
         {
             return new OkObjectResult(await recommendations.RecommendAsync(userId, k, sessionId, cancellationToken));

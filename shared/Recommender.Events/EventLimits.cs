@@ -27,4 +27,23 @@ public sealed record EventLimits
 
     /// <summary>Largest raw event accepted (bytes of JSON).</summary>
     public int MaxEventBytes { get; init; } = 16 * 1024;
+
+    /// <summary>
+    /// Why <paramref name="id"/> cannot be an id (null when it can): present, at most <see cref="MaxIdLength"/> characters,
+    /// no control or lone surrogate characters. Events and every route that takes an id in its path check it here, so an
+    /// id a route accepts is one its logged events are accepted with.
+    /// </summary>
+    public string? CheckId(string field, string? id)
+    {
+        if (string.IsNullOrWhiteSpace(id))
+            return $"{field} is required";
+        if (id.Length > MaxIdLength)
+            return $"{field} is {id.Length} characters; the limit is {MaxIdLength}";
+        foreach (var c in id)
+        {
+            if (char.IsControl(c) || char.IsSurrogate(c))
+                return $"{field} contains a control or surrogate character";
+        }
+        return null;
+    }
 }

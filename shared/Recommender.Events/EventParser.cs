@@ -174,19 +174,7 @@ public sealed class EventParser(EventLimits? limits = null)
     }
 
     /// <summary>Ids become storage keys and log columns: non-empty, bounded, printable.</summary>
-    private string? CheckId(string field, string? id)
-    {
-        if (string.IsNullOrWhiteSpace(id))
-            return $"{field} is required";
-        if (id.Length > _limits.MaxIdLength)
-            return $"{field} is {id.Length} characters; the limit is {_limits.MaxIdLength}";
-        foreach (var c in id)
-        {
-            if (char.IsControl(c) || char.IsSurrogate(c))
-                return $"{field} contains a control or surrogate character";
-        }
-        return null;
-    }
+    private string? CheckId(string field, string? id) => _limits.CheckId(field, id);
 
     private string? CheckMap(string field, Dictionary<string, string>? map, int maxEntries)
     {

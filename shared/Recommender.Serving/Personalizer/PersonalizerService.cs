@@ -89,12 +89,17 @@ public sealed class PersonalizerService
         if (actions.Count is 0 or > MaxActions)
             throw new InvalidRankRequestException($"actions must hold 1 to {MaxActions} items");
         var limits = EventLimits.Default;
-        if (actions.Any(a => a is null || string.IsNullOrWhiteSpace(a.Id) || a.Id.Length > limits.MaxIdLength))
-            throw new InvalidRankRequestException($"every action needs an id of 1 to {limits.MaxIdLength} characters");
+        // Ids are checked as the impressions they become are: an id a rank accepts is never dead-lettered when its slate is logged.
+        if (actions.Any(a => a is null))
+            throw new InvalidRankRequestException("every action needs an id");
+        if (actions.Select(a => limits.CheckId("action id", a.Id)).FirstOrDefault(e => e is not null) is { } badAction)
+            throw new InvalidRankRequestException(badAction);
         if (actions.Select(a => a.Id).Distinct(StringComparer.Ordinal).Count() != actions.Count)
             throw new InvalidRankRequestException("action ids must be unique");
         var eventId = CheckEventId(request.EventId ?? Guid.NewGuid().ToString("N"));
         var userId = UserIdFrom(request.ContextFeatures) ?? AnonymousUser;
+        if (limits.CheckId("the userId context feature", userId) is { } badUser)
+            throw new InvalidRankRequestException(badUser);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
 
         var configuration = await store.GetConfigurationAsync(cached: true, cancellationToken);
@@ -300,13 +305,8 @@ public sealed class PersonalizerService
     }
 
     /// <summary>Event ids become table keys: checked here, not left to the table service, which refuses control characters with its own error.</summary>
-    private static string CheckEventId(string eventId)
-    {
-        var max = EventLimits.Default.MaxIdLength;
-        if (string.IsNullOrWhiteSpace(eventId) || eventId.Length > max || eventId.Any(char.IsControl))
-            throw new InvalidRankRequestException($"eventId must be 1 to {max} printable characters");
-        return eventId;
-    }
+    private static string CheckEventId(string eventId) =>
+        EventLimits.Default.CheckId("eventId", eventId) is { } invalid ? throw new InvalidRankRequestException(invalid) : eventId;
 
     private static string? UserIdFrom(List<JsonElement>? contextFeatures)
     {
