@@ -6,7 +6,8 @@ namespace Recommender.Ingestion;
 
 /// <summary>
 /// A lock held across processes and instances: the lease of a small blob. Whoever holds the lease runs the guarded
-/// step; the others wait for it. A holder that dies frees the lock when the lease expires.
+/// step; the others wait for it. The holder renews the lease while it holds it (a purge takes minutes), and one that
+/// dies frees the lock when the lease expires.
 /// </summary>
 public sealed class BlobMutex : IAsyncDisposable
 {
@@ -15,8 +16,34 @@ public sealed class BlobMutex : IAsyncDisposable
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
 
     private readonly BlobLeaseClient _lease;
+    private readonly CancellationTokenSource _held = new();
+    private readonly Task _renewing;
 
-    private BlobMutex(BlobLeaseClient lease) => _lease = lease;
+    private BlobMutex(BlobLeaseClient lease)
+    {
+        _lease = lease;
+        _renewing = RenewAsync(_held.Token);
+    }
+
+    private async Task RenewAsync(CancellationToken held)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(LeaseDuration / 3, held);
+                await _lease.RenewAsync(cancellationToken: held);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Released.
+        }
+        catch (Exception) when (!held.IsCancellationRequested)
+        {
+            // Storage unreachable past the lease: the lock may pass to another; the guarded steps are conditional writes.
+        }
+    }
 
     /// <summary>Takes the lock named <paramref name="name"/> in <paramref name="container"/>, waiting up to <paramref name="wait"/> for its holder.</summary>
     /// <exception cref="TimeoutException">Another holder kept it longer than <paramref name="wait"/>.</exception>
@@ -46,6 +73,9 @@ public sealed class BlobMutex : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _held.CancelAsync();
+        await _renewing;
+        _held.Dispose();
         try
         {
             await _lease.ReleaseAsync();
