@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using Recommender.Orchestration;
+using Recommender.Serving;
 
 namespace Recommender.Functions;
 
@@ -11,7 +12,7 @@ namespace Recommender.Functions;
 /// running one's when a run is in progress); <c>GET /api/training/{instanceId}</c> tells how it stands
 /// and, once done, its outcome: promoted or not, and why.
 /// </summary>
-public sealed class TrainingApi(RetrainingTrigger trigger)
+public sealed class TrainingApi(RetrainingTrigger trigger, ServingServices serving)
 {
     [Function("StartTraining")]
     public async Task<IActionResult> Start(
@@ -19,12 +20,15 @@ public sealed class TrainingApi(RetrainingTrigger trigger)
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
+        // What this instance served a moment ago goes into the log before the snapshot is taken (other instances' sinks
+        // write within their MaxDelay).
+        await serving.FlushAsync(cancellationToken);
         var start = await trigger.StartAsync(client, "http", cancellationToken);
         var statusUri = $"{request.Scheme}://{request.Host}/api/training/{start.InstanceId}";
         if (!start.Started)
         {
             var conflict = ProblemResults.Create(StatusCodes.Status409Conflict, "A retraining run is in progress",
-                $"run {start.InstanceId} is still pending or running; its status is at {statusUri}");
+                $"run {start.InstanceId} is in progress or started since this request; its status is at {statusUri}");
             return conflict;
         }
         return new AcceptedResult(statusUri, new { instanceId = start.InstanceId, statusUri });

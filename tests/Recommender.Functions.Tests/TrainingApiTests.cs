@@ -29,7 +29,8 @@ public sealed class TrainingApiTests
         await using var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddRetraining(),
             new DurableTaskTestHostOptions { ConfigureServices = services => services.AddSingleton(steps) });
         // An empty log: the run ends at once, its snapshot refused.
-        var api = new TrainingApi(new RetrainingTrigger(new RetrainingTriggerOptions(), ingestion.EventLog, ingestion.Snapshots));
+        await using var serving = await ServingFixture.CreateAsync(ingestion);
+        var api = new TrainingApi(new RetrainingTrigger(new RetrainingTriggerOptions(), ingestion.EventLog, ingestion.Snapshots), serving);
         var request = new DefaultHttpContext { Request = { Scheme = "http", Host = new HostString("localhost:7071") } }.Request;
 
         var accepted = Assert.IsType<AcceptedResult>(await api.Start(request, host.Client, default));
@@ -59,7 +60,8 @@ public sealed class TrainingApiTests
         await using var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddRetraining(),
             new DurableTaskTestHostOptions { ConfigureServices = services => services.AddSingleton(steps) });
         var settings = new RetrainingSettings { Snapshot = new() { MinEngagements = 1, MinTrainableUsers = 1 }, PollInterval = TimeSpan.FromSeconds(30) };
-        var api = new TrainingApi(new RetrainingTrigger(new RetrainingTriggerOptions { Settings = settings }, ingestion.EventLog, ingestion.Snapshots));
+        await using var serving = await ServingFixture.CreateAsync(ingestion);
+        var api = new TrainingApi(new RetrainingTrigger(new RetrainingTriggerOptions { Settings = settings }, ingestion.EventLog, ingestion.Snapshots), serving);
         var request = new DefaultHttpContext { Request = { Scheme = "http", Host = new HostString("localhost") } }.Request;
 
         var first = Assert.IsType<AcceptedResult>(await api.Start(request, host.Client, default));
