@@ -46,6 +46,35 @@ public sealed class LearnedUserSimulatorTests
         Assert.True((double)fidelity["engagement_r2"]!["watched"]! > 0.1, $"held-out R² of the watched share {fidelity["engagement_r2"]!["watched"]}");
     }
 
+    /// <summary>
+    /// Logs in which no shown slate was ever clicked (a product whose clients send no responses, as the soak's do): the
+    /// fidelity figures stay finite, or null where undefined, so metrics.json can be written and the run goes on.
+    /// </summary>
+    [Fact]
+    public void Fidelity_on_logs_without_a_single_click_is_finite_json()
+    {
+        var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 120, Items = 60, Seed = 31 });
+        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var split = LeaveOneOutSplit.Create(data);
+        var modelConfig = new SequenceModelConfig { Dimension = 16, Blocks = 1, MaxLength = 15, Epochs = 1, EvaluateEvery = 1, BatchSize = 64, Seed = 1 };
+        var encoder = new SequenceModelTrainer(modelConfig).Train(data, split).Model;
+        var users = Enumerable.Range(0, data.UserCount).Where(u => data.Sequences[u].Length > 0).ToList();
+        var truth = new SessionEnvironment(world, world.UsersAfterHistory(), data, users, new RewardConfig());
+        SlatePolicyFunction randomSlates = (state, random) =>
+            Enumerable.Range(1, data.ItemCount).Where(i => !state.History.Contains(i)).OrderBy(_ => random.Next()).Take(5).Select(i => (long)i).ToList();
+        var unanswered = LearnedSessionEnvironment.Record(truth, randomSlates, 100, 10, new Random(6))
+            .SelectMany(s => s).Select(step => step with { Chosen = null, Engagement = null, Left = false }).ToList();
+        var simulator = new LearnedUserSimulator(new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures), data, split, new SimulatorConfig { Steps = 50 });
+        simulator.Fit(unanswered[..80], engagement: false);
+
+        var fidelity = simulator.Fidelity(unanswered[80..], unanswered[..80]);
+
+        var written = fidelity.ToJsonString(); // throws on NaN or infinity
+        Assert.Contains("\"click_auc\":null", written, StringComparison.Ordinal);
+        Assert.True(double.IsFinite((double)fidelity["log_likelihood_per_decision"]!));
+        Assert.True((double)fidelity["baseline_log_likelihood_per_decision"]! < 0);
+    }
+
     /// <summary>The reward model of the doubly robust estimate: for each slate, the mean reward of the simulator's own sampled answers.</summary>
     [Fact]
     public void Its_expected_reward_of_a_slate_is_what_its_sampled_answers_earn_on_average()

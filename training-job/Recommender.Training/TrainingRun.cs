@@ -93,12 +93,10 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         $"{r.Model,-16} test HR@10 {r.All.HitRate:F4}  NDCG@10 {r.All.Ndcg:F4}  full HR@10 {r.All.FullHitRate:F4}  full NDCG@10 {r.All.FullNdcg:F4}  " +
         $"cold users ({r.ColdUsers.Users}) NDCG@10 {r.ColdUsers.Ndcg:F4}  [{r.All.Users:N0} users, {r.Seconds:F1} s]";
 
-    // A slice with no users has no metric: null, not NaN (which JSON cannot hold).
-    private static double? Finite(double x) => double.IsFinite(x) ? x : null;
 
     private static JsonObject Set(MetricSet m) => new()
     {
-        ["hr@10"] = Finite(m.HitRate), ["ndcg@10"] = Finite(m.Ndcg), ["hr@10_full"] = Finite(m.FullHitRate), ["ndcg@10_full"] = Finite(m.FullNdcg), ["users"] = m.Users,
+        ["hr@10"] = JsonNumbers.Finite(m.HitRate), ["ndcg@10"] = JsonNumbers.Finite(m.Ndcg), ["hr@10_full"] = JsonNumbers.Finite(m.FullHitRate), ["ndcg@10_full"] = JsonNumbers.Finite(m.FullNdcg), ["users"] = m.Users,
     };
 
     private JsonObject Metrics(InteractionDataset data, EvaluationResult model, IEnumerable<EvaluationResult> baselines, TrainingOutcome outcome)
@@ -106,12 +104,12 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         var metrics = new JsonObject
         {
             ["model"] = model.Model,
-            ["hr@10"] = Finite(model.All.HitRate),
-            ["ndcg@10"] = Finite(model.All.Ndcg),
-            ["hr@10_full"] = Finite(model.All.FullHitRate),
-            ["ndcg@10_full"] = Finite(model.All.FullNdcg),
-            ["cold_users.hr@10"] = Finite(model.ColdUsers.HitRate),
-            ["cold_users.ndcg@10"] = Finite(model.ColdUsers.Ndcg),
+            ["hr@10"] = JsonNumbers.Finite(model.All.HitRate),
+            ["ndcg@10"] = JsonNumbers.Finite(model.All.Ndcg),
+            ["hr@10_full"] = JsonNumbers.Finite(model.All.FullHitRate),
+            ["ndcg@10_full"] = JsonNumbers.Finite(model.All.FullNdcg),
+            ["cold_users.hr@10"] = JsonNumbers.Finite(model.ColdUsers.HitRate),
+            ["cold_users.ndcg@10"] = JsonNumbers.Finite(model.ColdUsers.Ndcg),
             ["cold_users.count"] = model.ColdUsers.Users,
             ["train_seconds"] = Math.Round(outcome.TrainSeconds, 1),
             ["sequences_per_second"] = Math.Round(outcome.SequencesPerSecond),
@@ -124,7 +122,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             ["baselines"] = new JsonObject(baselines.Select(r => KeyValuePair.Create(r.Model, (JsonNode?)Set(r.All)))),
             ["curve"] = new JsonArray(outcome.Curve.Select(e => (JsonNode)new JsonObject
             {
-                ["epoch"] = e.Epoch, ["loss"] = Finite(Math.Round(e.Loss, 5)), ["seconds"] = Math.Round(e.Seconds, 2),
+                ["epoch"] = e.Epoch, ["loss"] = JsonNumbers.Finite(Math.Round(e.Loss, 5)), ["seconds"] = Math.Round(e.Seconds, 2),
                 ["valid_ndcg@10"] = e.ValidationNdcg, ["valid_hr@10"] = e.ValidationHitRate,
             }).ToArray()),
         };

@@ -234,12 +234,15 @@ public sealed class LearnedUserSimulator
         var probabilities = ResponseLogits(Features(heldOut.Select(l => l.State).ToList(), heldOut.Select(l => l.Slate).ToList()), _response)
             .softmax(1).to(ScalarType.Float64);
         var rows = Enumerable.Range(0, heldOut.Count).Select(i => probabilities[i].data<double>().ToArray()).ToArray();
-        var clickRate = fitted.Average(l => l.Chosen is null ? 0.0 : 1.0);
+        // The baseline's click rate with one pseudo-click and one pseudo-skip (Laplace): logs with no click at all, or only
+        // clicks, still give a finite likelihood; probabilities are clipped as log loss clips them, for the same reason.
+        var clickRate = (fitted.Count(l => l.Chosen is not null) + 1.0) / (fitted.Count + 2.0);
+        const double floor = 1e-12;
         double modelLogLikelihood = 0, baselineLogLikelihood = 0;
         for (var i = 0; i < heldOut.Count; i++)
         {
             var slot = heldOut[i].Chosen ?? slateSize;
-            modelLogLikelihood += Math.Log(rows[i][slot]);
+            modelLogLikelihood += Math.Log(Math.Max(rows[i][slot], floor));
             baselineLogLikelihood += Math.Log(slot == slateSize ? 1 - clickRate : clickRate / slateSize);
         }
         var predictedClick = rows.Select(r => 1 - r[slateSize]).ToArray();
@@ -253,10 +256,10 @@ public sealed class LearnedUserSimulator
             ["baseline_log_likelihood_per_decision"] = baselineLogLikelihood / heldOut.Count,
             ["click_rate_observed"] = clicked.Average(c => c ? 1.0 : 0.0),
             ["click_rate_predicted"] = predictedClick.Average(),
-            ["click_auc"] = Auc(predictedClick, clicked),
+            ["click_auc"] = JsonNumbers.Finite(Auc(predictedClick, clicked)), // null when the held-out decisions are all clicks or all skips
             ["leave_rate_observed"] = left.Average(l => l ? 1.0 : 0.0),
             ["leave_rate_predicted"] = predictedLeave.Average(),
-            ["leave_auc"] = Auc(predictedLeave, left),
+            ["leave_auc"] = JsonNumbers.Finite(Auc(predictedLeave, left)),
             ["response_weights"] = new JsonObject { ["affinity"] = response[0], ["repeats"] = response[1], ["log_popularity"] = response[2], ["bias"] = response[3] },
             ["leave_weights"] = new JsonObject { ["bias"] = leave[0], ["clicked"] = leave[1], ["recent_clicks"] = leave[2] },
             // The content tokens whose picks the leave model finds most telling, either way.

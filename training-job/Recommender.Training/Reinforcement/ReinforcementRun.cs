@@ -167,11 +167,11 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         if (frontier.Count > 0)
             metrics["rl.kl_frontier"] = new JsonArray(frontier.Select(p => (JsonNode)new JsonObject
             {
-                ["beta"] = p.Beta, ["return"] = Finite(p.Score.Return.Mean), ["return_ci95"] = Finite(p.Score.Return.HalfWidth),
-                ["return_gain_over_greedy"] = Finite(p.ReturnGain),
-                ["hr@10"] = p.Offline.All.HitRate, ["ndcg@10"] = p.Offline.All.Ndcg, ["hr@10_change"] = Finite(p.HitRateChange),
-                ["hr@10_honest_targets"] = p.OfflineHonest?.All.HitRate, ["kl_to_pretrained"] = Finite(p.KlToReference),
-                ["ope_truth"] = Finite(p.OpeTruth.Mean), ["ope_dr"] = Finite(p.OpeDoublyRobust.Mean), ["ope_dr_ci95"] = Finite(p.OpeDoublyRobust.HalfWidth),
+                ["beta"] = p.Beta, ["return"] = JsonNumbers.Finite(p.Score.Return.Mean), ["return_ci95"] = JsonNumbers.Finite(p.Score.Return.HalfWidth),
+                ["return_gain_over_greedy"] = JsonNumbers.Finite(p.ReturnGain),
+                ["hr@10"] = p.Offline.All.HitRate, ["ndcg@10"] = p.Offline.All.Ndcg, ["hr@10_change"] = JsonNumbers.Finite(p.HitRateChange),
+                ["hr@10_honest_targets"] = p.OfflineHonest?.All.HitRate, ["kl_to_pretrained"] = JsonNumbers.Finite(p.KlToReference),
+                ["ope_truth"] = JsonNumbers.Finite(p.OpeTruth.Mean), ["ope_dr"] = JsonNumbers.Finite(p.OpeDoublyRobust.Mean), ["ope_dr_ci95"] = JsonNumbers.Finite(p.OpeDoublyRobust.HalfWidth),
             }).ToArray());
         if (honestTargets is not null)
             metrics["rl.offline_honest_targets"] = honestTargets;
@@ -186,8 +186,6 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         return (metrics, Report(scores, offlinePpo, offlineGreedy, ope, ppoCurve, a2cCurve, simulatedCurve, fidelity, frontier, greedyHonest));
 
         PolicyScore Of(string name) => scores.Single(p => p.Policy == name);
-        // JSON has no NaN or infinity: an interval over one seed, or a ratio to 0, is written as null.
-        static double? Finite(double value) => double.IsFinite(value) ? value : null;
 
         PolicyScore Judge(string name, SlatePolicyFunction policy, IReadOnlyList<int> who, Func<ISlateEnvironment<SessionState>>? environment = null)
         {

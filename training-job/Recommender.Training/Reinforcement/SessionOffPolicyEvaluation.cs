@@ -33,15 +33,13 @@ public sealed record SessionValueEstimates(
 {
     public JsonObject ToJson() => new()
     {
-        ["dr"] = Json(DoublyRobust), ["dr_unclipped"] = Json(DoublyRobustUnclipped), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = Finite(Snips), ["logged"] = Json(Logged),
-        ["ess"] = Finite(EffectiveSampleSize), ["ess_unclipped"] = Finite(EffectiveSampleSizeUnclipped), ["ess_share"] = Decisions == 0 ? null : Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = Finite(MeanWeight),
-        ["trajectory_ess"] = Finite(TrajectoryEffectiveSampleSize), ["sessions"] = Sessions, ["decisions"] = Decisions,
-        ["weight_quantiles"] = WeightQuantiles is null ? null : new JsonObject(new[] { "p10", "p50", "p90", "p99", "max" }.Zip(WeightQuantiles, (name, w) => KeyValuePair.Create(name, (JsonNode?)Finite(w)))),
+        ["dr"] = Json(DoublyRobust), ["dr_unclipped"] = Json(DoublyRobustUnclipped), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = JsonNumbers.Finite(Snips), ["logged"] = Json(Logged),
+        ["ess"] = JsonNumbers.Finite(EffectiveSampleSize), ["ess_unclipped"] = JsonNumbers.Finite(EffectiveSampleSizeUnclipped), ["ess_share"] = Decisions == 0 ? null : JsonNumbers.Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = JsonNumbers.Finite(MeanWeight),
+        ["trajectory_ess"] = JsonNumbers.Finite(TrajectoryEffectiveSampleSize), ["sessions"] = Sessions, ["decisions"] = Decisions,
+        ["weight_quantiles"] = WeightQuantiles is null ? null : new JsonObject(new[] { "p10", "p50", "p90", "p99", "max" }.Zip(WeightQuantiles, (name, w) => KeyValuePair.Create(name, (JsonNode?)JsonNumbers.Finite(w)))),
     };
 
-    private static JsonObject Json(Estimate e) => new() { ["mean"] = Finite(e.Mean), ["ci95"] = Finite(e.HalfWidth), ["n"] = e.Samples };
-
-    private static double? Finite(double x) => double.IsFinite(x) ? x : null;
+    private static JsonObject Json(Estimate e) => new() { ["mean"] = JsonNumbers.Finite(e.Mean), ["ci95"] = JsonNumbers.Finite(e.HalfWidth), ["n"] = e.Samples };
 }
 
 /// <summary>
