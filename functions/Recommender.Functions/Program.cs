@@ -13,6 +13,8 @@ using Recommender.Ingestion;
 // in Azure, AzureWebJobsStorage__accountName with the app's managed identity.
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
+// Storage down past the SDK's retries: 503 with Retry-After in the route's error shape, not a 500.
+builder.UseMiddleware<StorageUnavailableMiddleware>();
 
 // Telemetry: the host's and the worker's traces and logs, and the Recommender meter (ingest rate, dead
 // letters, recommendation latency by path and model version, rewards, training verdicts), to Application

@@ -29,6 +29,8 @@ public sealed class TrainingApi(RetrainingTrigger trigger, ServingServices servi
         {
             var conflict = ProblemResults.Create(StatusCodes.Status409Conflict, "A retraining run is in progress",
                 $"run {start.InstanceId} is in progress or started since this request; its status is at {statusUri}");
+            // A client follows the run it collided with, as it would its own.
+            ((ProblemDetails)conflict.Value!).Extensions["instanceId"] = start.InstanceId;
             return conflict;
         }
         return new AcceptedResult(statusUri, new { instanceId = start.InstanceId, statusUri });

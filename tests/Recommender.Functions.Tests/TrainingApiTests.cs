@@ -68,6 +68,8 @@ public sealed class TrainingApiTests
         var second = Assert.IsType<ObjectResult>(await api.Start(request, host.Client, default));
 
         Assert.Equal(StatusCodes.Status409Conflict, second.StatusCode);
-        Assert.Contains(first.Location!.Split('/')[^1], ((ProblemDetails)second.Value!).Detail, StringComparison.Ordinal);
+        var problem = (ProblemDetails)second.Value!;
+        Assert.Contains(first.Location!.Split('/')[^1], problem.Detail, StringComparison.Ordinal);
+        Assert.Equal(first.Location!.Split('/')[^1], problem.Extensions["instanceId"]);
     }
 }
