@@ -16,7 +16,7 @@ namespace Recommender.Functions;
 /// <remarks>
 /// Settings: <c>AzureWebJobsStorage</c> (or <c>AzureWebJobsStorage__accountName</c>, with the app's identity);
 /// <c>Storage:Namespace</c> (a tag on every container and table, for a product of its own in a shared account);
-/// <c>ModelContainer</c>; <c>Serving:Sinks:*</c> (<see cref="BatchingSinkOptions"/>); <c>Personalizer:SubscriptionKeys</c>;
+/// <c>ModelContainer</c>; <c>Serving:Sinks:*</c> (<see cref="BatchingSinkOptions"/>); <c>Purge:*</c> (<see cref="UserDataPurgeOptions"/>); <c>Personalizer:SubscriptionKeys</c>;
 /// <c>TrainingJob:*</c> and <c>Retraining:*</c> (<see cref="RetrainingConfiguration"/>).
 /// </remarks>
 public static class RecommenderComposition
@@ -28,10 +28,14 @@ public static class RecommenderComposition
         var layout = string.IsNullOrEmpty(tag) ? StorageLayout.Default : StorageLayout.Default.WithNamespace(tag);
         var modelContainer = configuration["ModelContainer"] ?? (string.IsNullOrEmpty(tag) ? "models" : "models-" + tag);
         var rankEventTable = string.IsNullOrEmpty(tag) ? "RankEvents" : "RankEvents" + tag;
+        // Storage:FaultInjection=true: outages and latency on demand in every storage request (the soak benchmark's host only).
+        var faults = configuration.GetValue<bool>("Storage:FaultInjection") ? new InjectedStorageFaults() : null;
+        if (faults is not null)
+            services.AddSingleton(faults);
 
         services.AddSingleton(_ =>
         {
-            var ingestion = IngestionServices.Connect(storage, layout);
+            var ingestion = IngestionServices.Connect(storage, layout, faults);
             ingestion.EnsureCreatedAsync().GetAwaiter().GetResult();
             return ingestion;
         });
@@ -39,7 +43,8 @@ public static class RecommenderComposition
         services.AddSingleton(sp =>
         {
             var serving = ServingServices.Connect(storage, sp.GetRequiredService<IngestionServices>(), modelContainer, rankEventTable,
-                sp.GetRequiredService<ILoggerFactory>(), configuration.GetSection("Serving:Sinks").Get<BatchingSinkOptions>());
+                sp.GetRequiredService<ILoggerFactory>(), configuration.GetSection("Serving:Sinks").Get<BatchingSinkOptions>(),
+                configuration.GetSection("Purge").Get<UserDataPurgeOptions>(), faults);
             serving.EnsureCreatedAsync().GetAwaiter().GetResult();
             return serving;
         });

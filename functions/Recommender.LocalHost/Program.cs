@@ -30,7 +30,26 @@ builder.Services.AddHostedService(sp => new PeriodicWork(TimeSpan.FromSeconds(5)
 builder.Services.AddHostedService(sp => new PeriodicWork(TimeSpan.FromMinutes(15), ct => sp.GetRequiredService<ServingServices>().PurgeDeletedUsersAsync(ct)));
 
 var app = builder.Build();
+// As the Functions app's StorageUnavailableMiddleware: storage down past the SDK's retries is a 503, not a 500.
+app.Use(async (http, next) =>
+{
+    try
+    {
+        await next(http);
+    }
+    catch (Exception ex) when (StorageUnavailable.Answers(http, ex))
+    {
+        await StorageUnavailable.WriteAsync(http);
+    }
+});
 app.MapFunctions(routes);
+// With Storage:FaultInjection=true (the soak benchmark): POST /_faults/outage?seconds=5, POST /_faults/latency?ms=50&seconds=10.
+if (app.Services.GetService<Recommender.Ingestion.InjectedStorageFaults>() is { } faults)
+{
+    app.MapPost("/_faults/outage", (double seconds) => { faults.StartOutage(TimeSpan.FromSeconds(seconds)); return Results.NoContent(); });
+    app.MapPost("/_faults/latency", (int ms, double seconds) => { faults.AddLatency(TimeSpan.FromMilliseconds(ms), TimeSpan.FromSeconds(seconds)); return Results.NoContent(); });
+    app.MapGet("/_faults", () => Results.Json(new { failedRequests = faults.FailedRequests, delayedRequests = faults.DelayedRequests }));
+}
 var index = "serverless recommender (local host):\n" + string.Concat(routes.Select(r => $"  {r.Method,-6} /{r.Template}\n"));
 app.MapGet("/", () => Results.Text(index));
 app.Run();

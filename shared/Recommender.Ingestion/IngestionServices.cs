@@ -30,9 +30,9 @@ public sealed class IngestionServices
     }
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
-    public static IngestionServices Connect(string storage, StorageLayout? layout = null)
+    public static IngestionServices Connect(string storage, StorageLayout? layout = null, Azure.Core.Pipeline.HttpPipelinePolicy? policy = null)
     {
-        var account = StorageAccount.Connect(storage);
+        var account = StorageAccount.Connect(storage, policy: policy);
         return new(account.Blobs, account.Tables, layout);
     }
 

@@ -72,10 +72,10 @@ public sealed class ServingServices : IAsyncDisposable
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
     public static ServingServices Connect(string storage, IngestionServices ingestion, string modelContainer = "models", string rankEventTable = "RankEvents",
-        ILoggerFactory? logs = null, BatchingSinkOptions? sinks = null)
+        ILoggerFactory? logs = null, BatchingSinkOptions? sinks = null, UserDataPurgeOptions? purge = null, Azure.Core.Pipeline.HttpPipelinePolicy? policy = null)
     {
-        var account = StorageAccount.Connect(storage);
-        return new(ingestion, account.Blobs.GetBlobContainerClient(modelContainer), account.Tables.GetTableClient(rankEventTable), logs: logs, sinks: sinks);
+        var account = StorageAccount.Connect(storage, policy: policy);
+        return new(ingestion, account.Blobs.GetBlobContainerClient(modelContainer), account.Tables.GetTableClient(rankEventTable), logs: logs, sinks: sinks, purge: purge);
     }
 
     /// <summary>The impressions of every served slate (recommendations and Personalizer's ranks), on their way into the event log.</summary>

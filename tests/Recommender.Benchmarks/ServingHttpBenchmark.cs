@@ -30,7 +30,9 @@ internal static class ServingHttpBenchmark
         var items = manifest.ItemIds.Count - 1;
 
         var startedAt = DateTimeOffset.UtcNow;
-        var (host, url) = await StartHostAsync(storage, outDir);
+        await using var host = await LocalHostProcess.StartAsync(["--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage],
+            Path.GetFullPath(Path.Combine(outDir, "serving-http-host.log")));
+        var url = host.Url;
         var routes = new JsonObject();
         long shown = 0;
         try
@@ -50,8 +52,8 @@ internal static class ServingHttpBenchmark
         }
         finally
         {
-            routes["host_peak_rss_mb"] = PeakRssMegabytes(host);
-            await StopAsync(host);
+            routes["host_peak_rss_mb"] = host.PeakRssMegabytes();
+            await host.StopAsync();
         }
 
         var logged = await ImpressionsWrittenSinceAsync(ingestion, startedAt);
@@ -93,38 +95,6 @@ internal static class ServingHttpBenchmark
             throw new InvalidOperationException("wrk could not be installed (Debian package wrk; as root: apt-get install -y wrk)");
     }
 
-    private static async Task<(Process Host, Uri Url)> StartHostAsync(string storage, string outDir)
-    {
-        var hostDll = Path.GetFullPath("functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll");
-        if (!File.Exists(hostDll))
-            throw new FileNotFoundException($"build the local host first: dotnet build -c Release functions/Recommender.LocalHost ({hostDll} is missing)");
-        var url = new Uri($"http://127.0.0.1:{7100 + Random.Shared.Next(800)}");
-        var log = Path.GetFullPath(Path.Combine(outDir, "serving-http-host.log"));
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { hostDll, "--urls", url.ToString(), "--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage,
-            "--TrainingJob:Launcher", "local", "--TrainingJob:Command", "dotnet training-job.dll" })
-            start.ArgumentList.Add(argument);
-        var process = Process.Start(start)!;
-        var writer = new StreamWriter(log) { AutoFlush = true };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        using var probe = new HttpClient { BaseAddress = url };
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                (await probe.GetAsync("/")).EnsureSuccessStatusCode();
-                return (process, url);
-            }
-            catch (HttpRequestException) when (attempt < 300 && !process.HasExited)
-            {
-                await Task.Delay(200);
-            }
-        }
-    }
-
     private static async Task<JsonObject> WrkAsync(Uri url, string script, int connections, int seconds, Dictionary<string, string> environment)
     {
         var scripts = Path.GetFullPath("tests/Recommender.Benchmarks/wrk");
@@ -140,34 +110,6 @@ internal static class ServingHttpBenchmark
         await wrk.WaitForExitAsync();
         var line = output.Split('\n').LastOrDefault(l => l.StartsWith('{')) ?? throw new InvalidOperationException($"wrk printed no summary: {output} {errors}");
         return JsonNode.Parse(line)!.AsObject();
-    }
-
-    private static double? PeakRssMegabytes(Process host)
-    {
-        var status = $"/proc/{host.Id}/status";
-        if (host.HasExited || !File.Exists(status))
-            return null;
-        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? null : Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0);
-    }
-
-    /// <summary>Stops the host as a platform does (SIGTERM), so that it flushes what its sinks hold.</summary>
-    private static async Task StopAsync(Process host)
-    {
-        if (host.HasExited)
-            return;
-        using (var kill = Process.Start("kill", ["-TERM", host.Id.ToString(CultureInfo.InvariantCulture)]))
-            await kill.WaitForExitAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await host.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            host.Kill(entireProcessTree: true);
-            throw new InvalidOperationException("the host did not stop within 60 s of SIGTERM");
-        }
     }
 
     private static async Task<long> ImpressionsWrittenSinceAsync(IngestionServices ingestion, DateTimeOffset since)
