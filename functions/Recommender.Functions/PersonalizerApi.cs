@@ -16,10 +16,12 @@ namespace Recommender.Functions;
 /// (a Personalizer client sends no function key) and check <c>Ocp-Apim-Subscription-Key</c> themselves
 /// (<see cref="SubscriptionKeys"/>); the product's paths keep the host's function keys.
 /// </summary>
-public sealed class PersonalizerApi(PersonalizerService personalizer, PersonalizerLog log, PersonalizerEvaluations evaluations, SubscriptionKeys keys)
+public sealed class PersonalizerApi(PersonalizerService personalizer, PersonalizerLog log, PersonalizerEvaluations evaluations, PersonalizerLearningMetrics learningMetrics, SubscriptionKeys keys)
 {
     private const int MaxBodyBytes = 256 * 1024;
     private const string Base = "personalizer/v1.0/";
+    /// <summary>The multi-slot operations exist only in v1.1-preview.1, on its base path.</summary>
+    private const string PreviewBase = "personalizer/v1.1-preview.1/";
     private PersonalizerStore Store => personalizer.Store;
 
     [Function("Rank")]
@@ -192,6 +194,57 @@ public sealed class PersonalizerApi(PersonalizerService personalizer, Personaliz
             return denied;
         await evaluations.DeleteAsync(evaluationId, ct);
         return new StatusCodeResult(StatusCodes.Status204NoContent);
+    }
+
+    [Function("PersonalizerMultiSlotRank")]
+    public async Task<IActionResult> MultiSlotRank([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = PreviewBase + "multislot/rank")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        var (body, invalid) = await ReadAsync(request, PersonalizerMultiSlotJsonContext.Default.MultiSlotRankRequest, Errors.Personalizer, ct);
+        if (invalid is not null)
+            return invalid;
+        return await Map(async () => Json(await personalizer.RankMultiSlotAsync(body!, ct), PersonalizerMultiSlotJsonContext.Default.MultiSlotRankResponse, StatusCodes.Status201Created), Errors.Personalizer);
+    }
+
+    [Function("PersonalizerMultiSlotReward")]
+    public async Task<IActionResult> MultiSlotReward([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = PreviewBase + "multislot/events/{eventId}/reward")] HttpRequest request, string eventId, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        var (body, invalid) = await ReadAsync(request, PersonalizerMultiSlotJsonContext.Default.MultiSlotRewardRequest, Errors.Personalizer, ct);
+        if (invalid is not null)
+            return invalid;
+        return await Map(async () =>
+        {
+            await personalizer.RewardMultiSlotAsync(eventId, body!, ct);
+            return new StatusCodeResult(StatusCodes.Status204NoContent);
+        }, Errors.Personalizer);
+    }
+
+    [Function("PersonalizerMultiSlotActivate")]
+    public async Task<IActionResult> MultiSlotActivate([HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = PreviewBase + "multislot/events/{eventId}/activate")] HttpRequest request, string eventId, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        return await Map(async () =>
+        {
+            await personalizer.ActivateMultiSlotAsync(eventId, ct);
+            return new StatusCodeResult(StatusCodes.Status204NoContent);
+        }, Errors.Personalizer);
+    }
+
+    [Function("PersonalizerGetLearningMetrics")]
+    public async Task<IActionResult> GetLearningMetrics([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "metrics/learning")] HttpRequest request, CancellationToken ct)
+    {
+        if (Unauthorized(request) is { } denied)
+            return denied;
+        var q = request.Query;
+        var (query, invalid) = LearningMetricsQuery.Parse(q["StartDate"].FirstOrDefault(), q["EndDate"].FirstOrDefault(), q["AggregationInterval"].FirstOrDefault(),
+            q["NumberOfRecentEvents"].FirstOrDefault(), q["AggregationEventCount"].FirstOrDefault());
+        if (invalid is not null)
+            return Errors.Personalizer(StatusCodes.Status400BadRequest, invalid);
+        return Json(await learningMetrics.GetAsync(query!, ct), PersonalizerMetricsJsonContext.Default.ListListLearningMetric);
     }
 
     /// <summary>A Personalizer path's key check: 401 in the spec's error shape unless <see cref="SubscriptionKeys"/> allows the request's key.</summary>

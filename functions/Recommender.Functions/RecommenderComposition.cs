@@ -54,6 +54,7 @@ public static class RecommenderComposition
         services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLearner);
         services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLog);
         services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerEvaluations);
+        services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().PersonalizerLearningMetrics);
         services.AddSingleton(sp => sp.GetRequiredService<ServingServices>().Registry);
         // Personalizer's keys: in Azure a Key Vault reference (infra/resources.bicep); unset is development mode.
         services.AddSingleton(sp =>

@@ -33,6 +33,7 @@ public sealed class ServingServices : IAsyncDisposable
         PersonalizerLearner = new PersonalizerLearner(PersonalizerState, Ranks, time);
         PersonalizerLog = new PersonalizerLog(Ranks);
         PersonalizerEvaluations = new PersonalizerEvaluations(models, Ranks, PersonalizerState, time);
+        PersonalizerLearningMetrics = new PersonalizerLearningMetrics(PersonalizerState, Ranks, time);
         // Snapshots before the registry: the registry marks the models trained on the snapshots the purge deleted.
         _purge = new UserDataPurge(ingestion.Tombstones, [.. ingestion.UserDataHolders, Ranks, Registry], ingestion.Locks, purge, time,
             logs?.CreateLogger("Recommender.Purge"));
@@ -108,6 +109,7 @@ public sealed class ServingServices : IAsyncDisposable
     public PersonalizerLearner PersonalizerLearner { get; }
     public PersonalizerLog PersonalizerLog { get; }
     public PersonalizerEvaluations PersonalizerEvaluations { get; }
+    public PersonalizerLearningMetrics PersonalizerLearningMetrics { get; }
 
     /// <summary>Creates the model container and the rank-event table; safe to call at every start.</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)

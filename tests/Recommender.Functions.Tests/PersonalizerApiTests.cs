@@ -32,7 +32,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         var serving = _serving = await ServingFixture.CreateAsync(services);
         await serving.PersonalizerState.SetConfigurationAsync(new PersonalizerConfiguration { ExplorationPercentage = explorationPercentage });
         await RunPublisher.PublishAsync(serving.Registry, run.Directory, "v1", "test", promote: true);
-        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null)), services);
+        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null)), services);
     }
 
     private const string RankBody = """

@@ -14,13 +14,17 @@ namespace Recommender.Functions.Tests;
 /// <summary>
 /// Personalizer's official examples (<c>../shared/personalizer-api</c>), each sent to the API as the spec's clients
 /// send it: the status must be the example's, and the body must match the operation's response schema in the spec
-/// (required properties present, no property the schema lacks, each of the schema's type). Bodies are validated against
-/// stable v1.1, which holds every v1.0 operation on the same base path.
+/// (required properties present, no property the schema lacks, each of the schema's type). Stable bodies are validated
+/// against stable v1.1, which holds every v1.0 operation on the same base path; the multi-slot ones against
+/// v1.1-preview.1.
 /// </summary>
 public sealed class PersonalizerContractTests
 {
     private static readonly string SpecRoot = SharedData.Beside("personalizer-api");
-    private static readonly JsonNode Spec = JsonNode.Parse(File.ReadAllText(Path.Combine(SpecRoot, "stable", "v1.1", "Personalizer.json")))!;
+    private static readonly JsonNode Spec = LoadSpec("stable/v1.1");
+    private static readonly JsonNode PreviewSpec = LoadSpec("preview/v1.1-preview.1");
+
+    private static JsonNode LoadSpec(string version) => JsonNode.Parse(File.ReadAllText(Path.Combine(SpecRoot, version, "Personalizer.json")))!;
 
     /// <summary>The operations built so far, by the example's file name: the method and path of each in the spec.</summary>
     private static readonly Dictionary<string, (string Method, string Path)> Operations = new()
@@ -42,14 +46,18 @@ public sealed class PersonalizerContractTests
         ["Evaluations_Get"] = ("get", "/evaluations/{evaluationId}"),
         ["Evaluations_List"] = ("get", "/evaluations"),
         ["Evaluations_Delete"] = ("delete", "/evaluations/{evaluationId}"),
+        ["LearningMetrics_Get"] = ("get", "/metrics/learning"),
+        ["MultiSlot_Rank"] = ("post", "/multislot/rank"),
+        ["MultiSlotEvents_Reward"] = ("post", "/multislot/events/{eventId}/reward"),
+        ["MultiSlotEvents_Activate"] = ("post", "/multislot/events/{eventId}/activate"),
     };
 
     public static TheoryData<string> Examples()
     {
         var data = new TheoryData<string>();
-        foreach (var version in new[] { "v1.0", "v1.1" })
+        foreach (var version in new[] { "stable/v1.0", "stable/v1.1", "preview/v1.1-preview.1" })
         {
-            foreach (var file in Directory.GetFiles(Path.Combine(SpecRoot, "stable", version, "examples")).Order(StringComparer.Ordinal))
+            foreach (var file in Directory.GetFiles(Path.Combine(SpecRoot, version, "examples")).Order(StringComparer.Ordinal))
             {
                 if (Operations.ContainsKey(Path.GetFileNameWithoutExtension(file)))
                     data.Add(Path.Combine(version, Path.GetFileName(file)));
@@ -63,16 +71,19 @@ public sealed class PersonalizerContractTests
     public async Task Every_example_of_the_spec_answers_with_its_status_and_a_body_its_schema_accepts(string example)
     {
         var (version, file) = (Path.GetDirectoryName(example)!, Path.GetFileName(example));
-        var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", version, "examples", file)))!;
+        var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, version, "examples", file)))!;
+        var spec = version.StartsWith("preview", StringComparison.Ordinal) ? PreviewSpec : Spec;
         var (method, path) = Operations[Path.GetFileNameWithoutExtension(file)];
         var parameters = document["parameters"]!.AsObject();
-        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy" or "evaluation").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
+        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy" or "evaluation" or "body").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
         var eventId = (string?)parameters["eventId"];
         var expected = int.Parse(document["responses"]!.AsObject().Single().Key);
 
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
-        if (eventId is not null)
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null));
+        if (eventId is not null && path.StartsWith("/multislot", StringComparison.Ordinal))
+            await api.MultiSlotRank(Request("POST", $$"""{"actions": [{"id": "a"}, {"id": "b"}], "slots": [{"id": "Heroposition", "baselineAction": "a"}, {"id": "SideBar", "baselineAction": "b"}], "eventId": "{{eventId}}"}"""), default);
+        else if (eventId is not null)
             await api.PersonalizerRank(Request("POST", $$"""{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "{{eventId}}"}"""), default);
         var evaluationId = (string?)parameters["evaluationId"];
         if (path == "/evaluations/{evaluationId}" && method == "get")
@@ -81,8 +92,19 @@ public sealed class PersonalizerContractTests
             var created = await ExecuteAsync(await api.CreateEvaluation(Request("POST", """{"name": "e", "startTime": "2018-12-19T00:00:00Z", "endTime": "2019-01-19T00:00:00Z", "policies": []}"""), default));
             evaluationId = (string)JsonNode.Parse(created.Content)!["id"]!;
         }
+        if (path == "/metrics/learning")
+        {
+            // One rewarded event, so the answer has a window to validate (the reward is final at once: rewardAggregation earliest).
+            await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "m1"}"""), default);
+            await api.PersonalizerReward(Request("POST", """{"value": 1}"""), "m1", default);
+        }
+        // The metrics example's query values are placeholders ("id"), as its Endpoint is: the query is left out.
         var result = (method, path) switch
         {
+            ("get", "/metrics/learning") => await api.GetLearningMetrics(Request("GET"), default),
+            ("post", "/multislot/rank") => await api.MultiSlotRank(Request("POST", body), default),
+            ("post", "/multislot/events/{eventId}/reward") => await api.MultiSlotReward(Request("POST", body), eventId!, default),
+            ("post", "/multislot/events/{eventId}/activate") => await api.MultiSlotActivate(Request("POST", body), eventId!, default),
             ("post", "/evaluations") => await api.CreateEvaluation(Request("POST", body), default),
             ("get", "/evaluations/{evaluationId}") => await api.GetEvaluation(Request("GET"), evaluationId!, default),
             ("get", "/evaluations") => await api.ListEvaluations(Request("GET"), default),
@@ -105,19 +127,19 @@ public sealed class PersonalizerContractTests
         var (status, content, contentType) = await ExecuteAsync(result);
 
         Assert.Equal(expected, status);
-        var schema = Spec["paths"]![path]![method]!["responses"]![expected.ToString(System.Globalization.CultureInfo.InvariantCulture)]!["schema"];
+        var schema = spec["paths"]![path]![method]!["responses"]![expected.ToString(System.Globalization.CultureInfo.InvariantCulture)]!["schema"];
         if (schema is null)
         {
             Assert.Equal("", content);
             return;
         }
-        if ((string?)Resolve(schema)["type"] == "file")
+        if ((string?)Resolve(schema, spec)["type"] == "file")
         {
             Assert.Equal("application/octet-stream", contentType);
             return;
         }
         var problems = new List<string>();
-        Validate(JsonNode.Parse(content), schema, "$", problems);
+        Validate(JsonNode.Parse(content), schema, spec, "$", problems);
         Assert.True(problems.Count == 0, string.Join("; ", problems));
         // What PUT set comes back (lastConfigurationEditDate is the service's to set).
         if (method == "put" && path.StartsWith("/configurations", StringComparison.Ordinal))
@@ -134,7 +156,7 @@ public sealed class PersonalizerContractTests
     {
         var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, "stable", "v1.0", "examples", "Rank.json")))!;
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null));
 
         var (status, content, _) = await ExecuteAsync(await api.PersonalizerRank(Request("POST", document["parameters"]!["rankRequest"]!.ToJsonString()), default));
         var ranking = JsonNode.Parse(content)!["ranking"]!.AsArray();
@@ -150,7 +172,7 @@ public sealed class PersonalizerContractTests
     {
         var clock = new ManualClock(TestEvents.Start);
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null));
         await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "e1"}"""), default);
         clock.Advance(TimeSpan.FromHours(3));
         await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "eventId": "e2"}"""), default);
@@ -171,7 +193,7 @@ public sealed class PersonalizerContractTests
     public async Task A_rank_with_every_action_excluded_answers_with_no_reward_action_and_teaches_nothing()
     {
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null));
 
         var (status, content, _) = await ExecuteAsync(await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}, {"id": "b"}], "excludedActions": ["a", "b"], "eventId": "none"}"""), default));
         var update = await serving.PersonalizerLearner.UpdateAsync(force: true);
@@ -192,7 +214,7 @@ public sealed class PersonalizerContractTests
     public async Task The_subscription_key_header_decides_who_may_call_the_personalizer_paths(string? configured, string? presented, int status)
     {
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(configured));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(configured));
         var request = Request("POST", """{"actions": [{"id": "a"}]}""");
         if (presented is not null)
             request.Headers[SubscriptionKeys.Header] = presented;
@@ -212,7 +234,7 @@ public sealed class PersonalizerContractTests
     public async Task Errors_on_personalizer_paths_have_the_spec_error_shape(string operation, string body, int status, string code)
     {
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
-        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null));
+        var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null));
         if (body.Contains("1.5", StringComparison.Ordinal))
             await api.PersonalizerRank(Request("POST", """{"actions": [{"id": "a"}], "eventId": "never-rewarded"}"""), default);
 
@@ -224,7 +246,7 @@ public sealed class PersonalizerContractTests
         Assert.Equal(status, actual);
         var error = JsonNode.Parse(content)!;
         var problems = new List<string>();
-        Validate(error, JsonNode.Parse("""{"$ref": "#/definitions/ErrorResponse"}""")!, "$", problems);
+        Validate(error, JsonNode.Parse("""{"$ref": "#/definitions/ErrorResponse"}""")!, Spec, "$", problems);
         Assert.Empty(problems);
         Assert.Equal(code, (string?)error["error"]!["code"]);
     }
@@ -256,18 +278,18 @@ public sealed class PersonalizerContractTests
             ? x.GetValue<double>() == y.GetValue<double>()
             : JsonNode.DeepEquals(a, b);
 
-    private static JsonNode Resolve(JsonNode schema)
+    private static JsonNode Resolve(JsonNode schema, JsonNode spec)
     {
         while (schema["$ref"] is { } reference)
-            schema = Spec["definitions"]![((string)reference!).Split('/')[^1]]!;
+            schema = spec["definitions"]![((string)reference!).Split('/')[^1]]!;
         if (schema["allOf"] is JsonArray all && all.Count == 1)
-            return Resolve(all[0]!);
+            return Resolve(all[0]!, spec);
         return schema;
     }
 
-    private static void Validate(JsonNode? value, JsonNode schema, string at, List<string> problems)
+    private static void Validate(JsonNode? value, JsonNode schema, JsonNode spec, string at, List<string> problems)
     {
-        schema = Resolve(schema);
+        schema = Resolve(schema, spec);
         var type = (string?)schema["type"] ?? (schema["properties"] is not null ? "object" : null);
         switch (type)
         {
@@ -281,14 +303,14 @@ public sealed class PersonalizerContractTests
                 foreach (var (name, child) in o)
                 {
                     if (properties?[name] is { } propertySchema)
-                        Validate(child, propertySchema, $"{at}.{name}", problems);
+                        Validate(child, propertySchema, spec, $"{at}.{name}", problems);
                     else if (properties is not null)
                         problems.Add($"{at}.{name} is not in the schema");
                 }
                 break;
             case "array" when value is JsonArray a:
                 for (var i = 0; i < a.Count; i++)
-                    Validate(a[i], schema["items"]!, $"{at}[{i}]", problems);
+                    Validate(a[i], schema["items"]!, spec, $"{at}[{i}]", problems);
                 break;
             case "string" when value is JsonValue v && v.GetValueKind() == JsonValueKind.String:
             case "number" when value is JsonValue n && n.GetValueKind() == JsonValueKind.Number:

@@ -65,7 +65,8 @@ public sealed record PersonalizerConfiguration
 
     private static TimeSpan Duration(string text) => TryDuration(text, out var value) ? value : throw new FormatException($"'{text}' is not a duration");
 
-    private static bool TryDuration(string? text, out TimeSpan value)
+    /// <summary>An ISO 8601 duration (PT10M) or a TimeSpan (00:10:00), as Personalizer's settings take them.</summary>
+    internal static bool TryDuration(string? text, out TimeSpan value)
     {
         value = default;
         if (string.IsNullOrWhiteSpace(text))
