@@ -31,7 +31,7 @@ public sealed class PersonalizerLearningTests
     {
         var clock = new ManualClock(TestEvents.Start);
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync(), time: clock);
-        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, SubscriptionKeys.From(null)), serving, clock);
+        return (new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null)), serving, clock);
     }
 
     private static async Task ConfigureAsync(PersonalizerApi api, string json)
@@ -210,5 +210,37 @@ public sealed class PersonalizerLearningTests
         Assert.Equal((true, 0), (update.Ran, update.Learned));
         Assert.Equal((0L, 0), (bandit.Events, bandit.Size));
         Assert.True(model.CreatedAt > TestEvents.Start);
+    }
+
+    [Fact]
+    public async Task An_update_reads_only_the_minutes_not_learned_yet_and_removes_them_once_learned()
+    {
+        var (api, serving, clock) = await FreshAsync();
+        await ConfigureAsync(api, """{"rewardWaitTime": "PT10M", "defaultReward": 0, "rewardAggregation": "earliest", "explorationPercentage": 0.2, "modelExportFrequency": "PT1M", "logRetentionDays": 7}""");
+        await PlayAsync(api, 20, seed: 3, "rewarded");
+        clock.Advance(TimeSpan.FromMinutes(11));
+        for (var n = 0; n < 5; n++)
+            await api.PersonalizerRank(Request("POST", RankBody(0, 0, $"waiting-{n}")), default);
+        async Task<int> LearningRowsAsync()
+        {
+            var rows = 0;
+            await foreach (var _ in serving.Ranks.Table.QueryAsync<Azure.Data.Tables.TableEntity>(Azure.Data.Tables.TableClient.CreateQueryFilter($"PartitionKey ge {RankEventTable.LearningPrefix} and PartitionKey lt {"n"}")))
+                rows++;
+            return rows;
+        }
+
+        var first = await serving.PersonalizerLearner.UpdateAsync(force: true);
+        var left = await LearningRowsAsync();
+        clock.Advance(TimeSpan.FromMinutes(11));
+        var second = await serving.PersonalizerLearner.UpdateAsync(force: true);
+        var third = await serving.PersonalizerLearner.UpdateAsync(force: true);
+
+        Assert.Equal(20, first.Learned);
+        Assert.Equal(5, left); // the waiting ranks' rows; the learned minutes are gone
+        Assert.Equal(5, second.Learned); // with the default reward, once the wait is over
+        Assert.Equal(0, third.Learned);
+        Assert.Equal(0, await LearningRowsAsync());
+        await serving.Ranks.FlushAsync();
+        Assert.NotNull(await serving.Ranks.GetAsync("rewarded-0")); // the records stay for rewards, evaluations and logs
     }
 }

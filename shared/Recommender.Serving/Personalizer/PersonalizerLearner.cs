@@ -11,8 +11,10 @@ namespace Recommender.Serving;
 /// An event is learned from once its reward is final: at once when <c>rewardAggregation</c> is <c>earliest</c> and a
 /// reward arrived (later ones do not change it), else when <c>rewardWaitTime</c> has passed since the rank, with the
 /// rewards summed or, with none, <c>defaultReward</c>. Ranks never activated (<c>deferActivation</c> and no Activate)
-/// were not shown and teach nothing. The model remembers the time before which every event was learned; events learned
-/// early are marked in the log, so no event is learned twice.
+/// were not shown and teach nothing. The model remembers the time before which every event was learned; an event
+/// learned early is removed from the learning rows, so no event is learned twice. It reads only the learning partitions of the minutes since then
+/// (<see cref="RankEventTable"/>), by key range, and deletes those behind the new watermark: its work follows the
+/// traffic since the last update, not the size of the log.
 /// </para>
 /// </summary>
 public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable ranks, TimeProvider? time = null)
@@ -37,28 +39,31 @@ public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable 
         var matureBefore = now - configuration.RewardWait;
         var earliest = configuration.RewardAggregation == PersonalizerConfiguration.Earliest;
         var since = model.LearnedBefore;
-        var events = new List<TableEntity>();
+        // The minutes not learned yet, by key range: the learning rows of their ranks, rewards, activations and marks.
         await ranks.FlushAsync(cancellationToken);
-        await foreach (var record in rankEvents.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"RankedAt ge {since}"), cancellationToken: cancellationToken))
-            events.Add(record);
+        var rows = new List<TableEntity>();
+        var window = TableClient.CreateQueryFilter($"PartitionKey ge {RankEventTable.LearningPartition(since)} and PartitionKey le {RankEventTable.LearningPartition(now)}");
+        await foreach (var row in rankEvents.QueryAsync<TableEntity>(window, cancellationToken: cancellationToken))
+            rows.Add(row);
+        var events = rows.GroupBy(r => r.GetString("EventId") ?? "").Select(LoggedEvent.From).OfType<LoggedEvent>().ToList();
         var ready = events
-            .Where(e => e.GetBoolean("Learned") != true)
-            .Where(e => e.GetDateTimeOffset("RankedAt") < matureBefore || (earliest && e.GetDouble("Reward") is not null))
-            .OrderBy(e => e.GetDateTimeOffset("RankedAt")).ThenBy(e => e.RowKey, StringComparer.Ordinal)
+            .Where(e => e.At >= since)
+            .Where(e => e.At < matureBefore || (earliest && e.Reward is not null))
+            .OrderBy(e => e.At).ThenBy(e => e.Rank.RowKey, StringComparer.Ordinal)
             .ToList();
 
         int learned = 0, dropped = 0;
         long apprenticeEvents = model.ApprenticeEvents, agreements = model.ApprenticeAgreements;
-        foreach (var record in ready)
+        foreach (var e in ready)
         {
-            if (record.GetBoolean("Activated") != true || record.GetString("Context") is not { } contextJson || record.GetString("Chosen") is not { } chosenJson)
+            if (!e.Activated)
             {
-                dropped++;
+                dropped++; // never shown: nothing to learn
                 continue;
             }
-            var context = JsonSerializer.Deserialize(contextJson, PersonalizerJsonContext.Default.ListFeature)!;
-            var chosen = JsonSerializer.Deserialize(chosenJson, PersonalizerJsonContext.Default.ListFeature)!;
-            if (configuration.Mode == LearningModes.Apprentice && record.GetString("Candidates") is { } candidatesJson)
+            var context = JsonSerializer.Deserialize(e.Rank.GetString("Context")!, PersonalizerJsonContext.Default.ListFeature)!;
+            var chosen = JsonSerializer.Deserialize(e.Rank.GetString("Chosen")!, PersonalizerJsonContext.Default.ListFeature)!;
+            if (configuration.Mode == LearningModes.Apprentice && e.Rank.GetString("Candidates") is { } candidatesJson)
             {
                 // Before learning this event: would the learned policy have chosen what the baseline did?
                 var candidates = JsonSerializer.Deserialize(candidatesJson, PersonalizerJsonContext.Default.ListListFeature)!;
@@ -67,7 +72,7 @@ public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable 
                 if (Array.IndexOf(predictions, predictions.Max()) == 0)
                     agreements++;
             }
-            bandit.Learn(context, chosen, record.GetDouble("Reward") ?? configuration.DefaultReward);
+            bandit.Learn(context, chosen, e.Reward ?? configuration.DefaultReward);
             learned++;
         }
 
@@ -82,19 +87,29 @@ public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable 
         };
         if (!await store.TrySetModelAsync(updated, etag, cancellationToken))
             return new Update(false, 0, 0, "another instance updated the model meanwhile");
-        // Marked after the model is saved: a crash between the two relearns these few events once, never loses them.
-        foreach (var record in ready.Where(e => e.GetDateTimeOffset("RankedAt") >= updated.LearnedBefore))
-        {
-            try
-            {
-                // Only the flag: a reward written meanwhile stays.
-                await rankEvents.UpdateEntityAsync(new TableEntity(record.PartitionKey, record.RowKey) { ["Learned"] = true }, ETag.All, TableUpdateMode.Merge, cancellationToken);
-            }
-            catch (RequestFailedException ex) when (ex.Status == 404)
-            {
-                // The log was deleted meanwhile.
-            }
-        }
+        // After the model is saved: a crash between the two relearns these few events once, never loses them. What was
+        // learned goes (a late reward of an event learned at its first reward finds no rank, and teaches nothing), and so
+        // do the minutes behind the watermark, whatever arrived there late: the next update reads only what is left.
+        var done = ready.SelectMany(e => e.Rows).Select(r => (r.PartitionKey, r.RowKey)).ToList();
+        var behind = TableClient.CreateQueryFilter($"PartitionKey ge {RankEventTable.LearningPrefix} and PartitionKey lt {RankEventTable.LearningPartition(updated.LearnedBefore)}");
+        await foreach (var row in rankEvents.QueryAsync<TableEntity>(behind, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            done.Add((row.PartitionKey, row.RowKey));
+        await ranks.DeleteAllAsync(done.Distinct().ToList(), cancellationToken);
         return new Update(true, learned, dropped, $"learned from {learned} events");
+    }
+
+    /// <summary>One rank as its learning partition tells it: its rows, the rank's own, whether it was shown, the reward kept.</summary>
+    private sealed record LoggedEvent(List<TableEntity> Rows, TableEntity Rank, DateTimeOffset At, bool Activated, double? Reward)
+    {
+        public static LoggedEvent? From(IEnumerable<TableEntity> rows)
+        {
+            var all = rows.ToList();
+            if (all.FirstOrDefault(r => r.RowKey.StartsWith(RankEventTable.RankRow, StringComparison.Ordinal)) is not { } rank || rank.GetDateTimeOffset("At") is not { } at)
+                return null; // rows of a rank learned already, or whose own row is gone (deleted logs, a purge)
+            var reward = all.Where(r => r.RowKey.StartsWith(RankEventTable.RewardRow, StringComparison.Ordinal)).MaxBy(r => r.GetInt32("RewardCount") ?? 0);
+            return new LoggedEvent(all, rank, at,
+                rank.GetBoolean("Activated") == true || all.Any(r => r.RowKey.StartsWith(RankEventTable.ActivatedRow, StringComparison.Ordinal)),
+                reward?.GetDouble("Reward"));
+        }
     }
 }

@@ -34,22 +34,7 @@ public sealed class PersonalizerLog(RankEventTable ranks)
         var keys = new List<(string Partition, string Row)>();
         await foreach (var record in rankEvents.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
             keys.Add((record.PartitionKey, record.RowKey));
-        foreach (var partition in keys.GroupBy(k => k.Partition))
-        {
-            foreach (var chunk in partition.Chunk(100))
-            {
-                try
-                {
-                    await rankEvents.SubmitTransactionAsync(chunk.Select(k => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(k.Partition, k.Row), ETag.All)), cancellationToken);
-                }
-                catch (TableTransactionFailedException)
-                {
-                    // One of them went meanwhile (a concurrent delete): the rest one by one.
-                    foreach (var (p, r) in chunk)
-                        await rankEvents.DeleteEntityAsync(p, r, ETag.All, cancellationToken);
-                }
-            }
-        }
+        await ranks.DeleteAllAsync(keys, cancellationToken); // the learning rows too: nothing is left to learn
         return keys.Count;
     }
 }

@@ -55,7 +55,7 @@ public sealed partial class PersonalizerJsonContext : JsonSerializerContext;
 /// (<c>rewardAggregation</c>) for <see cref="PersonalizerLearner"/> and logged as a <c>reward</c> interaction on the
 /// rewarded action, joined by the event id as the recommendation id.
 /// </summary>
-public sealed class PersonalizerService
+public sealed partial class PersonalizerService
 {
     public const int MaxActions = 50;
     public const string AnonymousUser = "anonymous";
@@ -134,6 +134,9 @@ public sealed class PersonalizerService
         };
         if (rankable.Count > 0) // every action excluded: nothing was chosen, nothing to learn
         {
+            // What the learned policy would show and what the client would have shown: metrics/learning's matched events.
+            record["Baseline"] = rankable[0].Id;
+            record["PolicyChoice"] = rankable[order[0]].Id;
             record["Chosen"] = JsonSerializer.Serialize(candidates[chosen], PersonalizerJsonContext.Default.ListFeature);
             record["Probability"] = probabilities[chosen];
         }
@@ -199,6 +202,7 @@ public sealed class PersonalizerService
             {
                 // Marked first, then logged: of two activations racing, only the one whose mark lands logs the impressions.
                 await ranks.Table.UpdateEntityAsync(new TableEntity(record.PartitionKey, record.RowKey) { ["Activated"] = true }, record.ETag, TableUpdateMode.Merge, cancellationToken);
+                await ranks.AddActivatedRowAsync(record, cancellationToken);
             }
             catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 10)
             {
@@ -240,10 +244,12 @@ public sealed class PersonalizerService
             var kept = record.GetDouble("Reward");
             if (kept is not null && configuration.RewardAggregation == PersonalizerConfiguration.Earliest)
                 break;
-            var update = new TableEntity(record.PartitionKey, record.RowKey) { ["Reward"] = (kept ?? 0) + value, ["RewardedAt"] = _time.GetUtcNow() };
+            var count = (record.GetInt32("RewardCount") ?? (kept is null ? 0 : 1)) + 1;
+            var update = new TableEntity(record.PartitionKey, record.RowKey) { ["Reward"] = (kept ?? 0) + value, ["RewardCount"] = count, ["RewardedAt"] = _time.GetUtcNow() };
             try
             {
                 await ranks.Table.UpdateEntityAsync(update, record.ETag, TableUpdateMode.Merge, cancellationToken);
+                await ranks.AddRewardRowAsync(record, (kept ?? 0) + value, count, cancellationToken); // for the learner
                 break;
             }
             catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 10)
@@ -270,7 +276,15 @@ public sealed class PersonalizerService
     private static Dictionary<string, string> Context(TableEntity record) =>
         record.GetString("ModelVersion") is { } version ? new() { ["api"] = "personalizer", ["modelVersion"] = version } : new() { ["api"] = "personalizer" };
 
+    /// <summary>A single-slot rank's record; a multi-slot event is refused here (its rewards name slots).</summary>
     private async Task<TableEntity> GetAsync(string eventId, CancellationToken cancellationToken)
+    {
+        var record = await GetRecordAsync(eventId, cancellationToken);
+        return record.GetString(SlotsProperty) is null ? record
+            : throw new InvalidRankRequestException($"event {eventId} is a multi-slot rank: its rewards and activation go to multislot/events/{eventId}/...");
+    }
+
+    private async Task<TableEntity> GetRecordAsync(string eventId, CancellationToken cancellationToken)
     {
         CheckEventId(eventId);
         return await ranks.GetAsync(eventId, cancellationToken) ?? throw new UnknownEventException(eventId);

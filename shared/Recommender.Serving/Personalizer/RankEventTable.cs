@@ -13,6 +13,13 @@ namespace Recommender.Serving;
 /// without waiting for storage: a <see cref="BatchingSink{T}"/> writes them behind the requests, in entity-group
 /// transactions. Every read of this process first writes what waits (a reward or an activation waits only when its
 /// own rank is still unwritten), so the process reads its own ranks.
+/// <para>
+/// Beside each learnable record the table keeps a <b>learning row</b> in a partition named by the rank's minute
+/// (<c>m{yyyyMMddHHmm}</c>; records are in <c>u..</c> partitions), and a reward or an activation adds a row there too. The
+/// learner reads the minutes it has not learned by a key range, however large the table grows, and removes them once
+/// learned (<see cref="PersonalizerLearner"/>). Learning rows carry <c>At</c>, not <c>RankedAt</c>, so the readers of
+/// records (evaluations, metrics, log properties) never see them.
+/// </para>
 /// </summary>
 /// <remarks>
 /// A reused event id is refused at once while this instance still holds the first rank; otherwise it is found when the
@@ -56,6 +63,8 @@ public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
         try
         {
             await Table.AddEntityAsync(record, cancellationToken);
+            if (LearningRowOf(record) is { } learning)
+                await Table.UpsertEntityAsync(learning, TableUpdateMode.Replace, cancellationToken);
             return true;
         }
         catch (RequestFailedException ex) when (ex.Status == 409)
@@ -82,22 +91,105 @@ public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
     public async Task PurgeAsync(TombstoneSet due, PurgeTally tally, CancellationToken cancellationToken)
     {
         await FlushAsync(cancellationToken);
-        await foreach (var record in Table.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey", "UserId", "RankedAt"], cancellationToken: cancellationToken))
+        await foreach (var record in Table.QueryAsync<TableEntity>(select: ["PartitionKey", "RowKey", "UserId", "RankedAt", "At"], cancellationToken: cancellationToken))
         {
             if (record.GetString("UserId") is not { } userId || due.Find(userId) is not { } tombstone)
                 continue;
-            var rankedAt = record.GetDateTimeOffset("RankedAt")?.UtcDateTime ?? DateTime.MinValue;
+            // A record, or the learning row of one not learned yet (it holds the same context).
+            var rankedAt = (record.GetDateTimeOffset("RankedAt") ?? record.GetDateTimeOffset("At"))?.UtcDateTime ?? DateTime.MinValue;
             if (!tombstone.Covers(rankedAt))
                 continue;
             await Table.DeleteEntityAsync(record.PartitionKey, record.RowKey, ETag.All, cancellationToken);
-            tally.Add(tombstone, "rankEvents");
+            if (!record.PartitionKey.StartsWith(LearningPrefix, StringComparison.Ordinal))
+                tally.Add(tombstone, "rankEvents");
         }
     }
 
     private static string EventId(TableEntity record) => record.GetString("EventId") ?? TableKeys.Decode(record.RowKey);
 
-    /// <summary>Writes a batch: one entity-group transaction per partition and 100 records.</summary>
+    /// <summary>The learning partition of a rank made at <paramref name="rankedAt"/>: its minute, which sorts by time.</summary>
+    public static string LearningPartition(DateTimeOffset rankedAt) =>
+        LearningPrefix + rankedAt.UtcDateTime.ToString("yyyyMMddHHmm", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Every learning partition starts with it (and sorts before the records' <c>u..</c> partitions).</summary>
+    public const string LearningPrefix = "m";
+
+    /// <summary>Row kinds of the learning partitions, each followed by the record's row key (a reward's by its count too).</summary>
+    public const string RankRow = "rank|", RewardRow = "reward|", ActivatedRow = "activated|";
+
+    /// <summary>The learning row of a record that can be learned from (something was chosen); null otherwise.</summary>
+    private static TableEntity? LearningRowOf(TableEntity record)
+    {
+        if (record.GetString("Chosen") is null || record.GetDateTimeOffset("RankedAt") is not { } rankedAt)
+            return null;
+        var row = new TableEntity(LearningPartition(rankedAt), RankRow + record.RowKey)
+        {
+            ["EventId"] = EventId(record),
+            ["UserId"] = record.GetString("UserId"), // so the purge finds it
+            ["At"] = rankedAt,
+            ["Context"] = record.GetString("Context"),
+            ["Chosen"] = record.GetString("Chosen"),
+            ["Activated"] = record.GetBoolean("Activated"),
+        };
+        if (record.GetString("Candidates") is { } candidates)
+            row["Candidates"] = candidates;
+        return row;
+    }
+
+    /// <summary>
+    /// Notes a reward in the learning partition of <paramref name="record"/>'s rank: the reward kept on the record after it
+    /// (<c>rewardAggregation</c> applied) and how many rewards that is; the learner takes the row with the highest count.
+    /// An upsert: a retry writes the same row again.
+    /// </summary>
+    public Task AddRewardRowAsync(TableEntity record, double rewardKept, int rewardCount, CancellationToken cancellationToken = default)
+    {
+        var row = LearningRow(record, RewardRow, "|" + rewardCount.ToString("D6", System.Globalization.CultureInfo.InvariantCulture));
+        row["Reward"] = rewardKept;
+        row["RewardCount"] = rewardCount;
+        return Table.UpsertEntityAsync(row, TableUpdateMode.Replace, cancellationToken);
+    }
+
+    /// <summary>Notes in the learning partition that a deferred rank was activated (shown).</summary>
+    public Task AddActivatedRowAsync(TableEntity record, CancellationToken cancellationToken = default) =>
+        Table.UpsertEntityAsync(LearningRow(record, ActivatedRow, ""), TableUpdateMode.Replace, cancellationToken);
+
+    private static TableEntity LearningRow(TableEntity record, string kind, string suffix) =>
+        new(LearningPartition(record.GetDateTimeOffset("RankedAt") ?? DateTimeOffset.UnixEpoch), kind + record.RowKey + suffix) { ["EventId"] = EventId(record) };
+
+    /// <summary>Writes a batch: one entity-group transaction per partition and 100 records, then their learning rows likewise.</summary>
     private async Task WriteAsync(IReadOnlyList<TableEntity> records, CancellationToken cancellationToken)
+    {
+        await WriteRecordsAsync(records, cancellationToken);
+        await UpsertAllAsync(records.Select(LearningRowOf).OfType<TableEntity>().ToList(), cancellationToken);
+    }
+
+    /// <summary>Upserts rows, in transactions of up to 100 per partition (idempotent: a retried batch writes the same rows).</summary>
+    private async Task UpsertAllAsync(IReadOnlyList<TableEntity> rows, CancellationToken cancellationToken = default)
+    {
+        var chunks = rows.GroupBy(r => r.PartitionKey).SelectMany(g => g.Chunk(100)).ToList();
+        await Parallel.ForEachAsync(chunks, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (chunk, ct) =>
+            await Table.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpsertReplace, r)), ct));
+    }
+
+    /// <summary>Deletes rows by key, in transactions of up to 100 per partition; rows already gone are skipped.</summary>
+    public async Task DeleteAllAsync(IReadOnlyList<(string Partition, string Row)> keys, CancellationToken cancellationToken = default)
+    {
+        foreach (var chunk in keys.GroupBy(k => k.Partition).SelectMany(g => g.Chunk(100)))
+        {
+            try
+            {
+                await Table.SubmitTransactionAsync(chunk.Select(k => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(k.Partition, k.Row), ETag.All)), cancellationToken);
+            }
+            catch (TableTransactionFailedException)
+            {
+                // One of them went meanwhile (a concurrent delete): the rest one by one.
+                foreach (var (p, r) in chunk)
+                    await Table.DeleteEntityAsync(p, r, ETag.All, cancellationToken);
+            }
+        }
+    }
+
+    private async Task WriteRecordsAsync(IReadOnlyList<TableEntity> records, CancellationToken cancellationToken)
     {
         var chunks = records.GroupBy(r => r.PartitionKey).SelectMany(g => g.Chunk(100)).ToList();
         await Parallel.ForEachAsync(chunks, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (chunk, ct) =>
