@@ -73,3 +73,9 @@ sealed class PeriodicWork(TimeSpan every, Func<CancellationToken, Task> work) : 
         }
     }
 }
+
+namespace Recommender.LocalHost
+{
+    /// <summary>Names this assembly for tests that start the local host in process (WebApplicationFactory&lt;LocalHostAssembly&gt;).</summary>
+    public sealed class LocalHostAssembly;
+}
