@@ -184,7 +184,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
         var seen = new HashSet<int>();
         for (var n = 0; n < 10_000; n++)
         {
-            var route = n % 14;
+            var route = n % 18;
             var (result, personalizerShape) = route switch
             {
                 0 => (await api.Rank(Post(Garbage()), default), false),
@@ -200,7 +200,11 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
                 10 => (await api.GetEvaluation(Post(""), HostileId(), default), true),
                 11 => (await recommendations.Run(Get(random.Next(2) == 0 ? "?k=10" : "?k=" + Garbage()), InvalidId(), default), false),
                 12 => (await users.Run(Post(""), InvalidId(), null!, default), false),
-                _ => (await users.Status(Post(""), InvalidId(), default), false),
+                13 => (await users.Status(Post(""), InvalidId(), default), false),
+                14 => (await api.MultiSlotRank(Post(Garbage()), default), true),
+                15 => (await api.MultiSlotReward(Post(Garbage()), HostileId(), default), true),
+                16 => (await api.MultiSlotActivate(Post(""), HostileId(), default), true),
+                _ => (await api.GetLearningMetrics(Get("?" + random.GetItems(["StartDate", "EndDate", "AggregationInterval", "NumberOfRecentEvents", "AggregationEventCount"], 1)[0] + "=x" + Uri.EscapeDataString(Garbage())), default), true),
             };
             var status = result switch { ObjectResult o => o.StatusCode ?? 200, StatusCodeResult c => c.StatusCode, _ => 200 };
             var body = Assert.IsType<ObjectResult>(result).Value;
@@ -220,7 +224,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
                 Assert.IsAssignableFrom<ProblemDetails>(body);
         }
 
-        Assert.Equal(14, seen.Count);
+        Assert.Equal(18, seen.Count);
         await serving.FlushAsync();
         Assert.Empty(await services.EventLog.ListBlobsAsync().ToListAsync());
         Assert.Empty(await serving.RankEvents.QueryAsync<Azure.Data.Tables.TableEntity>().ToListAsync());
