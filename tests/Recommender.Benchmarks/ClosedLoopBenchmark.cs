@@ -378,7 +378,7 @@ internal static class ClosedLoopBenchmark
     /// <summary>The host the loop talks to: one it started (and stops), or one already running.</summary>
     private sealed class LocalHost : IAsyncDisposable
     {
-        private Process? _process;
+        private LocalHostProcess? _process;
 
         public required Uri Url { get; init; }
         public required string Description { get; init; }
@@ -404,39 +404,14 @@ internal static class ClosedLoopBenchmark
             var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag));
             await Recommender.TrainingJob.IngestionTraffic.SendAsync(ingestion, world.Options, Console.Out);
 
-            var hostDll = Path.GetFullPath("functions/Recommender.LocalHost/bin/Release/net10.0/linux-x64/Recommender.LocalHost.dll");
-            if (!File.Exists(hostDll))
-                throw new FileNotFoundException($"build the local host first: dotnet build -c Release functions/Recommender.LocalHost ({hostDll} is missing)");
             var jobDll = Path.Combine(AppContext.BaseDirectory, "training-job.dll");
-            var port = 7100 + Random.Shared.Next(800);
-            var url = new Uri($"http://127.0.0.1:{port}");
             var log = Path.GetFullPath(Path.Combine(outDir, $"closed-loop-host-{tag}.log"));
-            string[] arguments = [hostDll, "--urls", url.ToString(), "--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage, "--Storage:Namespace", tag,
+            string[] settings = ["--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage, "--Storage:Namespace", tag,
                 "--TrainingJob:Launcher", "local", "--TrainingJob:Command", $"dotnet {jobDll}", "--TrainingJob:Settings", training,
                 "--Retraining:PollInterval", "00:00:02", "--Retraining:RetryBackoff", "00:00:05", "--Retraining:JobTimeout", "00:45:00",
                 "--Retraining:Snapshot:Decisions:SessionIdle", SessionIdle.ToString("c", CultureInfo.InvariantCulture)];
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var argument in arguments)
-                start.ArgumentList.Add(argument);
-            var process = Process.Start(start)!;
-            var writer = new StreamWriter(log) { AutoFlush = true };
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            using var probe = new HttpClient { BaseAddress = url };
-            for (var attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    (await probe.GetAsync("/")).EnsureSuccessStatusCode();
-                    break;
-                }
-                catch (HttpRequestException) when (attempt < 300 && !process.HasExited)
-                {
-                    await Task.Delay(200);
-                }
-            }
+            var process = await LocalHostProcess.StartAsync(settings, log);
+            var url = process.Url;
             Console.WriteLine($"local host on {url}, storage namespace {tag}, log {log}");
             return new LocalHost
             {
@@ -447,11 +422,8 @@ internal static class ClosedLoopBenchmark
 
         public async ValueTask DisposeAsync()
         {
-            if (_process is { HasExited: false } process)
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-            }
+            if (_process is not null)
+                await _process.DisposeAsync();
         }
     }
 }
