@@ -53,6 +53,10 @@ internal static class SoakBenchmark
         // A small model and a short PPO stage: the soak tests the loop under load, not the model (the retraining benchmark does).
         var training = options.Get("training", "--epochs 4 --evaluateEvery 2 --dimension 16 --blocks 1 --maxLength 20 --policy.iterations 15 --policy.episodesPerIteration 64");
         var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        // Each client waits this long between its calls: sustained traffic the 2 cores can carry with Azurite and a
+        // retraining beside it (unpaced, the clients pile millions of impressions into Azurite's memory, and a
+        // snapshot of them stalls every other request; the serving benchmarks measure the top speed).
+        var pace = TimeSpan.FromMilliseconds(options.GetInt("pace-ms", 50));
         var tag = "soak" + Guid.NewGuid().ToString("N")[..8];
         var layout = StorageLayout.Default.WithNamespace(tag);
         var log = Path.GetFullPath(Path.Combine(outDir, $"soak-host-{tag}.log"));
@@ -144,6 +148,7 @@ internal static class SoakBenchmark
                 if (status == HttpStatusCode.Accepted && JsonNode.Parse(answer)!["rejected"]!.GetValue<int>() == 0)
                     foreach (var e in events)
                         tally.AcceptedEvents[e.EventId!] = e.UserId!;
+                await Delay(pace, stop.Token);
             }
         }
 
@@ -188,6 +193,7 @@ internal static class SoakBenchmark
             while (!stop.IsCancellationRequested)
             {
                 var user = RandomUser(random);
+                await Delay(pace, stop.Token);
                 var (status, body) = await SendAsync("GET recommendations", () => new HttpRequestMessage(HttpMethod.Get, $"/api/users/{user}/recommendations?k=5"));
                 if (status != HttpStatusCode.OK)
                     continue;
@@ -204,6 +210,7 @@ internal static class SoakBenchmark
             var random = new Random(300 + worker);
             for (var n = 0; !stop.IsCancellationRequested; n++)
             {
+                await Delay(pace, stop.Token);
                 var user = RandomUser(random);
                 var eventId = $"soak-r{worker}-{n}";
                 var deferred = n % 5 == 0;
@@ -318,7 +325,7 @@ internal static class SoakBenchmark
             {
                 ["target"] = $"the Release local host over Azurite (storage namespace {tag}), with Storage:FaultInjection; this process as the Event Hubs consumer",
                 ["world"] = world.Options.ToString(),
-                ["traffic"] = "2 HTTP ingestion clients (batches of 10 events), 1 Event Hubs partition (deliveries of 50, one in five redelivered from before the checkpoint, failed ones redelivered from up to 30 earlier), 3 recommendation clients (k=5), 3 Personalizer clients (rank 5 actions, one in five deferred and half of those activated, 70% rewarded), one deletion every duration/(n+1) of the last sixth of the users; a client retries a failed request with the same body for up to 60 s",
+                ["traffic"] = $"2 HTTP ingestion clients (batches of 10 events), 1 Event Hubs partition (deliveries of 50, one in five redelivered from before the checkpoint, failed ones redelivered from up to 30 earlier), 3 recommendation clients (k=5), 3 Personalizer clients (rank 5 actions, one in five deferred and half of those activated, 70% rewarded), one deletion every duration/(n+1) of the last sixth of the users; a client retries a failed request with the same body for up to 60 s, then gives up on it (counted) and goes on; each client waits {pace.TotalMilliseconds} ms between calls",
                 ["faults"] = "a 5 s storage outage at 20% of the run (host and consumer), +100 ms on every storage request for 10 s at 30%, a host restart (SIGTERM, new process) at 40%, a retraining started at 50% (the soak waits for its verdict)",
                 ["reconciliation"] = "after SIGTERM and a purge: accepted event ids of users not deleted against event-log rows; impressions served to users not deleted against impression rows with their recommendation or rank id; every reward answered 204 against its rank record",
             },
