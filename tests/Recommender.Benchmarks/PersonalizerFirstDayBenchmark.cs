@@ -11,8 +11,8 @@ using Recommender.Serving;
 /// PersonalizerService over Azurite (fresh storage namespace, nothing trained, no sequence model), the learner updating
 /// the model on its own as the app's timer does (a check every 5 s, an update once modelExportFrequency has passed);
 /// the reward rate of rewardActionId is measured over those calls (updates that fall within them count) and then, with
-/// the updates stopped, with the model that learned from all of them. Then
-/// Rank's latency with 50 actions, in process.
+/// the updates stopped, with the model that learned from all of them. Then Rank's latency with 50 actions, in process,
+/// and an offline evaluation over <c>--evaluation-events</c> logged ranks (50,000 by default) served by that model.
 /// </summary>
 internal static class PersonalizerFirstDayBenchmark
 {
@@ -26,6 +26,7 @@ internal static class PersonalizerFirstDayBenchmark
         var after = options.GetInt("after", 1000);
         var seed = options.GetInt("seed", 1);
         var exportFrequency = options.Get("export-frequency", "PT30S");
+        var evaluationEvents = options.GetInt("evaluation-events", 50_000);
         var tag = "pz" + Guid.NewGuid().ToString("N")[..8];
         var storage = options.Get("storage", "UseDevelopmentStorage=true");
         var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag));
@@ -92,6 +93,31 @@ internal static class PersonalizerFirstDayBenchmark
             decision.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
 
+        // An offline evaluation over a day's worth of logged ranks: ranked by the learned model with exploration, rewarded
+        // by the truth. The rewards are written straight onto the rank records in transactions (what is timed is the
+        // evaluation, not the reward route, whose cost per call is the reward event it logs).
+        Console.WriteLine($"  logging {evaluationEvents:N0} ranks for an offline evaluation");
+        var evaluationStart = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var rewards = new List<(string EventId, double Reward)>(evaluationEvents);
+        for (var n = 0; n < evaluationEvents; n++)
+        {
+            var (t, d) = (random.Next(TimesOfDay.Length), random.Next(Devices.Length));
+            var rank = await serving.Personalizer.RankAsync(new RankRequest(Context(t, d), Actions(), EventId: $"logged-{n}"));
+            rewards.Add((rank.EventId, rank.RewardActionId == Articles[(t * 2 + d) % Articles.Length] ? 1 : 0));
+        }
+        await serving.Ranks.FlushAsync();
+        foreach (var chunk in rewards.GroupBy(r => TableKeys.UserBucket(r.EventId)).SelectMany(g => g.Chunk(100)))
+            await serving.Ranks.Table.SubmitTransactionAsync(chunk.Select(r => new Azure.Data.Tables.TableTransactionAction(Azure.Data.Tables.TableTransactionActionType.UpdateMerge,
+                new Azure.Data.Tables.TableEntity(TableKeys.UserBucket(r.EventId), TableKeys.Encode(r.EventId)) { ["Reward"] = r.Reward }, Azure.ETag.All)));
+        var evaluationTimer = Stopwatch.StartNew();
+        var evaluation = await serving.PersonalizerEvaluations.CreateAsync(new EvaluationRequest("first day", evaluationStart, DateTimeOffset.UtcNow.AddSeconds(1),
+            [new EvaluationPolicy("epsilon 0.05", "--cb_explore_adf --epsilon 0.05")]));
+        var evaluationSeconds = evaluationTimer.Elapsed.TotalSeconds;
+        var online = evaluation.PolicyResults.Single(p => p.Name == "Online").TotalSummary!;
+        var onlineEstimate = online.IpsEstimatorNumerator / online.IpsEstimatorDenominator;
+        var loggedReward = rewards.Average(r => r.Reward);
+        Console.WriteLine(FormattableString.Invariant($"  offline evaluation of {online.IpsEstimatorDenominator:N0} events: {evaluationSeconds:F1} s; Online estimate {onlineEstimate:F4}, logged reward {loggedReward:F4}"));
+
         var result = new JsonObject
         {
             ["name"] = "personalizer-first-day",
@@ -113,6 +139,21 @@ internal static class PersonalizerFirstDayBenchmark
             ["updates"] = new JsonArray(updates.Select(u => (JsonNode)u.DeepClone()).ToArray()),
             ["rank_50_actions_ms"] = Percentiles(whole),
             ["decision_50_actions_ms"] = Percentiles(decision),
+            ["evaluation"] = new JsonObject
+            {
+                ["logged_events"] = evaluationEvents,
+                ["events_judged"] = online.IpsEstimatorDenominator,
+                ["seconds"] = Math.Round(evaluationSeconds, 1),
+                ["online_estimate"] = Math.Round(onlineEstimate, 4),
+                ["logged_reward"] = Math.Round(loggedReward, 4),
+                ["online_vs_logged"] = Math.Round(onlineEstimate / loggedReward - 1, 4),
+                ["policies"] = new JsonArray(evaluation.PolicyResults.Select(p => (JsonNode)new JsonObject
+                {
+                    ["name"] = p.Name,
+                    ["ips"] = Math.Round(p.TotalSummary!.IpsEstimatorNumerator / p.TotalSummary.IpsEstimatorDenominator, 4),
+                    ["snips"] = Math.Round(p.TotalSummary.IpsEstimatorNumerator / p.TotalSummary.SnipsEstimatorDenominator, 4),
+                }).ToArray()),
+            },
             ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
         };
         var path = Path.Combine(outDir, options.Get("name", "personalizer-first-day") + ".json");
@@ -127,15 +168,18 @@ internal static class PersonalizerFirstDayBenchmark
         for (var n = 0; n < calls; n++)
         {
             var (t, d) = (random.Next(TimesOfDay.Length), random.Next(Devices.Length));
-            var context = new List<JsonElement> { JsonSerializer.SerializeToElement(new { timeOfDay = TimesOfDay[t] }), JsonSerializer.SerializeToElement(new { device = Devices[d] }) };
-            var actions = Articles.Select(a => new RankableAction(a, [JsonSerializer.SerializeToElement(new { topic = a })])).ToList();
-            var rank = await personalizer.RankAsync(new RankRequest(context, actions, EventId: $"{prefix}-{n}"));
+            var rank = await personalizer.RankAsync(new RankRequest(Context(t, d), Actions(), EventId: $"{prefix}-{n}"));
             var reward = rank.RewardActionId == Articles[(t * 2 + d) % Articles.Length] ? 1 : 0;
             liked += reward;
             await personalizer.RewardAsync(rank.EventId, new RewardRequest(reward));
         }
         return liked / (double)calls;
     }
+
+    private static List<JsonElement> Context(int timeOfDay, int device) =>
+        [JsonSerializer.SerializeToElement(new { timeOfDay = TimesOfDay[timeOfDay] }), JsonSerializer.SerializeToElement(new { device = Devices[device] })];
+
+    private static List<RankableAction> Actions() => Articles.Select(a => new RankableAction(a, [JsonSerializer.SerializeToElement(new { topic = a })])).ToList();
 
     private static JsonObject Percentiles(List<double> values)
     {

@@ -42,13 +42,13 @@ switch (options.Command)
         break;
     default:
         Console.Error.WriteLine("usage: Recommender.Benchmarks http-load [--url http://127.0.0.1:7071] [--requests 3000] [--concurrency 8] [--users 1000]   (against a running local host)");
-        Console.Error.WriteLine("usage: Recommender.Benchmarks soak [--minutes 30] [--world users=300,items=80,seed=7] [--check true]   (starts the Release local host; --check: exit 1 unless reconciled with 0 5xx)");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks soak [--minutes 30] [--pace-ms 50] [--world users=300,items=80,seed=7] [--check true]   (starts the Release local host; --check: exit 1 unless reconciled with 0 5xx)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-http [--seconds 30] [--warmup 10] [--connections 32] [--users 1000]   (starts the Release local host over the demo's storage: scripts/demo.sh --once first)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-inprocess [--requests 20000] [--users 1000]   (over the demo's storage: scripts/demo.sh --once first)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-latency [--requests 3000] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks training-throughput [--items 3700] [--steps 60] [--threads 1] [--loss bce] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks closed-loop [--world users=1000,items=500,seed=7,clickbait=0.1] [--rounds 3] [--sessions 500] [--seed 1] [--concurrency 8] [--url http://127.0.0.1:7071] [--training \"<training-job settings>\"] [--name closed-loop] [--out artifacts/benchmarks]");
-        Console.Error.WriteLine("usage: Recommender.Benchmarks personalizer-first-day [--calls 600] [--after 1000] [--export-frequency PT30S] [--seed 1] [--out artifacts/benchmarks]");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks personalizer-first-day [--calls 600] [--after 1000] [--evaluation-events 50000] [--export-frequency PT30S] [--seed 1] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks ingestion [--events 1000000] [--users 20000] [--items 5000] [--batch 4000] [--partitions 4] [--active-sessions 500] [--out artifacts/benchmarks]");
         return 2;
 }
