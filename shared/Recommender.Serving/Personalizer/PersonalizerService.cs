@@ -269,7 +269,11 @@ public sealed partial class PersonalizerService
             Timestamp = _time.GetUtcNow(),
             Context = Context(record),
         };
-        await ingestor.IngestEventsAsync([rewarded], cancellationToken);
+        // Into the event log behind the request, with the impressions (the reward the learner reads is the one kept on
+        // the rank above); written now only when the sink is full, so nothing is dropped. One log blob per reward
+        // would pile up blobs (a storage account lists and collects them all).
+        if (!impressions.TryAdd([rewarded]))
+            await ingestor.IngestEventsAsync([rewarded], cancellationToken);
     }
 
     /// <summary>The context a rank's events carry: the API, and the model version that ranked (rewards are counted per version).</summary>
