@@ -26,8 +26,10 @@ builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining().AddUserDa
 
 // The Functions app's timers: Personalizer's model updates (PersonalizerModelUpdate) and the purge of deleted users
 // (PurgeDeletedUsersOnSchedule). The retraining timers are not run here: POST /api/training starts a run.
-builder.Services.AddHostedService(sp => new PeriodicWork(TimeSpan.FromSeconds(5), ct => sp.GetRequiredService<ServingServices>().PersonalizerLearner.UpdateAsync(cancellationToken: ct)));
-builder.Services.AddHostedService(sp => new PeriodicWork(TimeSpan.FromMinutes(15), ct => sp.GetRequiredService<ServingServices>().PurgeDeletedUsersAsync(ct)));
+builder.Services.AddHostedService(sp => new PeriodicWork(TimeSpan.FromSeconds(5), ct => sp.GetRequiredService<ServingServices>().PersonalizerLearner.UpdateAsync(cancellationToken: ct),
+    sp.GetRequiredService<ILoggerFactory>().CreateLogger("Recommender.PersonalizerModelUpdate")));
+builder.Services.AddHostedService(sp => new PeriodicWork(TimeSpan.FromMinutes(15), ct => sp.GetRequiredService<ServingServices>().PurgeDeletedUsersAsync(ct),
+    sp.GetRequiredService<ILoggerFactory>().CreateLogger("Recommender.Purge")));
 
 var app = builder.Build();
 // As the Functions app's StorageUnavailableMiddleware: storage down past the SDK's retries is a 503, not a 500.
@@ -54,8 +56,12 @@ var index = "serverless recommender (local host):\n" + string.Concat(routes.Sele
 app.MapGet("/", () => Results.Text(index));
 app.Run();
 
-/// <summary>The local stand-in for a Functions timer: the work every <paramref name="every"/>, a storage error left to the next tick.</summary>
-sealed class PeriodicWork(TimeSpan every, Func<CancellationToken, Task> work) : BackgroundService
+/// <summary>
+/// The local stand-in for a Functions timer: the work every <paramref name="every"/>. A failure is logged and left to the
+/// next tick, as the Functions host does with a timer's failed run: a storage outage past the SDK's retries must not
+/// stop the host (a background service that throws stops it).
+/// </summary>
+sealed class PeriodicWork(TimeSpan every, Func<CancellationToken, Task> work, ILogger log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -66,9 +72,9 @@ sealed class PeriodicWork(TimeSpan every, Func<CancellationToken, Task> work) : 
             {
                 await work(stoppingToken);
             }
-            catch (Azure.RequestFailedException)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
-                // Storage unavailable for a moment: the next tick tries again.
+                log.LogWarning(ex, "Periodic work failed; the next tick in {Every} tries again", every);
             }
         }
     }
