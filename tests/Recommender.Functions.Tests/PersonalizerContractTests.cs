@@ -70,14 +70,7 @@ public sealed class PersonalizerContractTests
     [MemberData(nameof(Examples))]
     public async Task Every_example_of_the_spec_answers_with_its_status_and_a_body_its_schema_accepts(string example)
     {
-        var (version, file) = (Path.GetDirectoryName(example)!, Path.GetFileName(example));
-        var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, version, "examples", file)))!;
-        var spec = version.StartsWith("preview", StringComparison.Ordinal) ? PreviewSpec : Spec;
-        var (method, path) = Operations[Path.GetFileNameWithoutExtension(file)];
-        var parameters = document["parameters"]!.AsObject();
-        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy" or "evaluation" or "body").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
-        var eventId = (string?)parameters["eventId"];
-        var expected = int.Parse(document["responses"]!.AsObject().Single().Key);
+        var (spec, _, method, path, body, eventId, parameters, expected) = await SpecExample.LoadAsync(example);
 
         var serving = await ServingFixture.CreateAsync(await Azurite.CreateServicesAsync());
         var api = new PersonalizerApi(serving.Personalizer, serving.PersonalizerLog, serving.PersonalizerEvaluations, serving.PersonalizerLearningMetrics, SubscriptionKeys.From(null));
@@ -138,15 +131,7 @@ public sealed class PersonalizerContractTests
     [MemberData(nameof(Examples))]
     public async Task Every_example_of_the_spec_answers_over_http_from_the_local_host_as_the_spec_says(string example)
     {
-        var (version, file) = (Path.GetDirectoryName(example)!, Path.GetFileName(example));
-        var document = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SpecRoot, version, "examples", file)))!;
-        var spec = version.StartsWith("preview", StringComparison.Ordinal) ? PreviewSpec : Spec;
-        var basePath = version.StartsWith("preview", StringComparison.Ordinal) ? "/personalizer/v1.1-preview.1" : "/personalizer/v1.0";
-        var (method, path) = Operations[Path.GetFileNameWithoutExtension(file)];
-        var parameters = document["parameters"]!.AsObject();
-        var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy" or "evaluation" or "body").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
-        var eventId = (string?)parameters["eventId"];
-        var expected = int.Parse(document["responses"]!.AsObject().Single().Key);
+        var (spec, basePath, method, path, body, eventId, parameters, expected) = await SpecExample.LoadAsync(example);
 
         await using var host = new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactory<Recommender.LocalHost.LocalHostAssembly>()
             .WithWebHostBuilder(web => web.UseSetting("Storage:Namespace", "pc" + Guid.NewGuid().ToString("N")[..8]));
@@ -180,6 +165,22 @@ public sealed class PersonalizerContractTests
         var (status, content, contentType) = await SendAsync(method, url, body);
 
         AssertAsTheSpecSays(spec, method, path, expected, body, status, content, contentType);
+    }
+
+    /// <summary>One example file as a client sends it: its spec and base path, the operation, the body, the event id, its parameters and the status it expects.</summary>
+    private sealed record SpecExample(JsonNode Spec, string BasePath, string Method, string Path, string Body, string? EventId, JsonObject Parameters, int Expected)
+    {
+        public static async Task<SpecExample> LoadAsync(string example)
+        {
+            var (version, file) = (System.IO.Path.GetDirectoryName(example)!, System.IO.Path.GetFileName(example));
+            var document = JsonNode.Parse(await File.ReadAllTextAsync(System.IO.Path.Combine(SpecRoot, version, "examples", file)))!;
+            var preview = version.StartsWith("preview", StringComparison.Ordinal);
+            var (method, path) = Operations[System.IO.Path.GetFileNameWithoutExtension(file)];
+            var parameters = document["parameters"]!.AsObject();
+            var body = parameters.Where(p => p.Key is "rankRequest" or "reward" or "config" or "policy" or "evaluation" or "body").Select(p => p.Value!.ToJsonString()).SingleOrDefault() ?? "";
+            return new SpecExample(preview ? PreviewSpec : PersonalizerContractTests.Spec, preview ? "/personalizer/v1.1-preview.1" : "/personalizer/v1.0", method, path, body,
+                (string?)parameters["eventId"], parameters, int.Parse(document["responses"]!.AsObject().Single().Key));
+        }
     }
 
     /// <summary>The example's status, and a body the operation's response schema accepts (what PUT set comes back).</summary>
