@@ -97,7 +97,8 @@ internal static class PersonalizerFirstDayBenchmark
         // by the truth. The rewards are written straight onto the rank records in transactions (what is timed is the
         // evaluation, not the reward route, whose cost per call is the reward event it logs).
         Console.WriteLine($"  logging {evaluationEvents:N0} ranks for an offline evaluation");
-        var evaluationStart = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var evaluationStart = DateTimeOffset.UtcNow;
+        var logging = Stopwatch.StartNew();
         var rewards = new List<(string EventId, double Reward)>(evaluationEvents);
         for (var n = 0; n < evaluationEvents; n++)
         {
@@ -105,10 +106,14 @@ internal static class PersonalizerFirstDayBenchmark
             var rank = await serving.Personalizer.RankAsync(new RankRequest(Context(t, d), Actions(), EventId: $"logged-{n}"));
             rewards.Add((rank.EventId, rank.RewardActionId == Articles[(t * 2 + d) % Articles.Length] ? 1 : 0));
         }
+        var rankSeconds = logging.Elapsed.TotalSeconds;
         await serving.Ranks.FlushAsync();
+        var flushSeconds = logging.Elapsed.TotalSeconds - rankSeconds;
+        Console.WriteLine(FormattableString.Invariant($"  ranked in {rankSeconds:F1} s, their records written {flushSeconds:F1} s later; writing the rewards"));
         foreach (var chunk in rewards.GroupBy(r => TableKeys.UserBucket(r.EventId)).SelectMany(g => g.Chunk(100)))
             await serving.Ranks.Table.SubmitTransactionAsync(chunk.Select(r => new Azure.Data.Tables.TableTransactionAction(Azure.Data.Tables.TableTransactionActionType.UpdateMerge,
                 new Azure.Data.Tables.TableEntity(TableKeys.UserBucket(r.EventId), TableKeys.Encode(r.EventId)) { ["Reward"] = r.Reward }, Azure.ETag.All)));
+        var rewardSeconds = logging.Elapsed.TotalSeconds - rankSeconds - flushSeconds;
         var evaluationTimer = Stopwatch.StartNew();
         var evaluation = await serving.PersonalizerEvaluations.CreateAsync(new EvaluationRequest("first day", evaluationStart, DateTimeOffset.UtcNow.AddSeconds(1),
             [new EvaluationPolicy("epsilon 0.05", "--cb_explore_adf --epsilon 0.05")]));
@@ -142,6 +147,7 @@ internal static class PersonalizerFirstDayBenchmark
             ["evaluation"] = new JsonObject
             {
                 ["logged_events"] = evaluationEvents,
+                ["logging_seconds"] = new JsonObject { ["rank_calls"] = Math.Round(rankSeconds, 1), ["records_written_after"] = Math.Round(flushSeconds, 1), ["rewards_written"] = Math.Round(rewardSeconds, 1) },
                 ["events_judged"] = online.IpsEstimatorDenominator,
                 ["seconds"] = Math.Round(evaluationSeconds, 1),
                 ["online_estimate"] = Math.Round(onlineEstimate, 4),
