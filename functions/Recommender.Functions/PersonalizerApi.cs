@@ -109,7 +109,7 @@ public sealed class PersonalizerApi(PersonalizerService personalizer, Personaliz
         return Json(await Store.GetPolicyAsync(ct), PersonalizerStateJsonContext.Default.PersonalizerPolicy);
     }
 
-    /// <summary>The learned model as stored (JSON weights), as the spec's <c>application/octet-stream</c>.</summary>
+    /// <summary>The learned model as an ONNX graph (<see cref="BanditOnnxExport"/>), the spec's <c>application/octet-stream</c>.</summary>
     [Function("PersonalizerGetModel")]
     public async Task<IActionResult> GetModel([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Base + "model")] HttpRequest request, CancellationToken ct)
     {

@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 using Recommender.Serving;
 using Recommender.TestSupport;
 
@@ -84,6 +86,55 @@ public sealed class PersonalizerLearningTests
         Assert.True(update.Ran);
         Assert.Equal(300, update.Learned); // rewarded with earliest aggregation: final at once; "first" has no reward and waits out rewardWaitTime
         Assert.True(after >= 0.75, $"reward rate after one update {after:F3} (best at 20% exploration: 0.833)");
+    }
+
+    [Fact]
+    public async Task The_model_from_GET_model_is_ONNX_that_scores_every_context_as_the_bandit_does()
+    {
+        var (api, serving, clock) = await FreshAsync();
+        var untrained = (FileContentResult)await api.GetModel(Request("GET"), default);
+        await PlayAsync(api, 300, seed: 1, "export");
+        clock.Advance(TimeSpan.FromMinutes(6));
+        await serving.PersonalizerLearner.UpdateAsync();
+        var (bandit, _, _) = await serving.PersonalizerState.GetModelAsync();
+        var exported = (FileContentResult)await api.GetModel(Request("GET"), default);
+
+        using var options = new SessionOptions { IntraOpNumThreads = 1 };
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var session = new InferenceSession(exported.FileContents, options);
+        using var untrainedSession = new InferenceSession(untrained.FileContents, options);
+        var actions = Articles.Select(a => (IReadOnlyList<Feature>)[new Feature("a.id=" + a, 1), new Feature("a.topic=" + a, 1)]).ToList();
+        for (var t = 0; t < TimesOfDay.Length; t++)
+        {
+            for (var d = 0; d < Devices.Length; d++)
+            {
+                var context = PersonalizerFeatures.Flatten(JsonSerializer.Deserialize<List<JsonElement>>(
+                    $$"""[{"timeOfDay": "{{TimesOfDay[t]}}"}, {"device": "{{Devices[d]}}"}]"""), "c");
+                var expected = bandit.Predict(context, actions);
+
+                var scores = Score(session, context, actions);
+
+                Assert.Equal(expected.Length, scores.Length);
+                for (var i = 0; i < scores.Length; i++)
+                    Assert.Equal(expected[i], scores[i], 1e-4);
+                Assert.Equal(Liked(t, d), Articles[Array.IndexOf(scores, scores.Max())]); // learned, not all zeros
+                Assert.All(Score(untrainedSession, context, actions), s => Assert.Equal(0f, s));
+            }
+        }
+        Assert.Equal("application/octet-stream", exported.ContentType);
+        Assert.Equal("300", session.ModelMetadata.CustomMetadataMap["events_learned"]);
+    }
+
+    private static float[] Score(InferenceSession session, IReadOnlyList<Feature> context, IReadOnlyList<IReadOnlyList<Feature>> actions)
+    {
+        var (hashes, values, width) = ContextualBandit.InteractionRows(context, actions);
+        int[] shape = [actions.Count, width];
+        using var results = session.Run(
+        [
+            NamedOnnxValue.CreateFromTensor(BanditOnnxExport.HashesInput, new DenseTensor<long>(hashes, shape)),
+            NamedOnnxValue.CreateFromTensor(BanditOnnxExport.ValuesInput, new DenseTensor<float>(values, shape)),
+        ]);
+        return results.First(r => r.Name == BanditOnnxExport.ScoresOutput).AsEnumerable<float>().ToArray();
     }
 
     [Fact]

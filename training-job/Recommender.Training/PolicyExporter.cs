@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Onnx;
+using Recommender.Serving;
 using static TorchSharp.torch;
 
 namespace Recommender.Training;
@@ -207,79 +208,5 @@ public static class PolicyExporter
         g.Node("ReduceSum", [output + "_mask", "axis_1"], [output + "_count"], ("keepdims", 0L));
         g.Node("Max", [output + "_count", "one_f"], [output + "_count1"]);
         g.Node("Div", [output + "_sum", output + "_count1"], [output]);
-    }
-}
-
-/// <summary>A small builder over the ONNX protobuf messages.</summary>
-public sealed class OnnxGraph
-{
-    private readonly GraphProto _graph = new() { Name = "main" };
-
-    public void Input(string name, TensorProto.Types.DataType type, object[] shape) => _graph.Input.Add(Value(name, type, shape));
-
-    public void Output(string name, TensorProto.Types.DataType type, object[] shape) => _graph.Output.Add(Value(name, type, shape));
-
-    public void Initializer(string name, float[] data, long[] dims)
-    {
-        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        tensor.Dims.AddRange(dims);
-        tensor.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
-        _graph.Initializer.Add(tensor);
-    }
-
-    public void Initializer(string name, long[] data, long[] dims)
-    {
-        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
-        tensor.Dims.AddRange(dims);
-        tensor.Int64Data.AddRange(data);
-        _graph.Initializer.Add(tensor);
-    }
-
-    public void Node(string op, string[] inputs, string[] outputs, params (string Name, object Value)[] attributes)
-    {
-        var node = new NodeProto { OpType = op, Name = outputs[0] + "_" + op };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        foreach (var (name, value) in attributes)
-        {
-            node.Attribute.Add(value switch
-            {
-                long i => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = i },
-                float f => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = f },
-                long[] ints => Ints(name, ints),
-                _ => throw new ArgumentException($"attribute {name} of type {value.GetType()}"),
-            });
-        }
-        _graph.Node.Add(node);
-    }
-
-    public ModelProto ToModel(string producer, int opset)
-    {
-        var model = new ModelProto { IrVersion = 8, ProducerName = producer, Graph = _graph };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
-        return model;
-    }
-
-    private static AttributeProto Ints(string name, long[] values)
-    {
-        var attribute = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
-        attribute.Ints.AddRange(values);
-        return attribute;
-    }
-
-    private static ValueInfoProto Value(string name, TensorProto.Types.DataType type, object[] shape)
-    {
-        var tensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = new TensorShapeProto() };
-        foreach (var dim in shape)
-        {
-            tensorType.Shape.Dim.Add(dim switch
-            {
-                string symbol => new TensorShapeProto.Types.Dimension { DimParam = symbol },
-                int n => new TensorShapeProto.Types.Dimension { DimValue = n },
-                long n => new TensorShapeProto.Types.Dimension { DimValue = n },
-                _ => throw new ArgumentException($"dimension {dim}"),
-            });
-        }
-        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = tensorType } };
     }
 }

@@ -71,6 +71,31 @@ public sealed class ContextualBandit
         return Enumerable.Range(0, n).Select(i => (i == best ? 1 - epsilon : 0) + epsilon / n).ToArray();
     }
 
+    /// <summary>
+    /// The hashed features of each (context, action) pair, one row per action, padded with hash 0 and value 0 to the
+    /// widest: the inputs of the exported ONNX model (<see cref="BanditOnnxExport"/>), whose scores are
+    /// <see cref="Predict"/>'s.
+    /// </summary>
+    public static (long[] Hashes, float[] Values, int Width) InteractionRows(IReadOnlyList<Feature> context, IReadOnlyList<IReadOnlyList<Feature>> actions)
+    {
+        var rows = actions.Select(a => Interactions(context, a).ToList()).ToList();
+        var width = Math.Max(1, rows.Max(r => r.Count));
+        var hashes = new long[rows.Count * width];
+        var values = new float[rows.Count * width];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            for (var j = 0; j < rows[i].Count; j++)
+            {
+                hashes[i * width + j] = unchecked((long)rows[i][j].Hash);
+                values[i * width + j] = (float)rows[i][j].Value;
+            }
+        }
+        return (hashes, values, width);
+    }
+
+    /// <summary>Every learned weight by the hash of its feature, for the export.</summary>
+    public IEnumerable<(ulong Hash, double Weight)> Weights => _weights.Select(w => (w.Key, w.Value.Weight));
+
     private readonly record struct HashedFeature(ulong Hash, double Value);
 
     private static IEnumerable<HashedFeature> Interactions(IReadOnlyList<Feature> context, IReadOnlyList<Feature> action)

@@ -107,11 +107,11 @@ public sealed class PersonalizerStore(BlobContainerClient container, TimeProvide
         _model = null;
     }
 
-    /// <summary>The model blob's bytes, for <c>GET model</c>.</summary>
+    /// <summary>The learned model as ONNX (<see cref="BanditOnnxExport"/>), for <c>GET model</c>.</summary>
     public async Task<byte[]> ExportModelAsync(CancellationToken cancellationToken = default)
     {
-        var (_, model, _) = await GetModelAsync(cancellationToken: cancellationToken);
-        return JsonSerializer.SerializeToUtf8Bytes(model, PersonalizerStateJsonContext.Default.PersonalizerModel);
+        var (bandit, _, _) = await GetModelAsync(cancellationToken: cancellationToken);
+        return BanditOnnxExport.Export(bandit);
     }
 
     private async Task<(T? Value, ETag ETag)> ReadAsync<T>(string name, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken cancellationToken) where T : class
