@@ -22,7 +22,7 @@ builder.Services.AddFunctionClasses(routes);
 
 // The retraining and purge orchestrations with their activities, in the Durable Task in-process host (in memory: runs
 // do not survive a restart of this process; the purge timer below catches a lost purge).
-builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining().AddUserDataPurge());
+builder.Services.AddInMemoryDurableTask(tasks => tasks.AddRetraining().AddUserDataPurge(), new InMemoryDurableTaskOptions { Port = InProcessSidecarPort.Free() });
 
 // The Functions app's timers: Personalizer's model updates (PersonalizerModelUpdate) and the purge of deleted users
 // (PurgeDeletedUsersOnSchedule). The retraining timers are not run here: POST /api/training starts a run.

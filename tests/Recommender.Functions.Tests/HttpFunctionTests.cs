@@ -81,7 +81,7 @@ public sealed class HttpFunctionTests
         var services = await Azurite.CreateServicesAsync();
         await using var serving = await ServingFixture.CreateAsync(services, purge: new UserDataPurgeOptions { Grace = TimeSpan.Zero, ScheduleSlot = TimeSpan.FromSeconds(1) });
         await using var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddUserDataPurge(),
-            new DurableTaskTestHostOptions { ConfigureServices = s => s.AddSingleton(serving) });
+            new DurableTaskTestHostOptions { Port = InProcessSidecarPort.Free(), ConfigureServices = s => s.AddSingleton(serving) });
         await new IngestEventsOverHttp(services.Ingestor).Run(Request(Batch(7)), default);
         Assert.NotNull(await services.UserStates.GetAsync("u1"));
         var api = new DeleteUser(serving);

@@ -27,7 +27,7 @@ public sealed class TrainingApiTests
         var models = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
         var steps = new RetrainingSteps(ingestion.Snapshots, new ModelRegistry(models), new EndlessJob());
         await using var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddRetraining(),
-            new DurableTaskTestHostOptions { ConfigureServices = services => services.AddSingleton(steps) });
+            new DurableTaskTestHostOptions { Port = InProcessSidecarPort.Free(), ConfigureServices = services => services.AddSingleton(steps) });
         // An empty log: the run ends at once, its snapshot refused.
         await using var serving = await ServingFixture.CreateAsync(ingestion);
         var api = new TrainingApi(new RetrainingTrigger(new RetrainingTriggerOptions(), ingestion.EventLog, ingestion.Snapshots), serving);
@@ -58,7 +58,7 @@ public sealed class TrainingApiTests
         await models.CreateIfNotExistsAsync();
         var steps = new RetrainingSteps(ingestion.Snapshots, new ModelRegistry(models), new EndlessJob());
         await using var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddRetraining(),
-            new DurableTaskTestHostOptions { ConfigureServices = services => services.AddSingleton(steps) });
+            new DurableTaskTestHostOptions { Port = InProcessSidecarPort.Free(), ConfigureServices = services => services.AddSingleton(steps) });
         var settings = new RetrainingSettings { Snapshot = new() { MinEngagements = 1, MinTrainableUsers = 1 }, PollInterval = TimeSpan.FromSeconds(30) };
         await using var serving = await ServingFixture.CreateAsync(ingestion);
         var api = new TrainingApi(new RetrainingTrigger(new RetrainingTriggerOptions { Settings = settings }, ingestion.EventLog, ingestion.Snapshots), serving);

@@ -119,7 +119,7 @@ public sealed class Loop : IAsyncDisposable
         var registry = new ModelRegistry(models);
         var steps = new RetrainingSteps(ingestion.Snapshots, registry, launcher(registry, ingestion));
         var host = await DurableTaskTestHost.StartAsync(tasks => tasks.AddRetraining(),
-            new DurableTaskTestHostOptions { ConfigureServices = services => services.AddSingleton(steps) });
+            new DurableTaskTestHostOptions { Port = InProcessSidecarPort.Free(), ConfigureServices = services => services.AddSingleton(steps) });
         var trigger = new RetrainingTrigger(new RetrainingTriggerOptions { Settings = settings ?? FastSettings, NewEventsThreshold = 100 }, ingestion.EventLog, ingestion.Snapshots);
         return new Loop(ingestion, registry, host, trigger);
     }
