@@ -15,7 +15,7 @@ public sealed class CatalogStore(TableClient items, TableClient profiles, StaleB
 {
     private const string ItemPartition = "item";
     private readonly StaleBoundedCache<UserProfile> _profiles = new(
-        p => p is null ? 0 : 128 + p.Attributes.Sum(a => 64 + (a.Key.Length + a.Value.Length) * 2), profileCache, time);
+        p => p is null ? 0 : 128 + p.Attributes.Sum(a => 64 + (a.Key.Length + a.Value.Length) * 2), profileCache, time, "profiles");
 
     public async Task UpsertItemsAsync(IEnumerable<CatalogItem> updates, CancellationToken cancellationToken = default)
     {

@@ -24,6 +24,8 @@ public static class RecommenderMetrics
     public static readonly Counter<long> Impressions = Meter.CreateCounter<long>("recommender.impressions", "{item}", "Items shown in served slates");
     /// <summary>Engagements and rewards that name the recommendation they answer, tagged <c>model_version</c> (from the event's context; "unknown" if the client did not echo it) and <c>type</c>.</summary>
     public static readonly Counter<long> Rewards = Meter.CreateCounter<long>("recommender.rewards", "{event}", "Engagements and rewards attributed to a recommendation");
+    /// <summary>Reads a stale-bounded cache served past its bound because storage was slow or failing, tagged <c>cache</c>.</summary>
+    public static readonly Counter<long> StaleServed = Meter.CreateCounter<long>("recommender.cache.stale_served", "{read}", "Reads served from memory past the staleness bound because storage was slow or failing");
     /// <summary>Items a write-behind sink had to drop (buffer full, or a batch that failed every attempt), tagged <c>sink</c>.</summary>
     public static readonly Counter<long> SinkDropped = Meter.CreateCounter<long>("recommender.sink.dropped", "{item}", "Items a write-behind sink dropped under overload or storage failure");
     /// <summary>Retraining candidates judged, tagged <c>verdict</c> (promoted, kept) .</summary>

@@ -12,6 +12,16 @@ public sealed record StaleBoundedCacheOptions
     /// </summary>
     public TimeSpan MaxStaleness { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Past <see cref="MaxStaleness"/>, how long a read waits for storage to answer before it serves the value it has
+    /// (counted in <c>recommender.cache.stale_served</c>): a storage account that is slow or failing for a moment
+    /// makes a read a little staler, not a request seconds slower.
+    /// </summary>
+    public TimeSpan StorageWait { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>The oldest a value is ever served: past it, a read waits for storage however long it takes (or fails with it).</summary>
+    public TimeSpan MaxStalenessWhileStorageLags { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Approximate memory the cache may hold (each entry's size as its owner estimates it); beyond it the longest unread go.</summary>
     public long SizeLimitBytes { get; init; } = 256L << 20;
 }
@@ -20,7 +30,9 @@ public sealed record StaleBoundedCacheOptions
 /// Values read from storage, kept in memory with their ETag and the time they were read, and served for at most
 /// <see cref="StaleBoundedCacheOptions.MaxStaleness"/>: older than three quarters of it, the value is still served and
 /// re-read in the background (so a steadily read key never waits for storage); older than all of it, the
-/// read waits for storage. A re-read that finds the same ETag keeps the value it has. Writers of this process put
+/// read waits for storage, but only <see cref="StaleBoundedCacheOptions.StorageWait"/>: if storage has not answered by
+/// then the cached value is served (and counted) while the re-read goes on, up to
+/// <see cref="StaleBoundedCacheOptions.MaxStalenessWhileStorageLags"/>. A re-read that finds the same ETag keeps the value it has. Writers of this process put
 /// what they wrote (write-through), and use the cached ETag for their optimistic-concurrency writes.
 /// Absent keys are cached too (a null value), so a user with no state costs one read per bound, not one per request.
 /// </summary>
@@ -43,11 +55,16 @@ public sealed class StaleBoundedCache<T> where T : class
     private readonly StaleBoundedCacheOptions _options;
     private readonly TimeProvider _time;
     private readonly Func<T?, long> _sizeOf;
-    private readonly ConcurrentDictionary<string, Task> _refreshing = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Task<Entry?>> _refreshing = new(StringComparer.Ordinal);
+    private long _staleServed;
+
+    private readonly string _name;
 
     /// <param name="size">An estimate of an entry's bytes (for the size limit).</param>
-    public StaleBoundedCache(Func<T?, long> size, StaleBoundedCacheOptions? options = null, TimeProvider? time = null)
+    /// <param name="name">What the cache holds, the <c>cache</c> tag of its metric.</param>
+    public StaleBoundedCache(Func<T?, long> size, StaleBoundedCacheOptions? options = null, TimeProvider? time = null, string name = "cache")
     {
+        _name = name;
         _options = options ?? new();
         _time = time ?? TimeProvider.System;
         _sizeOf = size;
@@ -67,12 +84,26 @@ public sealed class StaleBoundedCache<T> where T : class
             if (age < _options.MaxStaleness)
             {
                 if (age >= _options.MaxStaleness * 0.75)
-                    RefreshInBackground(key, load);
+                    _ = RefreshInBackground(key, load);
+                return entry.Value;
+            }
+            if (age < _options.MaxStalenessWhileStorageLags)
+            {
+                var refresh = RefreshInBackground(key, load);
+                // A re-read that failed (storage down) counts as one that has not answered: the value it has is served.
+                if (await Task.WhenAny(refresh, Task.Delay(_options.StorageWait, _time, cancellationToken)) == refresh && refresh.IsCompletedSuccessfully && refresh.Result is { } fresh)
+                    return fresh.Value;
+                cancellationToken.ThrowIfCancellationRequested();
+                Interlocked.Increment(ref _staleServed);
+                RecommenderMetrics.StaleServed.Add(1, new KeyValuePair<string, object?>("cache", _name));
                 return entry.Value;
             }
         }
         return (await ReadAsync(key, load, cancellationToken)).Value;
     }
+
+    /// <summary>Reads served past <see cref="StaleBoundedCacheOptions.MaxStaleness"/> because storage was slow or failing (this instance's count).</summary>
+    public long StaleServed => Interlocked.Read(ref _staleServed);
 
     /// <summary>The cached entry, however old (writers use its ETag and re-read on a conflict).</summary>
     public Entry? Peek(string key) => _entries.TryGetValue(key, out var entry) ? entry : null;
@@ -97,27 +128,32 @@ public sealed class StaleBoundedCache<T> where T : class
         return entry;
     }
 
-    private void RefreshInBackground(string key, Func<CancellationToken, Task<(T? Value, ETag ETag)>> load)
+    /// <summary>Re-reads the key behind the request, once at a time per key; the task gives the entry read, or null when storage failed.</summary>
+    private Task<Entry?> RefreshInBackground(string key, Func<CancellationToken, Task<(T? Value, ETag ETag)>> load)
     {
-        if (_refreshing.ContainsKey(key))
-            return;
-        var refresh = new Task<Task>(async () =>
+        if (_refreshing.TryGetValue(key, out var running))
+            return running;
+        var refresh = new Task<Task<Entry?>>(async () =>
         {
             try
             {
-                await ReadAsync(key, load, CancellationToken.None);
+                return await ReadAsync(key, load, CancellationToken.None);
             }
             catch (RequestFailedException)
             {
-                // Storage unavailable for a moment: the value ages out and the next read waits for storage.
+                // Storage unavailable for a moment: the value ages on, and past the longest bound a read waits for storage.
+                return null;
             }
             finally
             {
                 _refreshing.TryRemove(key, out _);
             }
         });
-        if (_refreshing.TryAdd(key, refresh))
-            refresh.Start(TaskScheduler.Default);
+        var unwrapped = refresh.Unwrap();
+        if (!_refreshing.TryAdd(key, unwrapped))
+            return RefreshInBackground(key, load); // another request started one meanwhile (or it has already ended): that one, or a new one
+        refresh.Start(TaskScheduler.Default);
+        return unwrapped;
     }
 
     private void Put(string key, Entry entry)

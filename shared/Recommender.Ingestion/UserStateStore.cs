@@ -34,7 +34,7 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
 {
     private const int TransactionLimit = 100;
     private readonly UserStateStoreOptions _options = options ?? new();
-    private readonly StaleBoundedCache<UserState> _cache = new(EstimatedBytes, (options ?? new()).Cache, time);
+    private readonly StaleBoundedCache<UserState> _cache = new(EstimatedBytes, (options ?? new()).Cache, time, "user-state");
 
     public TableClient Table => table;
 

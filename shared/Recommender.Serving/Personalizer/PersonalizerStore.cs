@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Recommender.Ingestion;
 
 namespace Recommender.Serving;
 
@@ -31,7 +32,9 @@ public sealed partial class PersonalizerStateJsonContext : JsonSerializerContext
 /// Personalizer's state in Blob Storage, beside the models (<c>personalizer/</c>): the service configuration, the
 /// learning policy and the learned model. Every instance reads the same blobs; the model is written only with
 /// <c>If-Match</c> on the version it was learned from, so two instances updating at once do not both count an event.
-/// Reads are cached for <see cref="CacheFor"/>, so Rank does not wait on storage.
+/// Rank reads the configuration and the model from memory (<see cref="StaleBoundedCache{T}"/>, bound <see cref="CacheFor"/>):
+/// re-read behind the requests, one read at a time, and what this instance writes is read back at once, so no Rank
+/// waits on storage while it is healthy, and a slow one makes the state a little staler, not every Rank slower.
 /// </summary>
 public sealed class PersonalizerStore(BlobContainerClient container, TimeProvider? time = null)
 {
@@ -40,25 +43,33 @@ public sealed class PersonalizerStore(BlobContainerClient container, TimeProvide
     public const string ModelBlob = "personalizer/model.json";
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(2);
 
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private (PersonalizerConfiguration Value, DateTimeOffset ReadAt)? _configuration;
-    private (ContextualBandit Bandit, PersonalizerModel Model, ETag ETag, DateTimeOffset ReadAt)? _model;
+    /// <summary>The learned model with the bandit read from it (importing the weights is the costly part of a read).</summary>
+    private sealed record LearnedModel(ContextualBandit Bandit, PersonalizerModel Model);
 
+    private static readonly StaleBoundedCacheOptions Cached = new() { MaxStaleness = CacheFor };
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly StaleBoundedCache<PersonalizerConfiguration> _configuration = new(_ => 1024, Cached, time, "personalizer-configuration");
+    private readonly StaleBoundedCache<LearnedModel> _model = new(m => m is null ? 0 : 256 + 64L * m.Model.Weights.Weights.Count, Cached, time, "personalizer-model");
+
+    /// <param name="cached">From memory (Rank); otherwise read from storage now (what the API returns, what the learner updates).</param>
     public async Task<PersonalizerConfiguration> GetConfigurationAsync(bool cached = false, CancellationToken cancellationToken = default)
     {
-        if (cached && _configuration is { } hit && _time.GetUtcNow() - hit.ReadAt < CacheFor)
-            return hit.Value;
-        var value = (await ReadAsync(ConfigurationBlob, PersonalizerStateJsonContext.Default.PersonalizerConfiguration, cancellationToken)).Value ?? new PersonalizerConfiguration();
-        _configuration = (value, _time.GetUtcNow());
-        return value;
+        if (cached)
+            return await _configuration.GetAsync(ConfigurationBlob, ReadConfigurationAsync, cancellationToken) ?? new PersonalizerConfiguration();
+        var (configuration, etag) = await ReadConfigurationAsync(cancellationToken);
+        _configuration.Put(ConfigurationBlob, configuration, etag); // a read from storage is as fresh as the cache can be
+        return configuration ?? new PersonalizerConfiguration();
     }
+
+    private Task<(PersonalizerConfiguration? Value, ETag ETag)> ReadConfigurationAsync(CancellationToken cancellationToken) =>
+        ReadAsync(ConfigurationBlob, PersonalizerStateJsonContext.Default.PersonalizerConfiguration, cancellationToken);
 
     /// <summary>Keeps <paramref name="configuration"/>, stamped with the time of the edit; returns what was kept.</summary>
     public async Task<PersonalizerConfiguration> SetConfigurationAsync(PersonalizerConfiguration configuration, CancellationToken cancellationToken = default)
     {
         configuration = configuration with { LastConfigurationEditDate = _time.GetUtcNow() };
-        await WriteAsync(ConfigurationBlob, configuration, PersonalizerStateJsonContext.Default.PersonalizerConfiguration, null, cancellationToken);
-        _configuration = null;
+        var etag = await WriteAsync(ConfigurationBlob, configuration, PersonalizerStateJsonContext.Default.PersonalizerConfiguration, null, cancellationToken);
+        _configuration.Put(ConfigurationBlob, configuration, etag);
         return configuration;
     }
 
@@ -72,15 +83,24 @@ public sealed class PersonalizerStore(BlobContainerClient container, TimeProvide
         await container.GetBlobClient(PolicyBlob).DeleteIfExistsAsync(cancellationToken: cancellationToken);
 
     /// <summary>The model and the bandit it holds (a fresh one when none was learned yet), and the ETag to write it back with.</summary>
+    /// <param name="cached">From memory (Rank); otherwise read from storage now, with the ETag a write-back needs.</param>
     public async Task<(ContextualBandit Bandit, PersonalizerModel Model, ETag ETag)> GetModelAsync(bool cached = false, CancellationToken cancellationToken = default)
     {
-        if (cached && _model is { } hit && _time.GetUtcNow() - hit.ReadAt < CacheFor)
-            return (hit.Bandit, hit.Model, hit.ETag);
+        if (!cached)
+        {
+            var (read, etag) = await ReadModelAsync(cancellationToken);
+            _model.Put(ModelBlob, read, etag); // a read from storage is as fresh as the cache can be
+            return (read!.Bandit, read.Model, etag);
+        }
+        var model = (await _model.GetAsync(ModelBlob, ReadModelAsync, cancellationToken))!;
+        return (model.Bandit, model.Model, _model.Peek(ModelBlob)?.ETag ?? default);
+    }
+
+    private async Task<(LearnedModel? Value, ETag ETag)> ReadModelAsync(CancellationToken cancellationToken)
+    {
         var (model, etag) = await ReadAsync(ModelBlob, PersonalizerStateJsonContext.Default.PersonalizerModel, cancellationToken);
         model ??= PersonalizerModel.Fresh(DateTimeOffset.UnixEpoch);
-        var bandit = ContextualBandit.Import(model.Weights);
-        _model = (bandit, model, etag, _time.GetUtcNow());
-        return (bandit, model, etag);
+        return (new LearnedModel(ContextualBandit.Import(model.Weights), model), etag);
     }
 
     /// <summary>Writes the model if it is still the version read as <paramref name="readAs"/>; false when another writer got there first.</summary>
@@ -90,8 +110,8 @@ public sealed class PersonalizerStore(BlobContainerClient container, TimeProvide
         {
             // No blob yet: only if there still is none.
             var conditions = readAs == default ? new BlobRequestConditions { IfNoneMatch = ETag.All } : new BlobRequestConditions { IfMatch = readAs };
-            await WriteAsync(ModelBlob, model, PersonalizerStateJsonContext.Default.PersonalizerModel, conditions, cancellationToken);
-            _model = null;
+            var etag = await WriteAsync(ModelBlob, model, PersonalizerStateJsonContext.Default.PersonalizerModel, conditions, cancellationToken);
+            _model.Put(ModelBlob, new LearnedModel(ContextualBandit.Import(model.Weights), model), etag);
             return true;
         }
         catch (RequestFailedException ex) when (ex.Status is 409 or 412)
@@ -103,8 +123,9 @@ public sealed class PersonalizerStore(BlobContainerClient container, TimeProvide
     /// <summary>DELETE model: a fresh model that learns only from ranks after now.</summary>
     public async Task ResetModelAsync(CancellationToken cancellationToken = default)
     {
-        await WriteAsync(ModelBlob, PersonalizerModel.Fresh(_time.GetUtcNow()), PersonalizerStateJsonContext.Default.PersonalizerModel, null, cancellationToken);
-        _model = null;
+        var fresh = PersonalizerModel.Fresh(_time.GetUtcNow());
+        var etag = await WriteAsync(ModelBlob, fresh, PersonalizerStateJsonContext.Default.PersonalizerModel, null, cancellationToken);
+        _model.Put(ModelBlob, new LearnedModel(ContextualBandit.Import(fresh.Weights), fresh), etag);
     }
 
     /// <summary>The learned model as ONNX (<see cref="BanditOnnxExport"/>), for <c>GET model</c>.</summary>
@@ -127,9 +148,10 @@ public sealed class PersonalizerStore(BlobContainerClient container, TimeProvide
         }
     }
 
-    private async Task WriteAsync<T>(string name, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, BlobRequestConditions? conditions, CancellationToken cancellationToken)
+    private async Task<ETag> WriteAsync<T>(string name, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, BlobRequestConditions? conditions, CancellationToken cancellationToken)
     {
-        await container.GetBlobClient(name).UploadAsync(BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(value, type)),
+        var written = await container.GetBlobClient(name).UploadAsync(BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(value, type)),
             new BlobUploadOptions { Conditions = conditions, HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" } }, cancellationToken);
+        return written.Value.ETag;
     }
 }
