@@ -54,8 +54,8 @@ public sealed class EventParser(EventLimits? limits = null)
     /// <param name="defaultTimestamp">Used when the event has none (for Event Hubs, the enqueued time, so a redelivery gets the same value).</param>
     public ParsedEvent Parse(ReadOnlySpan<byte> json, DateTimeOffset receivedAt, DateTimeOffset? defaultTimestamp = null)
     {
-        if (json.Length > _limits.MaxEventBytes)
-            return ParsedEvent.Invalid($"event is {json.Length} bytes; the limit is {_limits.MaxEventBytes}");
+        if (SizeError(json) is { } tooLarge)
+            return ParsedEvent.Invalid(tooLarge);
 
         WireEvent? wire;
         try
@@ -75,6 +75,17 @@ public sealed class EventParser(EventLimits? limits = null)
 
         return Validate(wire, json, receivedAt, defaultTimestamp);
     }
+
+    /// <summary>
+    /// Validates an event the product built itself (impressions, rewards), as <see cref="Parse(ReadOnlySpan{byte}, DateTimeOffset, DateTimeOffset?)"/>
+    /// would its JSON, without reading that JSON back: the same checks, the same record.
+    /// </summary>
+    /// <param name="json">The event's serialized form (<see cref="WireEvent.ToUtf8Json"/>): its size and, without an event id, its content id.</param>
+    public ParsedEvent Parse(WireEvent wire, ReadOnlySpan<byte> json, DateTimeOffset receivedAt, DateTimeOffset? defaultTimestamp = null) =>
+        SizeError(json) is { } tooLarge ? ParsedEvent.Invalid(tooLarge) : Validate(wire, json, receivedAt, defaultTimestamp);
+
+    private string? SizeError(ReadOnlySpan<byte> json) =>
+        json.Length > _limits.MaxEventBytes ? $"event is {json.Length} bytes; the limit is {_limits.MaxEventBytes}" : null;
 
     private ParsedEvent Validate(WireEvent w, ReadOnlySpan<byte> raw, DateTimeOffset receivedAt, DateTimeOffset? defaultTimestamp)
     {

@@ -37,11 +37,14 @@ public sealed class EventIngestor(
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <summary>Ingests a batch that arrived over HTTP; the key is the hash of the request body.</summary>
-    public async Task<IngestResult> IngestHttpAsync(IReadOnlyList<ReadOnlyMemory<byte>> events, ReadOnlyMemory<byte> body, CancellationToken cancellationToken = default)
+    public Task<IngestResult> IngestHttpAsync(IReadOnlyList<ReadOnlyMemory<byte>> events, ReadOnlyMemory<byte> body, CancellationToken cancellationToken = default) =>
+        IngestBodyAsync(events.Select(e => new RawEvent(e)).ToList(), body, cancellationToken);
+
+    private async Task<IngestResult> IngestBodyAsync(IReadOnlyList<RawEvent> events, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
         var deliveryKey = "http-" + Convert.ToHexStringLower(SHA256.HashData(body.Span)[..16]);
         var now = _time.GetUtcNow();
-        var batch = ParseBatch(events.Select(e => (e, (long?)null, (DateTimeOffset?)null)).ToList(), deliveryKey, now);
+        var batch = ParseBatch(events, deliveryKey, now);
         if (batch.Interactions.Count == 0 && batch.Items.Count == 0 && batch.Profiles.Count == 0 && batch.DeadLetters.Count == 0)
             return IngestResult.Nothing;
         var blobName = batch.Interactions.Count == 0 ? null : StorageLayout.EventLogBlobName(batch.Interactions.Min(e => e.Timestamp), deliveryKey);
@@ -64,7 +67,8 @@ public sealed class EventIngestor(
             body.AddRange(parts[i].Span);
         }
         body.Add((byte)']');
-        return IngestHttpAsync(parts, body.ToArray(), cancellationToken);
+        // The events are at hand: they are validated as they are, not read back from the JSON that keys the delivery.
+        return IngestBodyAsync(parts.Select((json, i) => new RawEvent(json, Wire: events[i])).ToList(), body.ToArray(), cancellationToken);
     }
 
     /// <summary>Ingests a batch from one Event Hubs partition.</summary>
@@ -87,7 +91,7 @@ public sealed class EventIngestor(
         var last = fresh[^1].SequenceNumber;
         var deliveryKey = $"eh-{TableKeys.Encode(delivery.ConsumerGroup)}-{delivery.PartitionId}-{first:D19}-{last:D19}";
         var now = _time.GetUtcNow();
-        var batch = ParseBatch(fresh.Select(m => (m.Body, (long?)m.SequenceNumber, (DateTimeOffset?)m.EnqueuedTime)).ToList(), deliveryKey, now);
+        var batch = ParseBatch(fresh.Select(m => new RawEvent(m.Body, m.SequenceNumber, m.EnqueuedTime)).ToList(), deliveryKey, now);
 
         // The log blob is always written for an Event Hubs delivery (even with no rows): it is the commit marker recovery looks for.
         var partitionTime = batch.Interactions.Count > 0 ? batch.Interactions.Min(e => e.Timestamp) : fresh[0].EnqueuedTime;
@@ -148,14 +152,17 @@ public sealed class EventIngestor(
         return deleted.Count == 0 ? interactions : interactions.Where(e => deleted.Find(e.UserId) is null).ToList();
     }
 
-    private ParsedBatch ParseBatch(IReadOnlyList<(ReadOnlyMemory<byte> Body, long? SequenceNumber, DateTimeOffset? EnqueuedTime)> raw, string deliveryKey, DateTimeOffset now)
+    /// <summary>One event of a delivery as it came: its JSON, its Event Hubs position, and the event itself when the product built it.</summary>
+    private readonly record struct RawEvent(ReadOnlyMemory<byte> Body, long? SequenceNumber = null, DateTimeOffset? EnqueuedTime = null, WireEvent? Wire = null);
+
+    private ParsedBatch ParseBatch(IReadOnlyList<RawEvent> raw, string deliveryKey, DateTimeOffset now)
     {
         var batch = new ParsedBatch();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < raw.Count; i++)
         {
-            var (body, sequenceNumber, enqueuedTime) = raw[i];
-            var parsed = parser.Parse(body.Span, now, enqueuedTime);
+            var (body, sequenceNumber, enqueuedTime, wire) = raw[i];
+            var parsed = wire is null ? parser.Parse(body.Span, now, enqueuedTime) : parser.Parse(wire, body.Span, now, enqueuedTime);
             if (!parsed.IsValid)
             {
                 batch.Rejected.Add(new Rejection(i, null, parsed.Error!));

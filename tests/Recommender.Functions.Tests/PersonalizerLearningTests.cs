@@ -294,4 +294,24 @@ public sealed class PersonalizerLearningTests
         await serving.Ranks.FlushAsync();
         Assert.NotNull(await serving.Ranks.GetAsync("rewarded-0")); // the records stay for rewards, evaluations and logs
     }
+
+    [Fact]
+    public async Task A_minutes_ranks_spread_over_the_shards_of_its_learning_partition_and_an_update_learns_them_all()
+    {
+        // One partition per minute would take every rank of that minute: Table Storage scales by partition.
+        var (api, serving, clock) = await FreshAsync();
+        await PlayAsync(api, 64, seed: 5, "spread");
+        await serving.Ranks.FlushAsync();
+        var rankedAt = clock.GetUtcNow();
+        var partitions = new HashSet<string>();
+        await foreach (var row in serving.Ranks.Table.QueryAsync<Azure.Data.Tables.TableEntity>(RankEventTable.LearningMinutes(rankedAt, rankedAt)))
+            partitions.Add(row.PartitionKey);
+
+        clock.Advance(TimeSpan.FromMinutes(11));
+        var update = await serving.PersonalizerLearner.UpdateAsync(force: true);
+
+        Assert.InRange(partitions.Count, 8, RankEventTable.LearningShards);
+        Assert.All(partitions, p => Assert.StartsWith(RankEventTable.LearningPrefix + rankedAt.UtcDateTime.ToString("yyyyMMddHHmm"), p));
+        Assert.Equal(64, update.Learned);
+    }
 }

@@ -42,7 +42,7 @@ public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable 
         // The minutes not learned yet, by key range: the learning rows of their ranks, rewards, activations and marks.
         await ranks.FlushAsync(cancellationToken);
         var rows = new List<TableEntity>();
-        var window = TableClient.CreateQueryFilter($"PartitionKey ge {RankEventTable.LearningPartition(since)} and PartitionKey le {RankEventTable.LearningPartition(now)}");
+        var window = RankEventTable.LearningMinutes(since, now);
         await foreach (var row in rankEvents.QueryAsync<TableEntity>(window, cancellationToken: cancellationToken))
             rows.Add(row);
         var events = rows.GroupBy(r => r.GetString("EventId") ?? "").Select(LoggedEvent.From).OfType<LoggedEvent>().ToList();
@@ -91,7 +91,7 @@ public sealed class PersonalizerLearner(PersonalizerStore store, RankEventTable 
         // learned goes (a late reward of an event learned at its first reward finds no rank, and teaches nothing), and so
         // do the minutes behind the watermark, whatever arrived there late: the next update reads only what is left.
         var done = ready.SelectMany(e => e.Rows).Select(r => (r.PartitionKey, r.RowKey)).ToList();
-        var behind = TableClient.CreateQueryFilter($"PartitionKey ge {RankEventTable.LearningPrefix} and PartitionKey lt {RankEventTable.LearningPartition(updated.LearnedBefore)}");
+        var behind = RankEventTable.LearningMinutesBefore(updated.LearnedBefore);
         await foreach (var row in rankEvents.QueryAsync<TableEntity>(behind, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
             done.Add((row.PartitionKey, row.RowKey));
         await ranks.DeleteAllAsync(done.Distinct().ToList(), cancellationToken);

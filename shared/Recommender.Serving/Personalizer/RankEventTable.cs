@@ -14,8 +14,8 @@ namespace Recommender.Serving;
 /// transactions. Every read of this process first writes what waits (a reward or an activation waits only when its
 /// own rank is still unwritten), so the process reads its own ranks.
 /// <para>
-/// Beside each learnable record the table keeps a <b>learning row</b> in a partition named by the rank's minute
-/// (<c>m{yyyyMMddHHmm}</c>; records are in <c>u..</c> partitions), and a reward or an activation adds a row there too. The
+/// Beside each learnable record the table keeps a <b>learning row</b> in a partition named by the rank's minute and a shard
+/// of it (<c>m{yyyyMMddHHmm}-{shard}</c>; records are in <c>u..</c> partitions), and a reward or an activation adds a row there too. The
 /// learner reads the minutes it has not learned by a key range, however large the table grows, and removes them once
 /// learned (<see cref="PersonalizerLearner"/>). Learning rows carry <c>At</c>, not <c>RankedAt</c>, so the readers of
 /// records (evaluations, metrics, log properties) never see them.
@@ -107,9 +107,28 @@ public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
 
     private static string EventId(TableEntity record) => record.GetString("EventId") ?? TableKeys.Decode(record.RowKey);
 
-    /// <summary>The learning partition of a rank made at <paramref name="rankedAt"/>: its minute, which sorts by time.</summary>
-    public static string LearningPartition(DateTimeOffset rankedAt) =>
-        LearningPrefix + rankedAt.UtcDateTime.ToString("yyyyMMddHHmm", System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>
+    /// The learning partition of a rank made at <paramref name="rankedAt"/>: its minute, which sorts by time, then one of
+    /// <see cref="LearningShards"/> shards by the event id. One partition per minute would take every rank of that
+    /// minute, and a partition is the unit Table Storage scales by (Azure's target is 2,000 entities/s per partition;
+    /// Azurite's transactions slow down as a partition grows).
+    /// </summary>
+    public static string LearningPartition(DateTimeOffset rankedAt, string eventId) =>
+        MinutePrefix(rankedAt) + "-" + (TableKeys.StableHash(eventId) % LearningShards).ToString("D2", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Shards of each minute's learning partition.</summary>
+    public const int LearningShards = 16;
+
+    /// <summary>The filter of the learning partitions of the minutes from <paramref name="from"/>'s to <paramref name="to"/>'s, both included.</summary>
+    public static string LearningMinutes(DateTimeOffset from, DateTimeOffset to) =>
+        TableClient.CreateQueryFilter($"PartitionKey ge {MinutePrefix(from)} and PartitionKey lt {MinutePrefix(to.AddMinutes(1))}");
+
+    /// <summary>The filter of the learning partitions of the minutes before <paramref name="before"/>'s.</summary>
+    public static string LearningMinutesBefore(DateTimeOffset before) =>
+        TableClient.CreateQueryFilter($"PartitionKey ge {LearningPrefix} and PartitionKey lt {MinutePrefix(before)}");
+
+    private static string MinutePrefix(DateTimeOffset at) =>
+        LearningPrefix + at.UtcDateTime.ToString("yyyyMMddHHmm", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Every learning partition starts with it (and sorts before the records' <c>u..</c> partitions).</summary>
     public const string LearningPrefix = "m";
@@ -122,7 +141,7 @@ public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
     {
         if (record.GetString("Chosen") is null || record.GetDateTimeOffset("RankedAt") is not { } rankedAt)
             return null;
-        var row = new TableEntity(LearningPartition(rankedAt), RankRow + record.RowKey)
+        var row = new TableEntity(LearningPartition(rankedAt, EventId(record)), RankRow + record.RowKey)
         {
             ["EventId"] = EventId(record),
             ["UserId"] = record.GetString("UserId"), // so the purge finds it
@@ -154,7 +173,7 @@ public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
         Table.UpsertEntityAsync(LearningRow(record, ActivatedRow, ""), TableUpdateMode.Replace, cancellationToken);
 
     private static TableEntity LearningRow(TableEntity record, string kind, string suffix) =>
-        new(LearningPartition(record.GetDateTimeOffset("RankedAt") ?? DateTimeOffset.UnixEpoch), kind + record.RowKey + suffix) { ["EventId"] = EventId(record) };
+        new(LearningPartition(record.GetDateTimeOffset("RankedAt") ?? DateTimeOffset.UnixEpoch, EventId(record)), kind + record.RowKey + suffix) { ["EventId"] = EventId(record) };
 
     /// <summary>Writes a batch: one entity-group transaction per partition and 100 records, then their learning rows likewise.</summary>
     private async Task WriteAsync(IReadOnlyList<TableEntity> records, CancellationToken cancellationToken)
