@@ -66,22 +66,28 @@ internal sealed class LocalHostProcess : IAsyncDisposable
         return line is null ? null : Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0);
     }
 
-    /// <summary>Stops the host as a platform does (SIGTERM), so that it flushes what its sinks hold.</summary>
-    public async Task StopAsync()
+    /// <summary>
+    /// Stops the host as a platform does (SIGTERM), so that it flushes what its sinks hold; returns how long that took.
+    /// A host still writing after <paramref name="within"/> (default 60 s) is killed, and that is an error.
+    /// </summary>
+    public async Task<TimeSpan> StopAsync(TimeSpan? within = null)
     {
+        var stopping = Stopwatch.StartNew();
         if (_process.HasExited)
-            return;
+            return TimeSpan.Zero;
         using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]))
             await kill.WaitForExitAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var limit = within ?? TimeSpan.FromSeconds(60);
+        using var timeout = new CancellationTokenSource(limit);
         try
         {
             await _process.WaitForExitAsync(timeout.Token);
+            return stopping.Elapsed;
         }
         catch (OperationCanceledException)
         {
             _process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException("the host did not stop within 60 s of SIGTERM");
+            throw new InvalidOperationException($"the host did not stop within {limit.TotalSeconds:F0} s of SIGTERM");
         }
     }
 

@@ -43,7 +43,7 @@ switch (options.Command)
     default:
         Console.Error.WriteLine("usage: Recommender.Benchmarks http-load [--url http://127.0.0.1:7071] [--requests 3000] [--concurrency 8] [--users 1000]   (against a running local host)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks soak [--minutes 30] [--pace-ms 50] [--world users=300,items=80,seed=7] [--check true]   (starts the Release local host; --check: exit 1 unless reconciled with 0 5xx)");
-        Console.Error.WriteLine("usage: Recommender.Benchmarks serving-http [--seconds 30] [--warmup 10] [--connections 32] [--users 1000]   (starts the Release local host over the demo's storage: scripts/demo.sh --once first)");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks serving-http [--seconds 30] [--warmup 10] [--connections 32] [--users 1000] [--host-settings \"Serving:Sinks:MaxDelay=00:00:05 ...\"]   (starts the Release local host over the demo's storage: scripts/demo.sh --once first)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-inprocess [--requests 20000] [--users 1000]   (over the demo's storage: scripts/demo.sh --once first)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-latency [--requests 3000] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks training-throughput [--items 3700] [--steps 60] [--threads 1] [--loss bce] [--out artifacts/benchmarks]");

@@ -3,6 +3,14 @@
 local threads = {}
 shown = 0
 
+-- PACE_MS: an open-ish load at a set rate. Each connection waits about PACE_MS before each request (drawn uniformly
+-- from 0.5x to 1.5x, so the connections do not fire in step), so the offered rate is about connections / PACE_MS
+-- whatever the latency, and the latency wrk measures is that of a server not kept saturated by the load itself.
+local pace_ms = tonumber(os.getenv("PACE_MS") or "0")
+if pace_ms > 0 then
+  delay = function() return math.floor(pace_ms * (0.5 + math.random())) end
+end
+
 function setup(thread)
   table.insert(threads, thread)
 end
