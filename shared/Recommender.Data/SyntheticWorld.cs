@@ -297,8 +297,7 @@ public sealed class SyntheticWorld
 
     /// <summary>The catalog and the user profiles as product events.</summary>
     public IEnumerable<WireEvent> CatalogAndProfileEvents(DateTimeOffset at) =>
-        Enumerable.Range(0, Options.Items).Select(i => WireEvent.From(new CatalogItem($"syn-item-{i}", ItemId(i),
-                [$"category{ItemCategory[i]}"], ItemTags[i], ItemTitle(i), $"A {ItemTags[i][0]} and {ItemTags[i][1]} title.", true, at)))
+        Enumerable.Range(0, Options.Items).Select(i => WireEvent.From(CatalogItemOf(i, at)))
             .Concat(Users.Select(u => WireEvent.From(new UserProfile($"syn-user-{u.Index}", UserId(u.Index),
                 u.Attributes.ToDictionary(a => a.Split(':')[0], a => a.Split(':')[1]), at))));
 
@@ -317,7 +316,12 @@ public sealed class SyntheticWorld
         };
     }
 
-    public IReadOnlyList<string> ItemTokens(int item) => [$"category:{ItemCategory[item]}", .. ItemTags[item].Select(t => "tag:" + t)];
+    /// <summary>An item as the catalog knows it (what <see cref="CatalogAndProfileEvents"/> sends).</summary>
+    private CatalogItem CatalogItemOf(int item, DateTimeOffset at) => new($"syn-item-{item}", ItemId(item),
+        [ItemCategory[item].ToString(System.Globalization.CultureInfo.InvariantCulture)], ItemTags[item], ItemTitle(item), $"A {ItemTags[item][0]} and {ItemTags[item][1]} title.", true, at);
+
+    /// <summary>An item's content tokens, named as serving names them from the catalog (<see cref="FeatureTokens"/>), so a model trained here reads the served catalog.</summary>
+    public IReadOnlyList<string> ItemTokens(int item) => FeatureTokens.OfItem(CatalogItemOf(item, DateTimeOffset.UnixEpoch));
 
     private int SampleByPopularity(Random random)
     {

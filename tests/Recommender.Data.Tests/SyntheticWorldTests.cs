@@ -3,6 +3,7 @@ using Recommender.Events;
 
 namespace Recommender.Data.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class SyntheticWorldTests
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
@@ -162,5 +163,24 @@ public sealed class SyntheticWorldTests
         Assert.Equal(Small.Items, data.ItemCount);
         Assert.Equal(3, data.ItemFeatures!.Tokens[1].Length); // category and two tags
         Assert.Equal(2, data.UserFeatures!.Tokens[0].Length);
+    }
+
+    [Fact]
+    public void The_datasets_item_tokens_are_the_ones_serving_reads_from_the_catalog_the_world_sends()
+    {
+        // A model trained on the world's dataset meets the items through the catalog when served: same names, or no content.
+        var world = new SyntheticWorld(Small);
+        var data = world.ToDataset(world.GenerateHistory(Start));
+        var parser = new EventParser();
+        var catalog = world.CatalogAndProfileEvents(Start)
+            .Select(e => parser.Parse(e.ToUtf8Json(), Start.AddDays(1)).Item)
+            .OfType<CatalogItem>()
+            .ToDictionary(i => i.ItemId);
+
+        for (var row = 1; row < data.ItemIds.Count; row++)
+        {
+            var trained = data.ItemFeatures!.Tokens[row].Select(t => data.ItemFeatures.Vocabulary[t]);
+            Assert.Equal(FeatureTokens.OfItem(catalog[data.ItemIds[row]]).Distinct(), trained);
+        }
     }
 }

@@ -113,7 +113,12 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
 
         // Fewer new events than the threshold start nothing; more do, on a new snapshot.
         Assert.Null(await loop.Trigger.StartIfEnoughNewEventsAsync(loop.Client));
-        await Recommender.TrainingJob.IngestionTraffic.SendAsync(loop.Ingestion, new Data.SyntheticWorldOptions { Users = 30, Items = 40, Seed = 99 }, progress: null);
+        // New engagements under event ids of their own: every world numbers its events from syn-0, so another world's
+        // history as it comes would be dropped as redeliveries of the first one's.
+        var otherWorld = new Data.SyntheticWorld(new Data.SyntheticWorldOptions { Users = 30, Items = 40, Seed = 99 });
+        var newEngagements = otherWorld.GenerateHistory(DateTimeOffset.UtcNow.AddDays(-1)).Select(e => Events.WireEvent.From(e with { EventId = "seed99-" + e.EventId })).ToList();
+        foreach (var batch in newEngagements.Chunk(1000))
+            await loop.Ingestion.Ingestor.IngestEventsAsync(batch);
         await Loop.PastTheSecondAsync();
         var start = await loop.Trigger.StartIfEnoughNewEventsAsync(loop.Client);
         Assert.NotNull(start);
