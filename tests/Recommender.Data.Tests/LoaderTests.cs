@@ -3,6 +3,7 @@ using Recommender.TestSupport;
 
 namespace Recommender.Data.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class LoaderTests
 {
     [Fact]
@@ -56,6 +57,7 @@ public sealed class LoaderTests
     }
 }
 
+[Trait("Kind", "Unit")]
 public sealed class SplitTests
 {
     [Fact]

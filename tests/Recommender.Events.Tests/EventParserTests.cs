@@ -4,6 +4,7 @@ using Recommender.TestSupport;
 
 namespace Recommender.Events.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class EventParserTests
 {
     private static readonly DateTimeOffset Now = TestEvents.Start.AddDays(1);

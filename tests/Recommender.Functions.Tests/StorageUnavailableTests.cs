@@ -6,6 +6,7 @@ using Recommender.Functions;
 namespace Recommender.Functions.Tests;
 
 /// <summary>Storage failing past the SDK's retries is answered 503 with Retry-After in the route's error shape; a refused storage request is not.</summary>
+[Trait("Kind", "Unit")]
 public sealed class StorageUnavailableTests
 {
     // What the SDK throws when every retry failed (as the soak's injected outage logged it).

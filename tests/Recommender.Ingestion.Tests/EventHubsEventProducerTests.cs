@@ -7,6 +7,7 @@ using Recommender.TestSupport;
 namespace Recommender.Ingestion.Tests;
 
 /// <summary>The producer, without a network: batches made by EventHubsModelFactory with a real size limit.</summary>
+[Trait("Kind", "Unit")]
 public sealed class EventHubsEventProducerTests
 {
     private sealed class RecordingProducer(long maxBatchBytes, int partitions = 4) : EventHubProducerClient

@@ -3,6 +3,7 @@ using Recommender.Ingestion;
 
 namespace Recommender.Ingestion.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class HttpEventBatchTests
 {
     [Fact]

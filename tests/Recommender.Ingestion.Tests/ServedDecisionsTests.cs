@@ -6,6 +6,7 @@ using Recommender.TestSupport;
 namespace Recommender.Ingestion.Tests;
 
 /// <summary>How a snapshot joins served slates to what followed them (<see cref="ServedDecisions"/>), on hand-made logs.</summary>
+[Trait("Kind", "Unit")]
 public sealed class ServedDecisionsTests
 {
     private static readonly DecisionJoinOptions Options = new() { OrganicResponseWindow = TimeSpan.FromMinutes(10), SessionIdle = TimeSpan.FromMinutes(30) };

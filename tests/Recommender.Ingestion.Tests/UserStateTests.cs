@@ -4,6 +4,7 @@ using Recommender.TestSupport;
 
 namespace Recommender.Ingestion.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class UserStateTests
 {
     private static Interaction Click(int n, string item, InteractionType type = InteractionType.Click) =>

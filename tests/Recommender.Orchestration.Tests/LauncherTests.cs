@@ -5,6 +5,7 @@ using Azure.Core.Pipeline;
 
 namespace Recommender.Orchestration.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class LauncherTests
 {
     private static readonly TrainingJobRequest Request = new("snap123", "v-1");

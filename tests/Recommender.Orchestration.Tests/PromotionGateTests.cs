@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 
 namespace Recommender.Orchestration.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class PromotionGateTests
 {
     private static readonly string[] Gate = ["ndcg@10", "rl.ope_reward"];

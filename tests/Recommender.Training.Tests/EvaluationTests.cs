@@ -3,6 +3,7 @@ using Recommender.Training;
 
 namespace Recommender.Training.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class EvaluationTests
 {
     [Theory]

@@ -1,3 +1,4 @@
+using Recommender.Experiments;
 using Recommender.Data;
 using Recommender.Training.MetaLearning;
 using static TorchSharp.torch;

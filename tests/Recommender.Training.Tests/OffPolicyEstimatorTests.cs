@@ -3,6 +3,7 @@ using Recommender.Training.Reinforcement;
 namespace Recommender.Training.Tests;
 
 /// <summary>Off-policy estimators on a contextual bandit whose true policy values are known exactly.</summary>
+[Trait("Kind", "Unit")]
 public sealed class OffPolicyEstimatorTests
 {
     private const int Contexts = 3, Actions = 5;

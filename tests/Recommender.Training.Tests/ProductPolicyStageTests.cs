@@ -9,6 +9,7 @@ using Recommender.Training.Reinforcement;
 namespace Recommender.Training.Tests;
 
 /// <summary>The product's logs as the RL stage reads them (<see cref="ProductLogs"/>), and when the stage does not run.</summary>
+[Trait("Kind", "Unit")]
 public sealed class ProductPolicyStageTests
 {
     private static readonly DateTime Start = new(2026, 11, 1, 12, 0, 0, DateTimeKind.Utc);

@@ -4,6 +4,7 @@ using Recommender.Training.Reinforcement;
 namespace Recommender.Training.Tests;
 
 /// <summary>The RL environment over the synthetic world: where a session starts, and what the actor may observe of it.</summary>
+[Trait("Kind", "Unit")]
 public sealed class SessionEnvironmentTests
 {
     private static readonly SyntheticWorld World = new(new SyntheticWorldOptions { Users = 120, Items = 60, Seed = 5 });
