@@ -109,7 +109,8 @@ public static class Settings
         return node.Deserialize(type)!;
     }
 
-    private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name[1..];
+    // As the source-generated context names them (CamelCase policy), so an override lands on the property the JSON holds.
+    private static string Camel(string name) => JsonNamingPolicy.CamelCase.ConvertName(name);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,

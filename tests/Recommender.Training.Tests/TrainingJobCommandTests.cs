@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Recommender.Training;
+using Recommender.Training.Reinforcement;
+using Recommender.TrainingJob;
+
+namespace Recommender.Training.Tests;
+
+/// <summary>The training job's command line (System.CommandLine): what it refuses before anything runs, and that settings reach their records.</summary>
+[Trait("Kind", "Unit")]
+public sealed class TrainingJobCommandTests
+{
+    private static ParseResult Parse(params string[] args) => TrainingJobCommand.Create().Parse(args);
+
+    [Fact]
+    public void A_setting_that_is_not_of_its_type_is_refused_by_name_before_anything_runs()
+    {
+        var parse = Parse("train", "--data", "synthetic:users=10", "--out", "/tmp/never", "--dropout", "half");
+        Assert.Contains(parse.Errors, e => e.Message == "--dropout: 'half' is not a number");
+        Assert.Contains(Parse("retrain", "--snapshot", "s", "--version", "v", "--policy.iterations", "1.5").Errors,
+            e => e.Message == "--policy.iterations: '1.5' is not an integer");
+    }
+
+    [Theory]
+    [InlineData("train", "--out", "x")]                          // --data missing
+    [InlineData("train", "--data", "d", "--out", "x", "--dimensions", "8")] // a setting that does not exist
+    [InlineData("rl", "--out", "x")]                             // the research runs are the experiments' command, not the product job's
+    [InlineData("retrain", "--snapshot", "s")]                   // --version missing
+    public void A_command_line_that_does_not_parse_is_refused(params string[] args) => Assert.NotEmpty(Parse(args).Errors);
+
+    [Fact]
+    public void The_experiments_command_refuses_a_value_outside_an_options_choices_by_name()
+    {
+        var parse = Recommender.Experiments.ExperimentsCommand.Create().Parse(["rl", "--out", "x", "--rl-encoder", "thawed"]);
+        Assert.Contains(parse.Errors, e => e.Message.Contains("thawed") && e.Message.Contains("--rl-encoder"));
+        Assert.Empty(Recommender.Experiments.ExperimentsCommand.Create().Parse(["rl", "--out", "x", "--rl-encoder", "fine-tune", "--rl-kl", "0.05"]).Errors);
+    }
+
+    [Fact]
+    public void Settings_given_by_either_name_override_the_defaults_and_only_those()
+    {
+        var settings = new SettingOptions(typeof(SequenceModelConfig), new SequenceModelConfig());
+        var command = new RootCommand();
+        foreach (var option in settings.Options)
+            command.Add(option);
+
+        var given = settings.Given(command.Parse(["--maxLength", "30", "--learning-rate", "0.003", "--refit", "true"]));
+        var config = SequenceModelConfig.Load(null, given);
+
+        Assert.Equal(3, given.Count);
+        Assert.Equal(30, config.MaxLength);
+        Assert.Equal(0.003, config.LearningRate);
+        Assert.True(config.Refit);
+        Assert.Equal(new SequenceModelConfig().Dimension, config.Dimension);
+    }
+
+    [Fact]
+    public void Retrains_policy_settings_bind_under_their_prefix()
+    {
+        var policy = new SettingOptions(typeof(PolicyStageConfig), new PolicyStageConfig(), prefix: "policy.");
+        var command = new RootCommand();
+        foreach (var option in policy.Options)
+            command.Add(option);
+
+        var config = PolicyStageConfig.Load(policy.Given(command.Parse(["--policy.minDecisions", "150", "--policy.episodes-per-iteration", "64"])));
+
+        Assert.Equal(150, config.MinDecisions);
+        Assert.Equal(64, config.EpisodesPerIteration);
+        Assert.Equal(new PolicyStageConfig().Iterations, config.Iterations);
+    }
+}
