@@ -358,19 +358,21 @@ internal static class ClosedLoopBenchmark
     private static string Report(JsonObject result)
     {
         var rounds = result["rounds"]!.AsArray();
-        var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>Closed loop</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
-        html.Append(CultureInfo.InvariantCulture, $"<h1>The learning loop, closed over HTTP</h1><p>World {System.Net.WebUtility.HtmlEncode((string?)result["world"])}; {result["protocol"]!["sessions_per_round"]} sessions a round.</p>");
-        html.Append(Recommender.Training.RunReport.Chart("true return per session over HTTP, by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(double)r["true_return"]!)).ToList(), "#1f77b4", "round"));
-        html.Append(Recommender.Training.RunReport.Chart("gain over round 0's model on the same users (%), by round", rounds.Select(r => ((double)(int)r!["round"]!, (double?)(100 * (double)r["gain_over_round0_model"]!))).ToList(), "#2ca02c", "round"));
-        html.Append("<table><tr><th>round</th><th>model</th><th>path</th><th>true return per session (HTTP)</th><th>in process</th><th>round 0's model, same users</th><th>gain</th><th>gate's DR estimate</th><th>its error</th><th>ESS</th><th>decisions</th></tr>");
-        foreach (var r in rounds)
-        {
-            var evaluation = r!["evaluation"]!;
-            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{r["round"]}</td><td>{r["model_version"]}</td><td>{r["path"]}</td><td>{(double)r["true_return"]!:F3} ± {(double)r["true_return_ci95"]!:F3}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{(double)evaluation["return"]!:F3}</td><td>{(double)evaluation["round0_model_return"]!:F3}</td><td>{(double)r["gain_over_round0_model"]!:+0.0%;-0.0%} ± {(double)r["gain_over_round0_model_ci95"]!:0.0%}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{Figure(r["ope_reward"], "F3")}</td><td>{Figure(r["ope_relative_error"], "+0.0%;-0.0%")}</td><td>{Figure(r["ess"], "F0")}</td><td>{r["decisions"]}</td></tr>");
-        }
-        return html.Append("</table></body></html>").ToString();
+        double Round(JsonNode? r) => (int)r!["round"]!;
+        return new Recommender.Training.HtmlReport("The learning loop, closed over HTTP", $"World {(string?)result["world"]}; {result["protocol"]!["sessions_per_round"]} sessions a round.")
+            .LineChart("true return per session over HTTP, by round", rounds.Select(r => (Round(r), (double?)(double)r!["true_return"]!)), "round", "return per session")
+            .LineChart("gain over round 0's model on the same users, by round", rounds.Select(r => (Round(r), (double?)(100 * (double)r!["gain_over_round0_model"]!))), "round", "gain (%)")
+            .Table(["round", "model", "path", "true return per session (HTTP)", "in process", "round 0's model, same users", "gain", "gate's DR estimate", "its error", "ESS", "decisions"],
+                rounds.Select(r =>
+                {
+                    var evaluation = r!["evaluation"]!;
+                    return (IReadOnlyList<string>)[$"{r["round"]}", $"{r["model_version"]}", $"{r["path"]}",
+                        FormattableString.Invariant($"{(double)r["true_return"]!:F3} ± {(double)r["true_return_ci95"]!:F3}"),
+                        FormattableString.Invariant($"{(double)evaluation["return"]!:F3}"), FormattableString.Invariant($"{(double)evaluation["round0_model_return"]!:F3}"),
+                        FormattableString.Invariant($"{(double)r["gain_over_round0_model"]!:+0.0%;-0.0%} ± {(double)r["gain_over_round0_model_ci95"]!:0.0%}"),
+                        Figure(r["ope_reward"], "F3"), Figure(r["ope_relative_error"], "+0.0%;-0.0%"), Figure(r["ess"], "F0"), $"{r["decisions"]}"];
+                }))
+            .ToString();
     }
 
     private static string Figure(JsonNode? value, string format) => value is null ? "-" : ((double)value).ToString(format, CultureInfo.InvariantCulture);

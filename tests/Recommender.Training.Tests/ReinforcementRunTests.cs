@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Recommender.Data;
+using Recommender.Experiments;
 using Recommender.Training.Reinforcement;
 
 namespace Recommender.Training.Tests;
@@ -9,6 +9,7 @@ namespace Recommender.Training.Tests;
 public sealed class ReinforcementRunTests
 {
     private static readonly string Job = Path.Combine(AppContext.BaseDirectory, "training-job.dll");
+    private static readonly string Experiments = Path.Combine(AppContext.BaseDirectory, "experiments.dll");
     private const string World = "users=300,items=100,seed=7,clickbait=0.1";
 
     [Fact]
@@ -28,7 +29,7 @@ public sealed class ReinforcementRunTests
             KlFrontier = [0.5],
         };
 
-        var (first, _) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
+        var (first, report) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
         TorchSharp.torch.random.manual_seed(12345);
         TorchSharp.torch.rand(1000);
         var (second, _) = new ReinforcementRun(config).Run(world, data, directory, new EvaluationProtocol());
@@ -41,6 +42,11 @@ public sealed class ReinforcementRunTests
         Assert.All(new[] { "return", "hr@10", "kl_to_pretrained", "ope_truth", "ope_dr" }, k => Assert.True(double.IsFinite((double)point[k]!), $"{k}: {point[k]}"));
         // With watch time in the reward, the simulator learned what users do with their picks.
         Assert.NotNull(first["rl.simulator"]!["engagement_r2"]);
+        // Its report, opened in a browser: five curves for each of PPO, A2C and PPO in the simulator, and the frontier's chart.
+        var charts = await Recommender.TestSupport.HeadlessChromium.RenderChartsAsync(report);
+        Assert.Equal(16, charts.Count);
+        Assert.Contains(charts, c => c.Label == "PPO in the learned simulator: mean return per episode");
+        Assert.All(charts, c => Assert.True(c.Width >= 600 && c.Paths > 0, $"{c.Label}: {c.Width} wide, {c.Paths} paths"));
     }
 
     /// <summary>
@@ -54,13 +60,13 @@ public sealed class ReinforcementRunTests
     {
         var root = Directory.CreateTempSubdirectory("rl-determinism-").FullName;
         var pretrained = Path.Combine(root, "pretrained");
-        await RunJobAsync("train", "--data", $"synthetic:{World}", "--out", pretrained, "--epochs", "5", "--evaluateEvery", "5",
+        await RunAsync(Job, "train", "--data", $"synthetic:{World}", "--out", pretrained, "--epochs", "5", "--evaluateEvery", "5",
             "--dimension", "16", "--blocks", "1", "--maxLength", "20", "--quiet");
 
         string[] Rl(string output) => ["rl", "--world", World, "--pretrained", pretrained, "--out", output, "--rl-iterations", "10",
             "--rl-episodes", "128", "--rl-judge-episodes", "50", "--rl-logged-decisions", "1000", "--rl-kl-frontier", "0.1", "--rl-reward", "click=1,watch=0.5", "--quiet"];
         var (first, second) = (Path.Combine(root, "first"), Path.Combine(root, "second"));
-        await Task.WhenAll(RunJobAsync(Rl(first)), RunJobAsync(Rl(second)));
+        await Task.WhenAll(RunAsync(Experiments, Rl(first)), RunAsync(Experiments, Rl(second)));
 
         var metrics = File.ReadAllText(Path.Combine(first, "metrics.json"));
         Assert.Contains("\"rl.curve_ppo\"", metrics);
@@ -70,17 +76,9 @@ public sealed class ReinforcementRunTests
         Directory.Delete(root, recursive: true);
     }
 
-    private static async Task RunJobAsync(params string[] arguments)
+    private static async Task RunAsync(string program, params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Job);
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, $"training-job {string.Join(' ', arguments)} exited {process.ExitCode}: {await output}{await error}");
+        var (exitCode, output, error) = await Recommender.TestSupport.ChildProcess.RunAsync("dotnet", [program, .. arguments], TimeSpan.FromMinutes(5));
+        Assert.True(exitCode == 0, $"{Path.GetFileNameWithoutExtension(program)} {string.Join(' ', arguments)} exited {exitCode}: {output}{error}");
     }
 }

@@ -1,9 +1,11 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
 using Recommender.Serving;
+using Recommender.Training;
+using Recommender.Training.MetaLearning;
 using TorchSharp;
 
-namespace Recommender.Training.MetaLearning;
+namespace Recommender.Experiments;
 
 /// <summary>
 /// The cold-start protocols (in the style of MeLU/MAMO): warm, user-cold, item-cold and user-and-item-cold. A share of users is held out as new users and a

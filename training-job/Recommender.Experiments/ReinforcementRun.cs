@@ -1,11 +1,10 @@
-using System.Globalization;
-using System.Net;
-using System.Text;
 using System.Text.Json.Nodes;
 using Recommender.Data;
+using Recommender.Training;
+using Recommender.Training.Reinforcement;
 using static TorchSharp.torch;
 
-namespace Recommender.Training.Reinforcement;
+namespace Recommender.Experiments;
 
 /// <summary>Settings of the RL stage, with documented defaults.</summary>
 public sealed record ReinforcementConfig
@@ -372,42 +371,44 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         IReadOnlyList<PolicyIterationRecord> ppoCurve, IReadOnlyList<PolicyIterationRecord> a2cCurve, IReadOnlyList<PolicyIterationRecord> simulatedCurve, JsonObject fidelity,
         IReadOnlyList<FrontierPoint> frontier, EvaluationResult? greedyHonest)
     {
-        var html = new StringBuilder("<!doctype html><html><head><meta charset=\"utf-8\"><title>RL stage</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>");
-        html.Append(CultureInfo.InvariantCulture, $"<h1>Policy optimisation</h1><p>Held-out users, seeds {string.Join(", ", config.EvaluationSeeds)}, {config.EpisodesPerSeed} episodes each; slates of {config.SlateSize} from {config.Candidates} candidates; mean ± 95% interval over seeds.</p>");
-        html.Append("<table><tr><th>policy</th><th>return per session</th><th>session length</th></tr>");
-        foreach (var s in scores)
-            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(s.Policy)}</td><td>{s.Return}</td><td>{s.SessionLength}</td></tr>");
-        html.Append(CultureInfo.InvariantCulture, $"</table><h2>Offline ranking (test split)</h2><table><tr><th>ranking</th><th>HR@10</th><th>NDCG@10</th></tr><tr><td>PPO</td><td>{offlinePpo.All.HitRate:F4}</td><td>{offlinePpo.All.Ndcg:F4}</td></tr><tr><td>pretrained (greedy)</td><td>{offlineGreedy.All.HitRate:F4}</td><td>{offlineGreedy.All.Ndcg:F4}</td></tr></table>");
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Off-policy estimate of PPO's reward per step</h2><p>{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}.</p><table><tr><th>estimator</th><th>value</th></tr><tr><td>truth (simulated)</td><td>{ope.Truth}</td></tr><tr><td>IPS</td><td>{ope.Ips}</td></tr><tr><td>SNIPS</td><td>{ope.Snips}</td></tr><tr><td>DR (reward model: the learned simulator)</td><td>{ope.DoublyRobust}</td></tr><tr><td>direct method (the learned simulator alone)</td><td>{ope.DirectMethod}</td></tr><tr><td>DR (reward model: the logged mean)</td><td>{ope.DoublyRobustConstant}</td></tr><tr><td>top-K item IPS (Chen et al.)</td><td>{ope.TopKItemIps}</td></tr><tr><td>logging policy</td><td>{ope.Logged}</td></tr></table>");
+        string N(double value, string format = "F4") => HtmlReport.Number(value, format);
+        var report = new HtmlReport("Policy optimisation",
+            $"Held-out users, seeds {string.Join(", ", config.EvaluationSeeds)}, {config.EpisodesPerSeed} episodes each; slates of {config.SlateSize} from {config.Candidates} candidates; mean ± 95% interval over seeds.")
+            .Table(["policy", "return per session", "session length"], scores.Select(s => (IReadOnlyList<string>)[s.Policy, s.Return.ToString(), s.SessionLength.ToString()]))
+            .Heading("Offline ranking (test split)")
+            .Table(["ranking", "HR@10", "NDCG@10"], [["PPO", N(offlinePpo.All.HitRate), N(offlinePpo.All.Ndcg)], ["pretrained (greedy)", N(offlineGreedy.All.HitRate), N(offlineGreedy.All.Ndcg)]])
+            .Heading("Off-policy estimate of PPO's reward per step")
+            .Paragraph(FormattableString.Invariant($"{ope.Decisions} decisions logged by the pretrained policy at temperature {config.BehaviourTemperature}."))
+            .Table(["estimator", "value"], [
+                ["truth (simulated)", ope.Truth.ToString()], ["IPS", ope.Ips.ToString()], ["SNIPS", ope.Snips.ToString()],
+                ["DR (reward model: the learned simulator)", ope.DoublyRobust.ToString()], ["direct method (the learned simulator alone)", ope.DirectMethod.ToString()],
+                ["DR (reward model: the logged mean)", ope.DoublyRobustConstant.ToString()], ["top-K item IPS (Chen et al.)", ope.TopKItemIps.ToString()], ["logging policy", ope.Logged.ToString()]]);
         if (frontier.Count > 0)
         {
-            html.Append("<h2>Return against offline accuracy: PPO with a KL penalty to the pretrained policy</h2><p>Each row is a PPO policy trained with β·KL(π || π_pretrained) on the first slot; the change in HR@10 is against the pretrained model's on the same test split.</p>")
-                .Append("<table><tr><th>β</th><th>return per session</th><th>gain over greedy</th><th>HR@10</th><th>HR@10 change</th>")
-                .Append(greedyHonest is null ? "" : "<th>HR@10, test item not clickbait</th>").Append("<th>KL to pretrained (last 10 iterations)</th><th>reward per step: truth</th><th>doubly robust estimate</th></tr>");
-            foreach (var p in frontier)
-                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{p.Beta:G4}</td><td>{p.Score.Return}</td><td>{p.ReturnGain:+0.0%;-0.0%}</td><td>{p.Offline.All.HitRate:F4}</td><td>{p.HitRateChange:+0.0%;-0.0%}</td>")
-                    .Append(greedyHonest is null || p.OfflineHonest is null ? "" : FormattableString.Invariant($"<td>{p.OfflineHonest.All.HitRate:F4} (greedy {greedyHonest.All.HitRate:F4})</td>"))
-                    .Append(CultureInfo.InvariantCulture, $"<td>{p.KlToReference:F3}</td><td>{p.OpeTruth.Mean:F3}</td><td>{p.OpeDoublyRobust}</td></tr>");
-            html.Append("</table>").Append(RunReport.Chart("gain in return over greedy (%) against the change in offline HR@10 (%), one point per β",
-                frontier.OrderBy(p => p.HitRateChange).Select(p => (100 * p.HitRateChange, (double?)(100 * p.ReturnGain))).ToList(), "#9467bd", "HR@10 change %"));
+            IReadOnlyList<string> header = ["β", "return per session", "gain over greedy", "HR@10", "HR@10 change",
+                .. greedyHonest is null ? Array.Empty<string>() : ["HR@10, test item not clickbait"], "KL to pretrained (last 10 iterations)", "reward per step: truth", "doubly robust estimate"];
+            report.Heading("Return against offline accuracy: PPO with a KL penalty to the pretrained policy")
+                .Paragraph("Each row is a PPO policy trained with β·KL(π || π_pretrained) on the first slot; the change in HR@10 is against the pretrained model's on the same test split.")
+                .Table(header, frontier.Select(p => (IReadOnlyList<string>)[N(p.Beta, "G4"), p.Score.Return.ToString(), N(p.ReturnGain, "+0.0%;-0.0%"), N(p.Offline.All.HitRate), N(p.HitRateChange, "+0.0%;-0.0%"),
+                    .. greedyHonest is null || p.OfflineHonest is null ? Array.Empty<string>() : [$"{N(p.OfflineHonest.All.HitRate)} (greedy {N(greedyHonest.All.HitRate)})"],
+                    N(p.KlToReference, "F3"), N(p.OpeTruth.Mean, "F3"), p.OpeDoublyRobust.ToString()]))
+                .PointChart("gain in return over greedy against the change in offline HR@10, one point per β",
+                    frontier.Select(p => (100 * p.HitRateChange, (double?)(100 * p.ReturnGain))), "HR@10 change (%)", "gain in return (%)");
         }
-        html.Append("<h2>Learned user simulator: fidelity to held-out logged sessions</h2><table><tr><th>measure</th><th>value</th></tr>");
-        foreach (var (key, value) in fidelity)
+        report.Heading("Learned user simulator: fidelity to held-out logged sessions")
+            .Table(["measure", "value"], fidelity.Select(f => (IReadOnlyList<string>)[f.Key,
+                f.Value is JsonValue v && v.TryGetValue<double>(out var number) ? N(number, "0.####") : f.Value?.ToJsonString() ?? ""]))
+            .Heading("Learning curves");
+        foreach (var (name, curve) in new[] { ("PPO", ppoCurve), ("A2C", a2cCurve), ("PPO in the learned simulator", simulatedCurve) })
         {
-            if (value is JsonValue v && v.TryGetValue<double>(out var number))
-                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(key)}</td><td>{number:0.####}</td></tr>");
-            else
-                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{WebUtility.HtmlEncode(key)}</td><td>{WebUtility.HtmlEncode(value?.ToJsonString() ?? "")}</td></tr>");
+            HtmlReport Plot(string what, Func<PolicyIterationRecord, double> value) =>
+                report.LineChart($"{name}: {what}", curve.Select(r => ((double)r.Iteration, (double?)value(r))), "iteration");
+            Plot("mean return per episode", r => r.MeanReturn);
+            Plot("value loss", r => r.ValueLoss);
+            Plot("entropy (first slot)", r => r.Entropy);
+            Plot("approximate KL to the rollout policy", r => r.ApproxKl);
+            Plot("KL to the pretrained policy (first slot)", r => r.ReferenceKl);
         }
-        html.Append("</table><h2>Learning curves</h2>");
-        foreach (var (name, curve, colour) in new[] { ("PPO", ppoCurve, "#1f77b4"), ("A2C", a2cCurve, "#ff7f0e"), ("PPO in the learned simulator", simulatedCurve, "#2ca02c") })
-        {
-            string Plot(string what, Func<PolicyIterationRecord, double> value) =>
-                RunReport.Chart($"{name}: {what}", curve.Select(r => ((double)r.Iteration, (double?)value(r))).ToList(), colour, "iteration");
-            html.Append(Plot("mean return per episode", r => r.MeanReturn)).Append(Plot("value loss", r => r.ValueLoss))
-                .Append(Plot("entropy (first slot)", r => r.Entropy)).Append(Plot("approximate KL to the rollout policy", r => r.ApproxKl))
-                .Append(Plot("KL to the pretrained policy (first slot)", r => r.ReferenceKl));
-        }
-        return html.Append("</body></html>").ToString();
+        return report.ToString();
     }
 }
