@@ -32,6 +32,9 @@ switch (options.Command)
     case "training-throughput":
         await TrainingThroughputBenchmark.RunAsync(options, outDir);
         break;
+    case "training-vs-pytorch":
+        await TrainingVsPyTorchBenchmark.RunAsync(options, outDir);
+        break;
     case "closed-loop":
         await ClosedLoopBenchmark.RunAsync(options, outDir);
         break;
@@ -47,6 +50,7 @@ switch (options.Command)
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-inprocess [--requests 20000] [--users 1000]   (over the demo's storage: scripts/demo.sh --once first)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks serving-latency [--requests 3000] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks training-throughput [--items 3700] [--steps 60] [--threads 1] [--loss bce] [--out artifacts/benchmarks]");
+        Console.Error.WriteLine("usage: Recommender.Benchmarks training-vs-pytorch [--data ../shared/data/sasrec/Video.txt] [--threads 1] [--rounds 2] [--steps 60] [--out artifacts/benchmarks]   (installs python3-torch and OpenBLAS when missing)");
         Console.Error.WriteLine("usage: Recommender.Benchmarks closed-loop [--world users=1000,items=500,seed=7,clickbait=0.1] [--rounds 3] [--sessions 500] [--seed 1] [--concurrency 8] [--url http://127.0.0.1:7071] [--training \"<training-job settings>\"] [--name closed-loop] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks personalizer-first-day [--calls 600] [--after 1000] [--evaluation-events 50000] [--export-frequency PT30S] [--seed 1] [--out artifacts/benchmarks]");
         Console.Error.WriteLine("usage: Recommender.Benchmarks ingestion [--events 1000000] [--users 20000] [--items 5000] [--batch 4000] [--partitions 4] [--active-sessions 500] [--out artifacts/benchmarks]");
