@@ -20,7 +20,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     private readonly Embedding _positionEmbedding;
     private readonly Embedding? _contentEmbedding;
     private readonly Embedding? _userEmbedding;
-    private readonly Dropout _dropout;
+    private readonly DropoutMasks _dropout;
     private readonly ModuleList<TransformerBlock> _blocks;
     private readonly LayerNorm _finalNorm;
     private readonly Tensor? _itemTokens;
@@ -44,8 +44,8 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         }
         if (config.UserFeatures && userVocabulary > 1)
             _userEmbedding = Embedding(userVocabulary, d, padding_idx: 0);
-        _dropout = Dropout(config.Dropout);
-        _blocks = new ModuleList<TransformerBlock>(Enumerable.Range(0, config.Blocks).Select(_ => new TransformerBlock(d, config.Heads, config.Dropout)).ToArray());
+        _dropout = new DropoutMasks(config.Seed);
+        _blocks = new ModuleList<TransformerBlock>(Enumerable.Range(0, config.Blocks).Select(_ => new TransformerBlock(d, config.Heads, config.Dropout, _dropout)).ToArray());
         _finalNorm = LayerNorm(d, eps: 1e-8);
 
         RegisterComponents();
@@ -89,25 +89,33 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
 
     /// <summary>
     /// Hidden states [B, L, d] for left-padded item sequences [B, L]; <paramref name="userTokens"/> [B, T]
-    /// (0-padded attribute tokens) or null.
+    /// (0-padded attribute tokens) or null. A padded position's state is the final norm of zero (its bias), as if
+    /// it had gone through the blocks and been masked after each.
     /// </summary>
+    /// <remarks>
+    /// The blocks work on the real positions only, packed into rows [P, d]: everything but attention is
+    /// position-wise, and short histories (most of them, in the data sets here) are mostly padding. Attention
+    /// unpacks to [B, L, d], where a padded position's key and value are those of a zero input (see
+    /// <see cref="TransformerBlock.forward"/>), so the result is the same as running every position.
+    /// </remarks>
     public override Tensor forward(Tensor sequences, Tensor? userTokens)
     {
-        var items = ItemVectors();
-        var length = sequences.shape[1];
-        var x = items.index_select(0, sequences.flatten()).view(sequences.shape[0], length, -1).mul(_embeddingScale);
-        x = x.Plus(_positionEmbedding.forward(arange(length, device: sequences.device)).unsqueeze(0));
+        var (b, length) = (sequences.shape[0], sequences.shape[1]);
+        var real = sequences.flatten().nonzero().squeeze(1);                                   // [P] flat indices b * L + t
+        var x = ItemVectors().index_select(0, sequences.flatten().index_select(0, real)).mul(_embeddingScale);
+        x = x.Plus(_positionEmbedding.forward(real.remainder(length)));
         if (_userEmbedding is not null && userTokens is not null)
         {
             var mask = userTokens.ne(TorchScalars.Zero).unsqueeze(-1).to(x.dtype);
             var user = (_userEmbedding.forward(userTokens) * mask).sum(1) / mask.sum(1).clamp_min(TorchScalars.One);
-            x = x.Plus(user.unsqueeze(1));
+            x = x.Plus(user.index_select(0, real.div(length, rounding_mode: RoundingMode.floor)));
         }
-        var timeline = sequences.ne(TorchScalars.Zero).unsqueeze(-1).to(x.dtype);
-        x = _dropout.forward(x) * timeline;
+        x = _dropout.Apply(x, _config.Dropout, training);
+        var layout = new PackedPositions(real, b, length);
         foreach (var block in _blocks)
-            x = block.forward(x) * timeline;
-        return _finalNorm.forward(x);
+            x = block.forward(x, layout);
+        var padded = _finalNorm.bias!.expand(b * length, -1);
+        return padded.index_copy(0, real, _finalNorm.forward(x)).view(b, length, -1);
     }
 
     private static Tensor PadTokens(int[][] rows)
@@ -123,21 +131,28 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     }
 }
 
+/// <summary>Where the real positions of a left-padded batch [B, L] are: flat indices b * L + t of its rows [P, d].</summary>
+public sealed record PackedPositions(Tensor Real, long Batch, long Length);
+
 /// <summary>Pre-norm Transformer block: causal multi-head self-attention and a position-wise feed-forward, each with a residual.</summary>
-public sealed class TransformerBlock : Module<Tensor, Tensor>
+public sealed class TransformerBlock : Module<Tensor, PackedPositions, Tensor>
 {
     private readonly LayerNorm _attentionNorm;
     private readonly Linear _query, _key, _value, _output;
     private readonly LayerNorm _feedForwardNorm;
     private readonly Linear _hidden, _projection;
-    private readonly Dropout _dropout;
+    private readonly DropoutMasks _dropout;
+    private readonly double _dropoutRate;
     private readonly int _heads;
-    private readonly double _attentionDropout;
+    /// <summary>1/sqrt(head dimension), as a Scalar this block holds (see <see cref="TorchScalars"/>).</summary>
+    private readonly Scalar _scoreScale;
 
-    public TransformerBlock(int dimension, int heads, double dropout) : base(nameof(TransformerBlock))
+    public TransformerBlock(int dimension, int heads, double dropout, DropoutMasks masks) : base(nameof(TransformerBlock))
     {
         _heads = heads;
-        _attentionDropout = dropout;
+        _scoreScale = (1 / Math.Sqrt(dimension / heads)).ToScalar();
+        _dropoutRate = dropout;
+        _dropout = masks;
         _attentionNorm = LayerNorm(dimension, eps: 1e-8);
         _query = Linear(dimension, dimension);
         _key = Linear(dimension, dimension);
@@ -146,19 +161,46 @@ public sealed class TransformerBlock : Module<Tensor, Tensor>
         _feedForwardNorm = LayerNorm(dimension, eps: 1e-8);
         _hidden = Linear(dimension, dimension);
         _projection = Linear(dimension, dimension);
-        _dropout = Dropout(dropout);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    /// <summary>
+    /// The block on the real positions' rows <paramref name="x"/> [P, d]. A padded position's input is zero, so its
+    /// normed input is the norm's bias and its key and value are the same vector at every padded position: attention
+    /// sees them as a block over all positions would.
+    /// </summary>
+    public override Tensor forward(Tensor x, PackedPositions positions)
     {
-        var (b, l, d) = (x.shape[0], x.shape[1], x.shape[2]);
+        var (b, l, d) = (positions.Batch, positions.Length, x.shape[1]);
         var h = _attentionNorm.forward(x);
-        Tensor Heads(Linear projection) => projection.forward(h).view(b, l, _heads, d / _heads).transpose(1, 2);
-        var attended = functional.scaled_dot_product_attention(Heads(_query), Heads(_key), Heads(_value),
-            p: training ? _attentionDropout : 0.0, is_casual: true);
-        x = x.Plus(_dropout.forward(_output.forward(attended.transpose(1, 2).reshape(b, l, d))));
+        var atZero = _attentionNorm.bias!.unsqueeze(0);                                      // the normed input of a padded position
+        Tensor Heads(Tensor rows, Tensor padding) =>
+            padding.expand(b * l, -1).index_copy(0, positions.Real, rows).view(b, l, _heads, d / _heads).transpose(1, 2);
+        var attended = Attention(
+            Heads(_query.forward(h), zeros(1, d, x.dtype, x.device)),                        // a padded query's result is discarded
+            Heads(_key.forward(h), _key.forward(atZero)),
+            Heads(_value.forward(h), _value.forward(atZero)));
+        var rows = attended.transpose(1, 2).reshape(b * l, d).index_select(0, positions.Real); // [P, d]
+        x = x.Plus(Dropout(_output.forward(rows)));
         var f = _feedForwardNorm.forward(x);
-        return x.Plus(_dropout.forward(_projection.forward(_dropout.forward(functional.relu(_hidden.forward(f))))));
+        return x.Plus(Dropout(_projection.forward(Dropout(functional.relu(_hidden.forward(f))))));
+    }
+
+    private Tensor Dropout(Tensor x) => _dropout.Apply(x, _dropoutRate, training);
+
+    /// <summary>
+    /// Causal scaled dot-product attention, with dropout on the attention weights while training. Fused where that
+    /// is fast (inference, GPU); spelled out when training on CPU, so its dropout draws from <see cref="DropoutMasks"/>:
+    /// the fused kernel's own dropout goes through libtorch's slow CPU generator.
+    /// </summary>
+    private Tensor Attention(Tensor q, Tensor k, Tensor v)
+    {
+        if (!training || _dropoutRate <= 0 || q.device_type != DeviceType.CPU)
+            return functional.scaled_dot_product_attention(q, k, v, p: training ? _dropoutRate : 0.0, is_casual: true);
+        var l = q.shape[2];
+        var scores = q.matmul(k.transpose(-2, -1)).mul(_scoreScale);
+        using var future = ones(l, l, ScalarType.Bool, q.device).triu(1);
+        var weights = functional.softmax(scores.masked_fill(future, TorchScalars.NegativeInfinity), -1);
+        return Dropout(weights).matmul(v);
     }
 }

@@ -175,12 +175,15 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         {
             case "bce":
             {
-                // SASRec: the next item against one uniformly drawn negative per position.
-                var negatives = randint(1, data.ItemCount + 1, targets.shape, dtype: int64, device: device);
-                var positive = (states * items.index_select(0, targets.flatten()).view(states.shape)).sum(-1);
-                var negative = (states * items.index_select(0, negatives.flatten()).view(states.shape)).sum(-1);
-                var logits = cat([positive[valid], negative[valid]]);
-                var labels = cat([ones_like(positive[valid]), zeros_like(negative[valid])]);
+                // SASRec: the next item against one uniformly drawn negative per position. Only the positions with a
+                // next item are scored, and the positives' and negatives' rows come from one lookup of the item table:
+                // each lookup's backward writes a gradient the size of the whole table.
+                var h = states[valid];                                                      // [P, d]
+                var positives = targets[valid];                                             // [P]
+                var negatives = randint(1, data.ItemCount + 1, positives.shape, dtype: int64, device: device);
+                var rows = items.index_select(0, cat([positives, negatives]));              // [2P, d]
+                var logits = (h.repeat(2, 1) * rows).sum(-1);                               // positives, then negatives
+                var labels = cat([ones_like(positives, float32), zeros_like(negatives, float32)]);
                 return nn.functional.binary_cross_entropy_with_logits(logits, labels);
             }
             case "ce-sampled":
