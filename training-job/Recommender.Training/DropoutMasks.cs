@@ -15,8 +15,6 @@ namespace Recommender.Training;
 public sealed class DropoutMasks
 {
     private ulong _s0, _s1, _s2, _s3;
-    // One buffer per element count: a step asks for the same few shapes again and again, and torch copies from it.
-    private readonly Dictionary<long, float[]> _buffers = [];
 
     public DropoutMasks(int seed)
     {
@@ -41,14 +39,14 @@ public sealed class DropoutMasks
     /// <summary>A float mask of the given shape: 1/(1-p) where an element is kept, 0 where it is dropped.</summary>
     public Tensor Mask(long[] shape, double p)
     {
-        var count = shape.Aggregate(1L, (a, b) => a * b);
-        if (!_buffers.TryGetValue(count, out var mask))
-            _buffers[count] = mask = new float[count];
+        // Drawn straight into the tensor's own storage: no managed buffer is kept between calls (packed batches have a
+        // different shape every step, and buffers cached per shape grew without bound).
+        var mask = empty(shape, ScalarType.Float32);
         var kept = BitConverter.SingleToInt32Bits((float)(1 / (1 - p)));
         // A 16-bit draw u is kept when u >= p * 2^16: exact for p = 0.5, within 2^-16 of p otherwise. Written without
         // a branch: (u - threshold) >> 31 is all ones exactly when u is dropped, and a random branch mispredicts half the time.
         var threshold = (int)Math.Round(p * 65536);
-        var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(mask.AsSpan());
+        var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(mask.bytes);
         var i = 0;
         for (; i + 4 <= bits.Length; i += 4)
         {
@@ -60,7 +58,7 @@ public sealed class DropoutMasks
         }
         for (var r = Next(); i < bits.Length; i++, r >>= 16)
             bits[i] = kept & ~(((int)(r & 0xFFFF) - threshold) >> 31);
-        return tensor(mask, shape);
+        return mask;
     }
 
     /// <summary>xoshiro256**: the next 64 random bits.</summary>
