@@ -1,3 +1,5 @@
+using Onnx;
+using Recommender.Serving;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,10 +11,13 @@ namespace Recommender.Training;
 /// A SASRec-style causal Transformer over a user's item sequence (Kang &amp; McAuley 2018), with side
 /// information fused in: an item is its id embedding plus the mean of its content-token embeddings;
 /// the user's attribute tokens add one vector to every position. Plain export-friendly ops only
-/// (embedding, layer norm, causal attention, feed-forward), so it can be written to ONNX.
+/// (embedding, layer norm, causal attention, feed-forward), so it can be written to ONNX: <see cref="ToOnnx"/>
+/// spells the same function as ONNX ops, kept beside <see cref="forward"/> so the two change together.
 /// </summary>
 public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
 {
+    /// <summary>The epsilon of every layer norm here (SASRec's), in training and in the exported graph.</summary>
+    public const double NormEpsilon = 1e-8;
     private readonly SequenceModelConfig _config;
     /// <summary>√d, as a Scalar this model holds (see <see cref="TorchScalars"/>).</summary>
     private readonly Scalar _embeddingScale;
@@ -46,7 +51,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
             _userEmbedding = Embedding(userVocabulary, d, padding_idx: 0);
         _dropout = new DropoutMasks(config.Seed);
         _blocks = new ModuleList<TransformerBlock>(Enumerable.Range(0, config.Blocks).Select(_ => new TransformerBlock(d, config.Heads, config.Dropout, _dropout)).ToArray());
-        _finalNorm = LayerNorm(d, eps: 1e-8);
+        _finalNorm = LayerNorm(d, eps: NormEpsilon);
 
         RegisterComponents();
         if (_itemTokens is not null)
@@ -118,6 +123,71 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
         return padded.index_copy(0, real, _finalNorm.forward(x)).view(b, length, -1);
     }
 
+    /// <summary>Whether the model reads user attribute tokens (the graph then has a <c>user_tokens</c> input).</summary>
+    public bool UsesUserTokens => _userEmbedding is not null;
+
+    /// <summary>Whether items have content (the graph can then score new items from their content tokens).</summary>
+    public bool UsesItemContent => _contentEmbedding is not null && _itemTokens is not null;
+
+    /// <summary>
+    /// <see cref="forward"/> as ONNX ops: the hidden states [batch, L, d] of <paramref name="history"/> (int64
+    /// [batch, L], left-padded), with the item vectors under the initializer <paramref name="itemVectors"/> and the
+    /// user tokens under <paramref name="userTokens"/> when the model reads them. The graph runs every position and
+    /// zeroes a padded one after the embedding and each block, which is what the packed forward computes (the
+    /// export tests hold the two equal). Needs <see cref="OnnxLayers.Constants"/>; returns the states' name.
+    /// </summary>
+    internal string ToOnnx(OnnxGraph g, string itemVectors, string history, string? userTokens)
+    {
+        var length = _config.MaxLength;
+        OnnxLayers.Initializer(g, "position", _positionEmbedding.weight!);
+        g.Initializer("sqrt_d", [(float)Math.Sqrt(_config.Dimension)], []);
+        var causal = new float[length * length];
+        for (var row = 0; row < length; row++)
+            for (var col = row + 1; col < length; col++)
+                causal[row * length + col] = float.NegativeInfinity;
+        g.Initializer("causal_mask", causal, [length, length]);
+
+        // x = item_vectors[history] * sqrt(d) + position (+ mean user-attribute vector), zero at padding.
+        g.Node("Gather", [itemVectors, history], ["embedded"], ("axis", 0L));
+        g.Node("Mul", ["embedded", "sqrt_d"], ["scaled"]);
+        g.Node("Add", ["scaled", "position"], ["x_in"]);
+        var x = "x_in";
+        if (_userEmbedding is not null && userTokens is not null)
+        {
+            OnnxLayers.Initializer(g, "user_embedding", _userEmbedding.weight!);
+            g.Node("Gather", ["user_embedding", userTokens], ["user_vectors"], ("axis", 0L));
+            OnnxLayers.MeanOverPresent(g, userTokens, "user_vectors", "user_mean");
+            g.Node("Unsqueeze", ["user_mean", OnnxLayers.Axis1], ["user_row"]);
+            g.Node("Add", [x, "user_row"], ["x_user"]);
+            x = "x_user";
+        }
+        g.Node("Equal", [history, OnnxLayers.ZeroI64], ["is_padding"]);
+        g.Node("Not", ["is_padding"], ["is_item"]);
+        g.Node("Cast", ["is_item"], ["timeline_2d"], ("to", (long)TensorProto.Types.DataType.Float));
+        g.Node("Unsqueeze", ["timeline_2d", OnnxLayers.AxisMinus1], ["timeline"]);
+        g.Node("Mul", [x, "timeline"], ["x0"]);
+        x = "x0";
+        for (var b = 0; b < _blocks.Count; b++)
+            x = _blocks[b].ToOnnx(g, x, $"b{b}_", "causal_mask", "timeline");
+        OnnxLayers.LayerNorm(g, x, _finalNorm, "final");
+        return "final";
+    }
+
+    /// <summary>
+    /// <see cref="ContentVectors"/> and <see cref="NewItemVectors"/> as ONNX ops: the vectors [K, d] of items the model
+    /// never saw, from their 0-padded content tokens <paramref name="candidateTokens"/> [K, T]; returns their name.
+    /// </summary>
+    internal string NewItemVectorsToOnnx(OnnxGraph g, string candidateTokens)
+    {
+        OnnxLayers.Initializer(g, "content_embedding", _contentEmbedding!.weight!);
+        g.Node("Gather", ["content_embedding", candidateTokens], ["candidate_token_vectors"], ("axis", 0L));
+        OnnxLayers.MeanOverPresent(g, candidateTokens, "candidate_token_vectors", "candidate_content");
+        if (_generator is not null)
+            return _generator.NewItemVectorsToOnnx(g, "candidate_content", "candidate_vectors");
+        g.Node("Identity", ["candidate_content"], ["candidate_vectors"]);
+        return "candidate_vectors";
+    }
+
     private static Tensor PadTokens(int[][] rows)
     {
         var width = Math.Max(1, rows.Max(r => r.Length));
@@ -153,12 +223,12 @@ public sealed class TransformerBlock : Module<Tensor, PackedPositions, Tensor>
         _scoreScale = (1 / Math.Sqrt(dimension / heads)).ToScalar();
         _dropoutRate = dropout;
         _dropout = masks;
-        _attentionNorm = LayerNorm(dimension, eps: 1e-8);
+        _attentionNorm = LayerNorm(dimension, eps: SasRecModel.NormEpsilon);
         _query = Linear(dimension, dimension);
         _key = Linear(dimension, dimension);
         _value = Linear(dimension, dimension);
         _output = Linear(dimension, dimension);
-        _feedForwardNorm = LayerNorm(dimension, eps: 1e-8);
+        _feedForwardNorm = LayerNorm(dimension, eps: SasRecModel.NormEpsilon);
         _hidden = Linear(dimension, dimension);
         _projection = Linear(dimension, dimension);
         RegisterComponents();
@@ -184,6 +254,44 @@ public sealed class TransformerBlock : Module<Tensor, PackedPositions, Tensor>
         x = x.Plus(Dropout(_output.forward(rows)));
         var f = _feedForwardNorm.forward(x);
         return x.Plus(Dropout(_projection.forward(Dropout(functional.relu(_hidden.forward(f))))));
+    }
+
+    /// <summary>
+    /// <see cref="forward"/> as ONNX ops on every position of <paramref name="x"/> [batch, L, d], named with
+    /// <paramref name="name"/>: causal attention through <paramref name="causalMask"/> [L, L] (0 or -inf), and the
+    /// output zeroed at padding (<paramref name="timeline"/> [batch, L, 1], 1 at an item) as the next block expects.
+    /// </summary>
+    internal string ToOnnx(OnnxGraph g, string x, string name, string causalMask, string timeline)
+    {
+        var d = _query.weight!.shape[0];
+        var headDim = d / _heads;
+        OnnxLayers.LayerNorm(g, x, _attentionNorm, name + "ln1");
+        g.Initializer(name + "split", [0L, 0L, _heads, headDim], [4]);
+        g.Initializer(name + "merge", [0L, 0L, d], [3]);
+        g.Initializer(name + "scale", [(float)(1 / Math.Sqrt(headDim))], []);
+        foreach (var (part, linear) in new[] { ("q", _query), ("k", _key), ("v", _value) })
+        {
+            OnnxLayers.Linear(g, name + "ln1", linear, name + part);
+            g.Node("Reshape", [name + part, name + "split"], [name + part + "_heads"]);
+            g.Node("Transpose", [name + part + "_heads"], [name + part + "_t"], ("perm", new long[] { 0, 2, 1, 3 }));
+        }
+        g.Node("Transpose", [name + "k_t"], [name + "k_tt"], ("perm", new long[] { 0, 1, 3, 2 }));
+        g.Node("MatMul", [name + "q_t", name + "k_tt"], [name + "logits"]);
+        g.Node("Mul", [name + "logits", name + "scale"], [name + "logits_scaled"]);
+        g.Node("Add", [name + "logits_scaled", causalMask], [name + "logits_masked"]);
+        g.Node("Softmax", [name + "logits_masked"], [name + "attention"], ("axis", -1L));
+        g.Node("MatMul", [name + "attention", name + "v_t"], [name + "attended"]);
+        g.Node("Transpose", [name + "attended"], [name + "attended_t"], ("perm", new long[] { 0, 2, 1, 3 }));
+        g.Node("Reshape", [name + "attended_t", name + "merge"], [name + "attended_merged"]);
+        OnnxLayers.Linear(g, name + "attended_merged", _output, name + "attention_out");
+        g.Node("Add", [x, name + "attention_out"], [name + "x1"]);
+        OnnxLayers.LayerNorm(g, name + "x1", _feedForwardNorm, name + "ln2");
+        OnnxLayers.Linear(g, name + "ln2", _hidden, name + "hidden");
+        g.Node("Relu", [name + "hidden"], [name + "relu"]);
+        OnnxLayers.Linear(g, name + "relu", _projection, name + "ff");
+        g.Node("Add", [name + "x1", name + "ff"], [name + "x2"]);
+        g.Node("Mul", [name + "x2", timeline], [name + "out"]);
+        return name + "out";
     }
 
     private Tensor Dropout(Tensor x) => _dropout.Apply(x, _dropoutRate, training);

@@ -41,6 +41,21 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     /// <summary>The vectors new items are scored with, G(c) + c, from their content vectors [K, d].</summary>
     public Tensor NewItemVectors(Tensor content) => content.Plus(forward(content));
 
+    /// <summary><see cref="NewItemVectors"/> as ONNX ops: G(c) + c, G(c) = tanh(c W1ᵀ + b1) W2ᵀ + b2, from content vectors [K, d].</summary>
+    internal string NewItemVectorsToOnnx(Recommender.Serving.OnnxGraph g, string content, string output)
+    {
+        foreach (var (name, linear) in new[] { ("generator_1", _hidden), ("generator_2", _output) })
+        {
+            OnnxLayers.Initializer(g, name + "_w", linear.weight!);
+            OnnxLayers.Initializer(g, name + "_b", linear.bias!);
+        }
+        g.Node("Gemm", [content, "generator_1_w", "generator_1_b"], ["generator_linear"], ("transB", 1L));
+        g.Node("Tanh", ["generator_linear"], ["generator_hidden"]);
+        g.Node("Gemm", ["generator_hidden", "generator_2_w", "generator_2_b"], ["generator_id"], ("transB", 1L));
+        g.Node("Add", [content, "generator_id"], [output]);
+        return output;
+    }
+
     /// <summary>Trains the generator on (state, next item) pairs of warm items; returns the mean loss of each epoch.</summary>
     public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, TextWriter? progress = null)
     {
