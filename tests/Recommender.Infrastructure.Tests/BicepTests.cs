@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Text.Json.Nodes;
 using Recommender.Ingestion;
+using Recommender.TestSupport;
 
 namespace Recommender.Infrastructure.Tests;
 
@@ -144,15 +144,10 @@ public sealed class BicepTests
         var bicep = Metadata("BicepPath");
         if (!OperatingSystem.IsWindows() && !File.GetUnixFileMode(bicep).HasFlag(UnixFileMode.UserExecute))
             File.SetUnixFileMode(bicep, File.GetUnixFileMode(bicep) | UnixFileMode.UserExecute);
-        var start = new ProcessStartInfo(bicep) { WorkingDirectory = Root, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        start.Environment["BICEP_TRACING_ENABLED"] = "false";
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        return (process.ExitCode, output.Result, output.Result + error.Result);
+        // Synchronous because the compiled template is a Lazy shared by the tests; the CLI takes seconds, never minutes.
+        var (exitCode, output, error) = ChildProcess.RunAsync(bicep, arguments, TimeSpan.FromMinutes(5), Root,
+            new Dictionary<string, string> { ["BICEP_TRACING_ENABLED"] = "false" }).GetAwaiter().GetResult();
+        return (exitCode, output, output + error);
     }
 
     private static string Metadata(string key) =>
