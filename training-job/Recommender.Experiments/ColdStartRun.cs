@@ -23,7 +23,7 @@ namespace Recommender.Experiments;
 /// </list>
 /// All scored like the warm protocol (100 sampled negatives and full ranking).
 /// </summary>
-public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol protocol, TextWriter? progress = null)
+public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol protocol, JobProgress? progress = null)
 {
     /// <summary>Whether user u is held out as a new user (a stable choice of about <see cref="MetaLearningConfig.ColdUserShare"/>).</summary>
     public bool IsColdUser(InteractionDataset data, int u) =>
@@ -47,7 +47,7 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         // Tasks: every warm user's first interactions, as if they were new (training part only).
         var warmSplit = LeaveOneOutSplit.Create(warm);
         var tasks = learner.FirstInteractionTasks(warmSplit.Train);
-        progress?.WriteLine($"meta-training on {tasks.Count} warm users' first {config.SupportItems} interactions; {data.Sequences.Where((_, u) => IsColdUser(data, u)).Count()} users held out as new");
+        progress?.Line($"meta-training on {tasks.Count} warm users' first {config.SupportItems} interactions; {data.Sequences.Where((_, u) => IsColdUser(data, u)).Count()} users held out as new");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var meta = learner.Train(tasks);
         var secondOrderSeconds = clock.Elapsed.TotalSeconds;
@@ -111,7 +111,7 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         var content = encoder.ContentVectors();
         if (content is null)
         {
-            progress?.WriteLine("item-cold: the data has no item content, so a new item has nothing to be scored from; skipped");
+            progress?.Line("item-cold: the data has no item content, so a new item has nothing to be scored from; skipped");
             return;
         }
         var items = encoder.ItemVectors().detach();
@@ -170,7 +170,7 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         {
             var result = Evaluator.Evaluate(scorer, split, itemCount, EvaluationStage.Test, candidates ?? protocol);
             table[key] = result;
-            progress?.WriteLine($"{state} {scorer.Name,-26} HR@10 {result.All.HitRate:F4}  NDCG@10 {result.All.Ndcg:F4}  full HR@10 {result.All.FullHitRate:F4}  full NDCG@10 {result.All.FullNdcg:F4}  [{result.All.Users} users]");
+            progress?.Line($"{state} {scorer.Name,-26} HR@10 {result.All.HitRate:F4}  NDCG@10 {result.All.Ndcg:F4}  full HR@10 {result.All.FullHitRate:F4}  full NDCG@10 {result.All.FullNdcg:F4}  [{result.All.Users} users]");
             results[key] = new JsonObject
             {
                 ["hr@10"] = result.All.HitRate, ["ndcg@10"] = result.All.Ndcg, ["hr@10_full"] = result.All.FullHitRate, ["ndcg@10_full"] = result.All.FullNdcg, ["users"] = result.All.Users,

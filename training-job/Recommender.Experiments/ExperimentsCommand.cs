@@ -51,7 +51,13 @@ public static class ExperimentsCommand
         model.AddTo(command);
         command.SetAction(Guarded(async parse =>
         {
-            var progress = Progress(parse, quiet);
+            await WithProgressAsync(parse, quiet, progress => RunRlAsync(parse, progress));
+            return 0;
+        }));
+        return command;
+
+        async Task RunRlAsync(ParseResult parse, JobProgress? progress)
+        {
             var synthetic = new Recommender.Data.SyntheticWorld(Recommender.Data.SyntheticWorldOptions.Parse(parse.GetValue(world)!));
             var data = synthetic.ToDataset(synthetic.GenerateHistory(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)));
             var runFolder = parse.GetRequiredValue(output);
@@ -80,14 +86,12 @@ public static class ExperimentsCommand
             var (metrics, report) = new ReinforcementRun(rl, progress).Run(synthetic, data, start, new EvaluationProtocol());
             MergeMetrics(runFolder, metrics);
             File.WriteAllText(Path.Combine(runFolder, "report-rl.html"), report);
-            Console.WriteLine($"wrote {Path.Combine(runFolder, "report-rl.html")}");
-            return 0;
-        }));
-        return command;
+            progress?.Line($"wrote {Path.Combine(runFolder, "report-rl.html")}");
+        }
     }
 
     /// <summary>The run folder a research run starts from: <c>--pretrained</c>'s, or <paramref name="runFolder"/> once the model is pretrained there on <paramref name="data"/> (made only then).</summary>
-    private static async Task<string> PretrainedAsync(ParseResult parse, Option<string> pretrained, ModelSettings model, Func<Recommender.Data.InteractionDataset> data, string runFolder, TextWriter? progress)
+    private static async Task<string> PretrainedAsync(ParseResult parse, Option<string> pretrained, ModelSettings model, Func<Recommender.Data.InteractionDataset> data, string runFolder, JobProgress? progress)
     {
         if (parse.GetValue(pretrained) is { } given)
             return given;
@@ -104,11 +108,13 @@ public static class ExperimentsCommand
         model.AddTo(command);
         command.SetAction(Guarded(async parse =>
         {
-            var progress = Progress(parse, quiet);
             var dataset = await DataSources.OpenAsync(parse.GetRequiredValue(data), StorageOf(parse, storage));
             var runFolder = parse.GetRequiredValue(output);
-            var coldStart = new ColdStartRun(new Recommender.Training.MetaLearning.MetaLearningConfig(), new EvaluationProtocol(), progress);
-            MergeMetrics(runFolder, coldStart.Run(dataset, await PretrainedAsync(parse, pretrained, model, () => coldStart.WarmPart(dataset), runFolder, progress)));
+            await WithProgressAsync(parse, quiet, async progress =>
+            {
+                var coldStart = new ColdStartRun(new Recommender.Training.MetaLearning.MetaLearningConfig(), new EvaluationProtocol(), progress);
+                MergeMetrics(runFolder, coldStart.Run(dataset, await PretrainedAsync(parse, pretrained, model, () => coldStart.WarmPart(dataset), runFolder, progress)));
+            });
             return 0;
         }));
         return command;

@@ -59,7 +59,7 @@ public sealed record FrontierPoint(double Beta, PolicyScore Score, EvaluationRes
 /// random on held-out users and seeds of the ground truth; compare offline HR/NDCG of PPO and greedy;
 /// estimate PPO's per-step reward off-policy from logs of the pretrained policy and check it against the truth.
 /// </summary>
-public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? progress = null)
+public sealed class ReinforcementRun(ReinforcementConfig config, JobProgress? progress = null)
 {
     public (JsonObject Metrics, string Report) Run(SyntheticWorld world, InteractionDataset data, string pretrainedDirectory, EvaluationProtocol protocol)
     {
@@ -88,7 +88,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var ppoCurve = new PolicyOptimizer<SessionState>(config.Ppo, ppo, () => Environment(trainUsers), progress, greedy).Train();
         var a2c = Pretrained();
         var a2cCurve = new PolicyOptimizer<SessionState>(config.A2C, a2c, () => Environment(trainUsers), progress, greedy).Train();
-        progress?.WriteLine($"learned heads: PPO {ppo.Head}; A2C {a2c.Head}");
+        progress?.Line($"learned heads: PPO {ppo.Head}; A2C {a2c.Head}");
 
         // As on real data: learn a user simulator from logged sessions of the deployed (pretrained) policy exploring at
         // the behaviour temperature, check it against held-out sessions, and train PPO in it instead of in the world.
@@ -99,7 +99,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var loggingInSimulator = PolicyEvaluation.Evaluate("logging policy, simulated", Sampled(greedy, config.BehaviourTemperature), Simulated(trainUsers), config.EvaluationSeeds, config.EpisodesPerSeed);
         fidelity["session_return_simulated"] = loggingInSimulator.Return.Mean;
         fidelity["session_length_simulated"] = loggingInSimulator.SessionLength.Mean;
-        progress?.WriteLine($"learned simulator: {fidelity.ToJsonString()}");
+        progress?.Line($"learned simulator: {fidelity.ToJsonString()}");
 
         // Judge every policy on held-out users and seeds of the ground truth.
         var popular = new PopularityScorer(split, data.ItemCount).MostPopular(data.ItemCount).ToArray();
@@ -133,7 +133,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         EvaluationResult Offline(SequenceActorCritic policy, string name, LeaveOneOutSplit on) => Evaluator.Evaluate(policy.OfflineRanking(name), on, data.ItemCount, EvaluationStage.Test, protocol);
         var offlinePpo = Offline(ppo, "PPO policy", split);
         var offlineGreedy = Offline(greedy, "pretrained (greedy)", split);
-        progress?.WriteLine($"offline (test split, {protocol}): PPO policy HR@10 {offlinePpo.All.HitRate:F4} NDCG@10 {offlinePpo.All.Ndcg:F4}; greedy HR@10 {offlineGreedy.All.HitRate:F4} NDCG@10 {offlineGreedy.All.Ndcg:F4}");
+        progress?.Line($"offline (test split, {protocol}): PPO policy HR@10 {offlinePpo.All.HitRate:F4} NDCG@10 {offlinePpo.All.Ndcg:F4}; greedy HR@10 {offlineGreedy.All.HitRate:F4} NDCG@10 {offlineGreedy.All.Ndcg:F4}");
         JsonObject? honestTargets = null;
         EvaluationResult? greedyHonest = null;
         if (honestSplit is not null)
@@ -145,7 +145,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
                 ["users"] = policyHonest.All.Users, ["hr@10_policy"] = policyHonest.All.HitRate, ["ndcg@10_policy"] = policyHonest.All.Ndcg,
                 ["hr@10_greedy"] = greedyHonest.All.HitRate, ["ndcg@10_greedy"] = greedyHonest.All.Ndcg,
             };
-            progress?.WriteLine($"offline, test item not clickbait ({policyHonest.All.Users} users): PPO HR@10 {policyHonest.All.HitRate:F4}, greedy {greedyHonest.All.HitRate:F4}");
+            progress?.Line($"offline, test item not clickbait ({policyHonest.All.Users} users): PPO HR@10 {policyHonest.All.HitRate:F4}, greedy {greedyHonest.All.HitRate:F4}");
         }
 
         // The frontier: PPO held near the pretrained policy by a KL penalty of each β, judged like the others.
@@ -157,7 +157,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
             var (score, offline) = (Judge(FormattableString.Invariant($"PPO, KL penalty β = {beta}"), Sampled(policy), heldOut), Offline(policy, "PPO policy", split));
             var point = new FrontierPoint(beta, score, offline, honestSplit is null ? null : Offline(policy, "PPO policy", honestSplit), curve.TakeLast(10).Average(r => r.ReferenceKl),
                 ope.Truth, ope.DoublyRobust, score.Return.Mean / Of("greedy").Return.Mean - 1, offline.All.HitRate / offlineGreedy.All.HitRate - 1);
-            progress?.WriteLine(FormattableString.Invariant($"β = {beta}: return {point.Score.Return}, offline HR@10 {point.Offline.All.HitRate:F4}, KL to the pretrained policy {point.KlToReference:F3}"));
+            progress?.Line(FormattableString.Invariant($"β = {beta}: return {point.Score.Return}, offline HR@10 {point.Offline.All.HitRate:F4}, KL to the pretrained policy {point.KlToReference:F3}"));
             return point;
         }).ToList();
 
@@ -189,7 +189,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         PolicyScore Judge(string name, SlatePolicyFunction policy, IReadOnlyList<int> who, Func<ISlateEnvironment<SessionState>>? environment = null)
         {
             var score = PolicyEvaluation.Evaluate(name, policy, environment ?? (() => Environment(who)), config.EvaluationSeeds, config.EpisodesPerSeed);
-            progress?.WriteLine($"{name,-11} return {score.Return}  session length {score.SessionLength}");
+            progress?.Line($"{name,-11} return {score.Return}  session length {score.SessionLength}");
             return score;
         }
 
@@ -296,7 +296,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, TextWriter? pro
         var result = new OffPolicyResult(Estimate.Of(truth), OffPolicyEstimators.Ips(logs), OffPolicyEstimators.Snips(logs),
             OffPolicyEstimators.DoublyRobust(logs), Estimate.Of(logs.Select(d => d.ModelValue).ToList()), OffPolicyEstimators.DoublyRobust(constantModel),
             OffPolicyEstimators.Ips(itemLogs), Estimate.Of(logs.Select(d => d.Reward).ToList()), logs.Count);
-        progress?.WriteLine($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  " +
+        progress?.Line($"off-policy value of PPO per step: truth {result.Truth}  IPS {result.Ips}  SNIPS {result.Snips}  DR {result.DoublyRobust}  " +
             $"direct (simulator) {result.DirectMethod}  DR, constant model {result.DoublyRobustConstant}  top-K item IPS {result.TopKItemIps}  (logging policy {result.Logged})");
         return result;
     }

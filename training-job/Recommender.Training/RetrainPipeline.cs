@@ -17,7 +17,7 @@ namespace Recommender.Training;
 /// </list>
 /// The caller publishes the run folder; the orchestration's gate reads these figures.
 /// </summary>
-public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStageConfig policyConfig, EvaluationProtocol protocol, TextWriter? progress = null)
+public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStageConfig policyConfig, EvaluationProtocol protocol, JobProgress? progress = null)
 {
     public async Task<JsonObject> RunAsync(InteractionDataset data, ProductLogs logs, ModelRegistry registry, string output, CancellationToken cancellationToken = default)
     {

@@ -16,7 +16,8 @@ public sealed record TrainingOutcome(SasRecModel Model, IReadOnlyList<EpochRecor
 /// the best validated weights.
 /// </summary>
 /// <param name="warmStart">The weights to start from (the champion's, <see cref="WarmStart"/>) instead of a random initialisation.</param>
-public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter? progress = null, WarmStart? warmStart = null)
+/// <param name="validated">Called after each validation with its epoch's record and the model as it is then (a time-to-quality curve reads the test split there; training never does).</param>
+public sealed class SequenceModelTrainer(SequenceModelConfig config, JobProgress? progress = null, WarmStart? warmStart = null, Action<EpochRecord, SasRecModel>? validated = null)
 {
     public TrainingOutcome Train(InteractionDataset data, LeaveOneOutSplit split)
     {
@@ -30,7 +31,8 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         var clock = Stopwatch.StartNew();
         double trainSeconds = 0;
         long sequencesSeen = 0;
-        progress?.WriteLine($"training on {device.type}: {trainUsers.Length:N0} sequences, {config.Loss} loss, dim {config.Dimension}, {config.Blocks} blocks, length {config.MaxLength}, batch {config.BatchSize}");
+        progress?.Line($"training on {device.type}: {trainUsers.Length:N0} sequences, {config.Loss} loss, dim {config.Dimension}, {config.Blocks} blocks, length {config.MaxLength}, batch {config.BatchSize}");
+        using var stage = progress?.Begin("epoch", config.Epochs);
         for (var epoch = 1; epoch <= config.Epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
@@ -54,18 +56,18 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
             }
             var record = new EpochRecord(epoch, loss, seconds, trainUsers.Length / seconds, ndcg, hitRate);
             curve.Add(record);
-            var eta = (config.Epochs - epoch) * clock.Elapsed.TotalSeconds / epoch;
-            progress?.WriteLine($"epoch {epoch,4}/{config.Epochs}  loss {record.Loss:F4}  {record.SequencesPerSecond,7:N0} seq/s" +
-                (ndcg is null ? "" : $"  valid NDCG@10 {ndcg:F4} HR@10 {hitRate:F4}") + $"  ETA {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}");
+            if (ndcg is not null)
+                validated?.Invoke(record, model);
+            stage?.Step(epoch, $"loss {record.Loss:F4}  {record.SequencesPerSecond,7:N0} seq/s" + (ndcg is null ? "" : $"  valid NDCG@10 {ndcg:F4} HR@10 {hitRate:F4}"));
 
             if (sinceBest >= config.Patience)
             {
-                progress?.WriteLine($"early stop: no better validation NDCG@10 in {config.Patience} evaluations (best epoch {best.Epoch})");
+                progress?.Line($"early stop: no better validation NDCG@10 in {config.Patience} evaluations (best epoch {best.Epoch})");
                 break;
             }
             if (config.TimeBudgetSeconds > 0 && clock.Elapsed.TotalSeconds > config.TimeBudgetSeconds)
             {
-                progress?.WriteLine($"time budget of {config.TimeBudgetSeconds:F0} s spent (best epoch {best.Epoch})");
+                progress?.Line($"time budget of {config.TimeBudgetSeconds:F0} s spent (best epoch {best.Epoch})");
                 break;
             }
         }
@@ -86,12 +88,11 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         var (model, optimizer, device, rng) = NewModel(data);
         var sequences = split.Histories(EvaluationStage.Test);
         var users = UsersToLearnFrom(sequences);
-        var clock = Stopwatch.StartNew();
+        using var stage = progress?.Begin("refit", epochs);
         for (var epoch = 1; epoch <= epochs; epoch++)
         {
             var loss = Epoch(model, optimizer, data, sequences, users, device, rng);
-            var eta = (epochs - epoch) * clock.Elapsed.TotalSeconds / epoch;
-            progress?.WriteLine($"refit {epoch,4}/{epochs}  loss {loss:F4}  on train + validation  ETA {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}");
+            stage?.Step(epoch, $"loss {loss:F4}  on train + validation");
         }
         return model;
     }
@@ -110,13 +111,14 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, TextWriter?
         var users = UsersToLearnFrom(sequences);
         var curve = new List<EpochRecord>();
         var clock = Stopwatch.StartNew();
-        progress?.WriteLine($"fine-tuning {warmStart.Version} on {device.type}: {users.Length:N0} sequences (train + validation), {epochs} epochs");
+        progress?.Line($"fine-tuning {warmStart.Version} on {device.type}: {users.Length:N0} sequences (train + validation), {epochs} epochs");
+        using var stage = progress?.Begin("fine-tune", epochs);
         for (var epoch = 1; epoch <= epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
             var loss = Epoch(model, optimizer, data, sequences, users, device, rng);
             curve.Add(new EpochRecord(epoch, loss, epochClock.Elapsed.TotalSeconds, users.Length / epochClock.Elapsed.TotalSeconds, null, null));
-            progress?.WriteLine($"fine-tune {epoch,4}/{epochs}  loss {loss:F4}  ETA {TimeSpan.FromSeconds((epochs - epoch) * clock.Elapsed.TotalSeconds / epoch):hh\\:mm\\:ss}");
+            stage?.Step(epoch, $"loss {loss:F4}");
         }
         return new TrainingOutcome(model, curve, epochs, clock.Elapsed.TotalSeconds, users.Length * (double)epochs / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), device);
     }

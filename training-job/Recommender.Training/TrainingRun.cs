@@ -12,7 +12,7 @@ namespace Recommender.Training;
 /// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>content-vocabulary.json</c> (content tokens, when used), <c>user-adaptation.json</c> (when meta-learned), <c>report.html</c> (learning curve and metric table).
 /// </summary>
 /// <param name="warmStart">The champion's weights to start from (retraining), or null for a random initialisation.</param>
-public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, TextWriter? progress = null, WarmStart? warmStart = null)
+public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, JobProgress? progress = null, WarmStart? warmStart = null)
 {
     /// <summary>The meta-learned user adaptation of the run (with <see cref="SequenceModelConfig.UserAdaptation"/>).</summary>
     public const string UserAdaptationFile = "user-adaptation.json";
@@ -23,8 +23,8 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
     public async Task<JsonObject> RunAsync(InteractionDataset data, string outputDirectory, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(outputDirectory);
-        progress?.WriteLine(data.ToString());
-        progress?.WriteLine($"protocol: {protocol}");
+        progress?.Line(data.ToString());
+        progress?.Line($"protocol: {protocol}");
         var split = LeaveOneOutSplit.Create(data);
 
         var popularity = new PopularityScorer(split, data.ItemCount);
@@ -34,7 +34,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             Evaluator.Evaluate(new ItemKnnScorer(split, data.ItemCount), split, data.ItemCount, EvaluationStage.Test, protocol),
         ];
         foreach (var baseline in baselines)
-            progress?.WriteLine(Describe(baseline));
+            progress?.Line(Describe(baseline));
         var results = new List<EvaluationResult>(baselines);
 
         var trainer = new SequenceModelTrainer(config, progress, warmStart);
@@ -43,7 +43,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         var model = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device, warmStart is null ? "SASRec+features" : "SASRec+features, warm start"),
             split, data.ItemCount, EvaluationStage.Test, protocol);
         results.Add(model);
-        progress?.WriteLine(Describe(model));
+        progress?.Line(Describe(model));
 
         // The served model: the early-stopped one, or its refit on train + validation for the same epochs.
         var served = outcome.Model;
@@ -54,7 +54,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             earlyStopped = model;
             model = Evaluator.Evaluate(new SasRecScorer(served, config, data.UserFeatures, outcome.Device, "SASRec+features refit"), split, data.ItemCount, EvaluationStage.Test, protocol);
             results.Add(model);
-            progress?.WriteLine(Describe(model));
+            progress?.Line(Describe(model));
         }
 
         // New items: learn to place them from content, on the served model's own training sequences.
@@ -85,7 +85,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             metrics["early_stopped"] = Set(earlyStopped.All);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), metrics.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.html"), RunReport.Html(data.ToString(), protocol.ToString(), config, results, outcome.Curve), cancellationToken);
-        progress?.WriteLine($"wrote {outputDirectory}/metrics.json, model.bin, policy.onnx, config.json, items.json, report.html");
+        progress?.Line($"wrote {outputDirectory}/metrics.json, model.bin, policy.onnx, config.json, items.json, report.html");
         return metrics;
     }
 

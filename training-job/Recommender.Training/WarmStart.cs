@@ -31,7 +31,7 @@ public sealed class WarmStart : IDisposable
     /// The champion's weights when it was published with them and its architecture is <paramref name="config"/>'s
     /// (dimension, blocks, heads, length, which features); else null, and training starts afresh, saying why.
     /// </summary>
-    public static async Task<WarmStart?> FromChampionAsync(ModelRegistry registry, SequenceModelConfig config, TextWriter? progress, CancellationToken cancellationToken = default)
+    public static async Task<WarmStart?> FromChampionAsync(ModelRegistry registry, SequenceModelConfig config, JobProgress? progress, CancellationToken cancellationToken = default)
     {
         var current = await registry.GetCurrentAsync(cancellationToken);
         if (current is null)
@@ -41,7 +41,7 @@ public sealed class WarmStart : IDisposable
         var settings = await registry.DownloadTrainingFileAsync(version, "config.json", cancellationToken);
         if (weights is null || settings is null)
         {
-            progress?.WriteLine($"warm start: the champion {version} was published without its weights; training from scratch");
+            progress?.Line($"warm start: the champion {version} was published without its weights; training from scratch");
             return null;
         }
         var directory = Directory.CreateTempSubdirectory("warm-start-").FullName;
@@ -52,7 +52,7 @@ public sealed class WarmStart : IDisposable
         if ((c.Dimension, c.Blocks, c.Heads, c.MaxLength, c.ItemContent, c.UserFeatures, c.ItemGenerator) !=
             (config.Dimension, config.Blocks, config.Heads, config.MaxLength, config.ItemContent, config.UserFeatures, config.ItemGenerator))
         {
-            progress?.WriteLine($"warm start: the champion {version} has another architecture; training from scratch");
+            progress?.Line($"warm start: the champion {version} has another architecture; training from scratch");
             return null;
         }
         var manifest = await registry.GetManifestAsync(version, cancellationToken);
@@ -65,7 +65,7 @@ public sealed class WarmStart : IDisposable
             manifest.UserVocabulary?.Count ?? 0);
         source.load(Path.Combine(directory, "model.bin"), skip: ["_itemTokens", "item_tokens"]);
         Directory.Delete(directory, recursive: true);
-        progress?.WriteLine($"warm start from the champion {version}");
+        progress?.Line($"warm start from the champion {version}");
         return new WarmStart(source, manifest, head);
     }
 

@@ -48,7 +48,9 @@ public static class CommandOptions
         return 2;
     }
 
-    public static TextWriter? Progress(ParseResult parse, Option<bool> quiet) => parse.GetValue(quiet) ? null : Console.Out;
+    /// <summary>Runs a command's work with its progress: bars on a terminal, plain lines when redirected, none with <c>--quiet</c>.</summary>
+    public static Task WithProgressAsync(ParseResult parse, Option<bool> quiet, Func<JobProgress?, Task> job) =>
+        ConsoleJobProgress.RunAsync(Spectre.Console.AnsiConsole.Console, parse.GetValue(quiet), job);
 
     /// <summary>A bad value found only once the command runs (an unknown data source, a missing file) is a usage error: one line, exit code 2.</summary>
     public static Func<ParseResult, Task<int>> Guarded(Func<ParseResult, Task<int>> action) => async parse =>

@@ -29,7 +29,7 @@ public sealed class ModelSettings
 
     public EvaluationProtocol Protocol(ParseResult parse, SequenceModelConfig config) => new() { Seed = config.Seed, MaxUsers = parse.GetValue(_evaluationUsers) };
 
-    public Task<JsonObject> TrainAsync(ParseResult parse, Recommender.Data.InteractionDataset data, string output, TextWriter? progress)
+    public Task<JsonObject> TrainAsync(ParseResult parse, Recommender.Data.InteractionDataset data, string output, JobProgress? progress)
     {
         var config = Config(parse);
         return new TrainingRun(config, Protocol(parse, config), progress).RunAsync(data, output);

@@ -35,10 +35,13 @@ public static class TrainingJobCommand
         model.AddTo(command);
         command.SetAction(Guarded(async parse =>
         {
-            var progress = Progress(parse, quiet);
-            var metrics = await model.TrainAsync(parse, await DataSources.OpenAsync(parse.GetRequiredValue(data), StorageOf(parse, storage)), parse.GetRequiredValue(output), progress);
-            if (progress is null)
-                Console.WriteLine(metrics.ToJsonString());
+            var dataset = await DataSources.OpenAsync(parse.GetRequiredValue(data), StorageOf(parse, storage));
+            await WithProgressAsync(parse, quiet, async progress =>
+            {
+                var metrics = await model.TrainAsync(parse, dataset, parse.GetRequiredValue(output), progress);
+                if (progress is null)
+                    Console.WriteLine(metrics.ToJsonString());
+            });
             return 0;
         }));
         return command;
@@ -88,7 +91,7 @@ public static class TrainingJobCommand
             var (data, logs) = await DataSources.OpenProductSnapshotAsync(account, prefix + id, policyConfig.MaxSessionSteps);
             var registry = Registry(account, parse.GetRequiredValue(container)!);
             var modelConfig = model.Config(parse, RetrainDefaults);
-            await new RetrainPipeline(modelConfig, policyConfig, model.Protocol(parse, modelConfig), Progress(parse, quiet)).RunAsync(data, logs, registry, runFolder);
+            await WithProgressAsync(parse, quiet, progress => new RetrainPipeline(modelConfig, policyConfig, model.Protocol(parse, modelConfig), progress).RunAsync(data, logs, registry, runFolder));
             await RunPublisher.PublishAsync(registry, runFolder, candidate, "snapshot:" + id, promote: false);
             Console.WriteLine($"published candidate {candidate} (trained on snapshot {id})");
             return 0;

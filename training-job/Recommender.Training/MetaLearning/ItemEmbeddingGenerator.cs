@@ -57,7 +57,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     }
 
     /// <summary>Trains the generator on (state, next item) pairs of warm items; returns the mean loss of each epoch.</summary>
-    public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, TextWriter? progress = null)
+    public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, JobProgress? progress = null)
     {
         torch.random.manual_seed(config.Seed);
         var random = new Random(config.Seed);
@@ -66,6 +66,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
         var itemCount = (int)itemVectors.shape[0] - 1;
         var device = states.device;
         var curve = new List<double>();
+        using var stage = progress?.Begin("generator epoch", config.GeneratorEpochs, lineEvery: 5);
         for (var epoch = 1; epoch <= config.GeneratorEpochs; epoch++)
         {
             double total = 0;
@@ -86,8 +87,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
                 batches++;
             }
             curve.Add(total / Math.Max(1, batches));
-            if (epoch == 1 || epoch % 5 == 0 || epoch == config.GeneratorEpochs)
-                progress?.WriteLine($"generator epoch {epoch,3}/{config.GeneratorEpochs}  new-item loss {curve[^1]:F4}");
+            stage?.Step(epoch, $"new-item loss {curve[^1]:F4}");
         }
         return curve;
     }
@@ -111,11 +111,11 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     }
 
     /// <summary>Trains the generator a model carries (<see cref="SasRecModel.Generator"/>), if any, on the model's own training sequences.</summary>
-    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, TextWriter? progress = null) =>
+    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, JobProgress? progress = null) =>
         model.Generator?.Fit(model, modelConfig, userFeatures, sequences, device, settings, progress);
 
     /// <summary>Trains this generator for <paramref name="model"/> (frozen, with item content) on pairs from <paramref name="sequences"/>.</summary>
-    public void Fit(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, TextWriter? progress = null)
+    public void Fit(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, JobProgress? progress = null)
     {
         using var scope = NewDisposeScope();
         Tensor items, content;

@@ -42,7 +42,7 @@ public sealed record AdaptationTask(Tensor SupportStates, Tensor SupportTargets,
 ///     (u₀, log α) ← Adam step on the outer loss (exact second-order gradients through the inner steps)
 /// </code>
 /// </summary>
-public sealed class UserMetaLearner(SasRecModel encoder, SequenceModelConfig modelConfig, FeatureTable? userFeatures, MetaLearningConfig config, TextWriter? progress = null, Device? device = null)
+public sealed class UserMetaLearner(SasRecModel encoder, SequenceModelConfig modelConfig, FeatureTable? userFeatures, MetaLearningConfig config, JobProgress? progress = null, Device? device = null)
 {
     private readonly Device _device = device ?? CPU;
 
@@ -81,6 +81,7 @@ public sealed class UserMetaLearner(SasRecModel encoder, SequenceModelConfig mod
         var initial = nn.Parameter(zeros(modelConfig.Dimension, device: _device));
         var logRates = nn.Parameter(full(modelConfig.Dimension, Math.Log(config.InitialRate), device: _device));
         var optimizer = optim.Adam([initial, logRates], config.LearningRate);
+        using var stage = progress?.Begin("meta epoch", config.Epochs, lineEvery: 10);
         for (var epoch = 1; epoch <= config.Epochs; epoch++)
         {
             double total = 0;
@@ -100,8 +101,7 @@ public sealed class UserMetaLearner(SasRecModel encoder, SequenceModelConfig mod
                 total += loss.item<float>();
                 batches++;
             }
-            if (epoch == 1 || epoch % 10 == 0 || epoch == config.Epochs)
-                progress?.WriteLine($"meta epoch {epoch,3}/{config.Epochs}  query loss {total / batches:F4}  mean rate {logRates.exp().mean().item<float>():F3}");
+            stage?.Step(epoch, $"query loss {total / batches:F4}  mean rate {logRates.exp().mean().item<float>():F3}");
         }
         return new UserAdaptationParameters(initial.cpu().data<float>().ToArray(), logRates.exp().cpu().data<float>().ToArray(), config.InnerSteps, config.SupportItems);
     }

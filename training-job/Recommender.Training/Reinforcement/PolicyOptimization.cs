@@ -90,7 +90,7 @@ public sealed record PolicyIterationRecord(int Iteration, double MeanReturn, dou
 /// <param name="environments">Makes one environment per parallel episode (<see cref="PolicyOptimizationConfig.ParallelEpisodes"/>).</param>
 /// <param name="reference">π_ref of <see cref="PolicyOptimizationConfig.ReferenceKlCoefficient"/> (not trained): needed when that is above 0.</param>
 public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig config, IActorCritic<TObservation> policy, Func<ISlateEnvironment<TObservation>> environments,
-    TextWriter? progress = null, IActorCritic<TObservation>? reference = null)
+    JobProgress? progress = null, IActorCritic<TObservation>? reference = null)
 {
     private readonly IActorCritic<TObservation>? _reference = config.ReferenceKlCoefficient > 0
         ? reference ?? throw new ArgumentException("a KL penalty needs the reference policy", nameof(reference))
@@ -110,7 +110,7 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
         }.Where(g => g.Parameters.Count > 0).Select(g => new TorchSharp.Modules.Adam.ParamGroup(g.Parameters, g.Rate, 0.9, 0.999, 1e-8, 0, false, false)), config.LearningRate);
         var curve = new List<PolicyIterationRecord>();
         var lambda = config.IsA2C ? 1.0 : config.Lambda;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var stage = progress?.Begin($"{config.Algorithm} iteration", config.Iterations, lineEvery: 10);
         using Scalar valueCoefficient = config.ValueCoefficient, entropyCoefficient = config.EntropyCoefficient, klCoefficient = config.ReferenceKlCoefficient; // held for the run (see TorchScalars)
 
         for (var iteration = 1; iteration <= config.Iterations; iteration++)
@@ -172,9 +172,8 @@ public sealed class PolicyOptimizer<TObservation>(PolicyOptimizationConfig confi
 
             var record = new PolicyIterationRecord(iteration, returns.Average(), lengths.Average(), policyLoss / steps, valueLoss / steps, entropy / steps, kl / steps, clipped / steps, referenceKl / steps);
             curve.Add(record);
-            if (iteration == 1 || iteration % 10 == 0 || iteration == config.Iterations)
-                progress?.WriteLine($"{config.Algorithm} iteration {iteration,3}/{config.Iterations}  return {record.MeanReturn,7:F3}  length {record.MeanLength,5:F1}  " +
-                    $"value loss {record.ValueLoss:F4}  entropy {record.Entropy:F3}  KL {record.ApproxKl:F4}{(_reference is null ? "" : $"  KL to reference {record.ReferenceKl:F3}")}  ETA {TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / iteration * (config.Iterations - iteration)):hh\\:mm\\:ss}");
+            stage?.Step(iteration, $"return {record.MeanReturn,7:F3}  length {record.MeanLength,5:F1}  " +
+                $"value loss {record.ValueLoss:F4}  entropy {record.Entropy:F3}  KL {record.ApproxKl:F4}{(_reference is null ? "" : $"  KL to reference {record.ReferenceKl:F3}")}");
         }
         return curve;
     }

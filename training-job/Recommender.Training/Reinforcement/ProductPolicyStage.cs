@@ -76,7 +76,7 @@ public sealed record PolicyStageResult(JsonObject Metrics, ServingPolicy Policy,
 /// Off-policy evaluation of the exported candidate, and of the champion on the same decisions, follows in
 /// <see cref="Evaluate"/> once the candidate is an ONNX model serving code can run.
 /// </summary>
-public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? progress = null)
+public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? progress = null)
 {
     /// <summary>The run folder's serving policy (<see cref="ServingPolicy"/>), which the manifest carries.</summary>
     public const string PolicyFile = "policy.json";
@@ -95,7 +95,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
         var metrics = new JsonObject { ["rl.decisions"] = logs.Counts.DeepClone() };
         PolicyStageResult Skip(string reason)
         {
-            progress?.WriteLine($"RL stage skipped: {reason}");
+            progress?.Line($"RL stage skipped: {reason}");
             metrics["rl.stage"] = "skipped";
             metrics["rl.skipped_because"] = reason;
             WritePolicy(runDirectory, pretrainedPolicy);
@@ -126,7 +126,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
         fidelity["sessions_fitted"] = fitted.Count;
         fidelity["sessions_held_out"] = heldOut.Count;
         var simulatorSeconds = clock.Elapsed.TotalSeconds;
-        progress?.WriteLine($"learned simulator from {fitSteps.Count:N0} logged decisions: {fidelity.ToJsonString()}");
+        progress?.Line($"learned simulator from {fitSteps.Count:N0} logged decisions: {fidelity.ToJsonString()}");
 
         // 4. PPO (or A2C) in the simulator from the pretrained policy (with the champion's head, when it has one), held near it by the KL penalty.
         var logPopularity = new PopularityScorer(split, data.ItemCount).LogCounts();
@@ -149,7 +149,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
         var curve = new PolicyOptimizer<SessionState>(optimization, policy,
             () => new LearnedSessionEnvironment(simulator, data, users, rewards, logs.SlateSize, config.MaxSessionSteps), progress, reference).Train();
         var policySeconds = clock.Elapsed.TotalSeconds - simulatorSeconds;
-        progress?.WriteLine($"learned head: {policy.Head}");
+        progress?.Line($"learned head: {policy.Head}");
 
         // 5. Export: the graph with the head's per-item terms, and the manifest's policy with its session terms.
         var (graph, servingPolicy) = policy.Export();
@@ -199,7 +199,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, TextWriter? pro
                 "ordered" => null,
                 var other => throw new ArgumentException($"policy.slateWeights is set or ordered, not '{other}'"),
             });
-        progress?.WriteLine($"off-policy return per session of {policy.Model.Version} on {estimates.Sessions} held-out sessions ({estimates.Decisions} decisions): " +
+        progress?.Line($"off-policy return per session of {policy.Model.Version} on {estimates.Sessions} held-out sessions ({estimates.Decisions} decisions): " +
             $"DR {estimates.DoublyRobust} (unclipped {estimates.DoublyRobustUnclipped})  direct {estimates.DirectMethod}  IPS {estimates.Ips}  SNIPS {estimates.Snips:F3}  logged {estimates.Logged}  " +
             $"ESS {estimates.EffectiveSampleSize:F0} (mean weight {estimates.MeanWeight:F3})  [{clock.Elapsed.TotalSeconds:F0} s]");
         return estimates;
