@@ -37,6 +37,32 @@ public sealed class SequenceModelTests
         Assert.True(model.All.Ndcg > popularity.All.Ndcg, $"{loss}: NDCG@10 {model.All.Ndcg:F3} vs popularity {popularity.All.Ndcg:F3}");
     }
 
+    [Theory]
+    [InlineData("sampled")]
+    [InlineData("full")]
+    public void The_best_epoch_is_the_one_with_the_best_validation_figure_chosen(string selectBy)
+    {
+        var (data, split) = World();
+        var config = Small with { Epochs = 6, EvaluateEvery = 1, Patience = 10, SelectBy = selectBy };
+
+        var outcome = new SequenceModelTrainer(config).Train(data, split);
+
+        Func<EpochRecord, double> figure = selectBy == "full" ? e => e.ValidationFullNdcg!.Value : e => e.ValidationNdcg!.Value;
+        Assert.Equal(outcome.Curve.MaxBy(figure)!.Epoch, outcome.BestEpoch);
+        // The weights served are that epoch's: validating them again gives its figure.
+        var again = Evaluator.Evaluate(new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device), split, data.ItemCount, EvaluationStage.Validation,
+            new EvaluationProtocol { MaxUsers = config.ValidationUsers, Seed = config.Seed });
+        Assert.Equal(figure(outcome.Curve.Single(e => e.Epoch == outcome.BestEpoch)), selectBy == "full" ? again.All.FullNdcg : again.All.Ndcg, 6);
+    }
+
+    [Fact]
+    public void An_unknown_selection_figure_is_refused_before_training()
+    {
+        var (data, split) = World();
+        var error = Assert.Throws<ArgumentException>(() => new SequenceModelTrainer(Small with { SelectBy = "recall" }).Train(data, split));
+        Assert.Contains("sampled, full", error.Message);
+    }
+
     [Fact]
     public void Training_is_deterministic_for_a_seed_on_cpu()
     {

@@ -36,6 +36,12 @@ public sealed record SequenceModelConfig
     /// <summary>Validate every this many epochs; training stops after <see cref="Patience"/> validations without a better NDCG@10.</summary>
     public int EvaluateEvery { get; init; } = 5;
     public int Patience { get; init; } = 4;
+    /// <summary>
+    /// The validation figure that picks the best epoch and stops training: "sampled", NDCG@10 against 100 sampled
+    /// negatives (SASRec's protocol), or "full", NDCG@10 over every item with the history masked, the ranking serving
+    /// does. The two can disagree on which epoch is best (Krichene and Rendle 2020).
+    /// </summary>
+    public string SelectBy { get; init; } = "sampled";
     /// <summary>Validation on a seeded sample of users (null: all), as SASRec used 10,000.</summary>
     public int? ValidationUsers { get; init; } = 10_000;
     /// <summary>Fuse item content (categories, tags, title words) into the item representation.</summary>

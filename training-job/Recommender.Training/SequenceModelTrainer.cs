@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Recommender.Training;
 
 /// <summary>One line of the learning curve.</summary>
-public sealed record EpochRecord(int Epoch, double Loss, double Seconds, double SequencesPerSecond, double? ValidationNdcg, double? ValidationHitRate);
+public sealed record EpochRecord(int Epoch, double Loss, double Seconds, double SequencesPerSecond, double? ValidationNdcg, double? ValidationHitRate, double? ValidationFullNdcg = null);
 
 public sealed record TrainingOutcome(SasRecModel Model, IReadOnlyList<EpochRecord> Curve, int BestEpoch, double TrainSeconds, double SequencesPerSecond, Device Device);
 
@@ -26,6 +26,12 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, JobProgress
         var trainUsers = UsersToLearnFrom(split.Train);
         var validation = new EvaluationProtocol { MaxUsers = config.ValidationUsers, Seed = config.Seed };
         var curve = new List<EpochRecord>();
+        Func<MetricSet, double> selected = config.SelectBy switch
+        {
+            "sampled" => m => m.Ndcg,
+            "full" => m => m.FullNdcg,
+            _ => throw new ArgumentException($"unknown selectBy '{config.SelectBy}' (sampled, full)"),
+        };
         var best = (Ndcg: double.NegativeInfinity, Epoch: 0, State: (Dictionary<string, Tensor>?)null);
         var sinceBest = 0;
         var clock = Stopwatch.StartNew();
@@ -41,28 +47,28 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, JobProgress
             trainSeconds += seconds;
             sequencesSeen += trainUsers.Length;
 
-            double? ndcg = null, hitRate = null;
+            double? ndcg = null, hitRate = null, fullNdcg = null;
             if (epoch % config.EvaluateEvery == 0 || epoch == config.Epochs)
             {
                 var result = Evaluator.Evaluate(new SasRecScorer(model, config, data.UserFeatures, device), split, data.ItemCount, EvaluationStage.Validation, validation);
-                (ndcg, hitRate) = (result.All.Ndcg, result.All.HitRate);
-                if (result.All.Ndcg > best.Ndcg)
+                (ndcg, hitRate, fullNdcg) = (result.All.Ndcg, result.All.HitRate, result.All.FullNdcg);
+                if (selected(result.All) > best.Ndcg)
                 {
-                    best = (result.All.Ndcg, epoch, Snapshot(model));
+                    best = (selected(result.All), epoch, Snapshot(model));
                     sinceBest = 0;
                 }
                 else
                     sinceBest++;
             }
-            var record = new EpochRecord(epoch, loss, seconds, trainUsers.Length / seconds, ndcg, hitRate);
+            var record = new EpochRecord(epoch, loss, seconds, trainUsers.Length / seconds, ndcg, hitRate, fullNdcg);
             curve.Add(record);
             if (ndcg is not null)
                 validated?.Invoke(record, model);
-            stage?.Step(epoch, $"loss {record.Loss:F4}  {record.SequencesPerSecond,7:N0} seq/s" + (ndcg is null ? "" : $"  valid NDCG@10 {ndcg:F4} HR@10 {hitRate:F4}"));
+            stage?.Step(epoch, $"loss {record.Loss:F4}  {record.SequencesPerSecond,7:N0} seq/s" + (ndcg is null ? "" : $"  valid NDCG@10 {ndcg:F4} HR@10 {hitRate:F4} full NDCG@10 {fullNdcg:F4}"));
 
             if (sinceBest >= config.Patience)
             {
-                progress?.Line($"early stop: no better validation NDCG@10 in {config.Patience} evaluations (best epoch {best.Epoch})");
+                progress?.Line($"early stop: no better validation {config.SelectBy} NDCG@10 in {config.Patience} evaluations (best epoch {best.Epoch})");
                 break;
             }
             if (config.TimeBudgetSeconds > 0 && clock.Elapsed.TotalSeconds > config.TimeBudgetSeconds)

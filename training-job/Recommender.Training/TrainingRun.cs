@@ -123,7 +123,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             ["curve"] = new JsonArray(outcome.Curve.Select(e => (JsonNode)new JsonObject
             {
                 ["epoch"] = e.Epoch, ["loss"] = JsonNumbers.Finite(Math.Round(e.Loss, 5)), ["seconds"] = Math.Round(e.Seconds, 2),
-                ["valid_ndcg@10"] = e.ValidationNdcg, ["valid_hr@10"] = e.ValidationHitRate,
+                ["valid_ndcg@10"] = e.ValidationNdcg, ["valid_hr@10"] = e.ValidationHitRate, ["valid_ndcg@10_full"] = e.ValidationFullNdcg,
             }).ToArray()),
         };
         return metrics;
