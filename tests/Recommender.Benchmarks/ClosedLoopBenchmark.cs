@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
@@ -23,25 +24,39 @@ using Recommender.Ingestion;
 /// </remarks>
 internal static class ClosedLoopBenchmark
 {
+    private static readonly Option<string> World = new("--world") { Description = "Synthetic world options", DefaultValueFactory = _ => "users=1000,items=500,seed=7,clickbait=0.1" };
+    private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds", DefaultValueFactory = _ => 3 };
+    private static readonly Option<int> Sessions = new("--sessions") { Description = "Sessions served per round", DefaultValueFactory = _ => 500 };
+    private static readonly Option<int> Seed = new("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1 };
+    private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Requests in flight", DefaultValueFactory = _ => 8 };
+    private static readonly Option<int> EvaluationSessions = new("--evaluation-sessions") { Description = "In-process sessions per model when judging a round", DefaultValueFactory = _ => 4000 };
+    private static readonly Option<string> Training = new("--training") { Description = "Settings passed to training-job retrain", DefaultValueFactory = _ => "--epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003" };
+    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<string> Url = new("--url") { Description = "A running host to use instead of starting one", DefaultValueFactory = _ => "" };
+    private static readonly Option<string> Namespace = new("--namespace") { Description = "Storage namespace of an existing host", DefaultValueFactory = _ => "" };
+    private static readonly Option<string> Name = new("--name") { Description = "Name of the result file (without .json)", DefaultValueFactory = _ => "closed-loop" };
+
+    public static Command Command() => BenchmarkCommand.Create("closed-loop", "The learning loop over HTTP: world users answer what is served, the orchestration retrains, round after round", RunAsync, World, Rounds, Sessions, Seed, Concurrency, EvaluationSessions, Training, Storage, Url, Namespace, Name);
+
     private const int SlateSize = 5;
     private const int MaxSessionSteps = 30;
     private static readonly TimeSpan SessionIdle = TimeSpan.FromSeconds(5);
 
-    public static async Task RunAsync(Args options, string outDir)
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var worldText = options.Get("world", "users=1000,items=500,seed=7,clickbait=0.1");
+        var worldText = parse.GetValue(World)!;
         var world = new SyntheticWorld(SyntheticWorldOptions.Parse(worldText));
-        var rounds = options.GetInt("rounds", 3);
-        var sessionsPerRound = options.GetInt("sessions", 500);
-        var seed = options.GetInt("seed", 1);
-        var concurrency = options.GetInt("concurrency", 8);
-        var evaluationSessions = options.GetInt("evaluation-sessions", 4000);
-        var training = options.Get("training", "--epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003");
+        var rounds = parse.GetValue(Rounds);
+        var sessionsPerRound = parse.GetValue(Sessions);
+        var seed = parse.GetValue(Seed);
+        var concurrency = parse.GetValue(Concurrency);
+        var evaluationSessions = parse.GetValue(EvaluationSessions);
+        var training = parse.GetValue(Training)!;
         var clock = Stopwatch.StartNew();
 
-        var storage = options.Get("storage", "UseDevelopmentStorage=true");
-        await using var host = options.Get("url", "") is { Length: > 0 } url
-            ? LocalHost.Existing(new Uri(url), storage, options.Get("namespace", ""))
+        var storage = parse.GetValue(Storage)!;
+        await using var host = parse.GetValue(Url)! is { Length: > 0 } url
+            ? LocalHost.Existing(new Uri(url), storage, parse.GetValue(Namespace)!)
             : await LocalHost.StartAsync(world, storage, training, outDir);
         using var http = new HttpClient { BaseAddress = host.Url, Timeout = TimeSpan.FromMinutes(2) };
         if (host.Started)
@@ -139,7 +154,7 @@ internal static class ClosedLoopBenchmark
             ["return_gain_last_over_round0_model"] = results[^1]!["gain_over_round0_model"]?.DeepClone(),
             ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
         };
-        var path = Path.Combine(outDir, options.Get("name", "closed-loop") + ".json");
+        var path = Path.Combine(outDir, parse.GetValue(Name)! + ".json");
         await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         await File.WriteAllTextAsync(Path.ChangeExtension(path, ".html"), Report(result));
         Console.WriteLine($"wrote {path} and {Path.ChangeExtension(path, ".html")}");

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -10,14 +11,21 @@ using System.Text.Json.Nodes;
 /// </summary>
 internal static class HttpLoadBenchmark
 {
-    public static async Task RunAsync(Args options, string outDir)
+    private static readonly Option<string> Url = new("--url") { Description = "A running host to use instead of starting one", DefaultValueFactory = _ => "http://127.0.0.1:7071" };
+    private static readonly Option<int> Requests = new("--requests") { Description = "Requests to send", DefaultValueFactory = _ => 3000 };
+    private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Requests in flight", DefaultValueFactory = _ => 8 };
+    private static readonly Option<int> Users = new("--users") { Description = "Users to draw from", DefaultValueFactory = _ => 1000 };
+
+    public static Command Command() => BenchmarkCommand.Create("http-load", "Recommendations over HTTP against a running local host", RunAsync, Url, Requests, Concurrency, Users);
+
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var baseUrl = new Uri(options.Get("url", "http://127.0.0.1:7071"));
+        var baseUrl = new Uri(parse.GetValue(Url)!);
         if (!baseUrl.IsLoopback)
             throw new ArgumentException("the load benchmark only targets loopback addresses");
-        var requests = options.GetInt("requests", 3000);
-        var concurrency = options.GetInt("concurrency", 8);
-        var users = options.GetInt("users", 1000);
+        var requests = parse.GetValue(Requests);
+        var concurrency = parse.GetValue(Concurrency);
+        var users = parse.GetValue(Users);
         using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromSeconds(10) };
         for (var i = 0; i < 50; i++)
             (await http.GetAsync($"/api/users/user{i}/recommendations?k=10")).EnsureSuccessStatusCode();

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -16,19 +17,29 @@ using Recommender.Serving;
 /// </summary>
 internal static class PersonalizerFirstDayBenchmark
 {
+    private static readonly Option<int> Calls = new("--calls") { Description = "Rank calls on the first day", DefaultValueFactory = _ => 600 };
+    private static readonly Option<int> After = new("--after") { Description = "Rank calls after which the learned policy is judged", DefaultValueFactory = _ => 1000 };
+    private static readonly Option<int> Seed = new("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1 };
+    private static readonly Option<string> ExportFrequency = new("--export-frequency") { Description = "Personalizer model export frequency (ISO 8601 duration)", DefaultValueFactory = _ => "PT30S" };
+    private static readonly Option<int> EvaluationEvents = new("--evaluation-events") { Description = "Events of the offline evaluation", DefaultValueFactory = _ => 50_000 };
+    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<string> Name = new("--name") { Description = "Name of the result file (without .json)", DefaultValueFactory = _ => "personalizer-first-day" };
+
+    public static Command Command() => BenchmarkCommand.Create("personalizer-first-day", "A Personalizer user's first day on this endpoint: rank, reward, learn", RunAsync, Calls, After, Seed, ExportFrequency, EvaluationEvents, Storage, Name);
+
     private static readonly string[] TimesOfDay = ["morning", "afternoon", "evening"];
     private static readonly string[] Devices = ["mobile", "desktop"];
     private static readonly string[] Articles = ["news", "sports", "music", "films", "games", "food"];
 
-    public static async Task RunAsync(Args options, string outDir)
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var calls = options.GetInt("calls", 600);
-        var after = options.GetInt("after", 1000);
-        var seed = options.GetInt("seed", 1);
-        var exportFrequency = options.Get("export-frequency", "PT30S");
-        var evaluationEvents = options.GetInt("evaluation-events", 50_000);
+        var calls = parse.GetValue(Calls);
+        var after = parse.GetValue(After);
+        var seed = parse.GetValue(Seed);
+        var exportFrequency = parse.GetValue(ExportFrequency)!;
+        var evaluationEvents = parse.GetValue(EvaluationEvents);
         var tag = "pz" + Guid.NewGuid().ToString("N")[..8];
-        var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        var storage = parse.GetValue(Storage)!;
         var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag));
         await ingestion.EnsureCreatedAsync();
         var serving = ServingServices.Connect(storage, ingestion, "models-" + tag, "RankEvents" + tag);
@@ -162,7 +173,7 @@ internal static class PersonalizerFirstDayBenchmark
             },
             ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds),
         };
-        var path = Path.Combine(outDir, options.Get("name", "personalizer-first-day") + ".json");
+        var path = Path.Combine(outDir, parse.GetValue(Name)! + ".json");
         await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"  rank with 50 actions: {result["rank_50_actions_ms"]!.ToJsonString()} ms; decision alone {result["decision_50_actions_ms"]!.ToJsonString()} ms");
         Console.WriteLine($"wrote {path}");

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -16,13 +17,22 @@ using Recommender.Serving;
 /// </summary>
 internal static class ServingHttpBenchmark
 {
-    public static async Task RunAsync(Args options, string outDir)
+    private static readonly Option<int> Seconds = new("--seconds") { Description = "Seconds of load per route", DefaultValueFactory = _ => 30 };
+    private static readonly Option<int> Warmup = new("--warmup") { Description = "Warm-up seconds before each route", DefaultValueFactory = _ => 10 };
+    private static readonly Option<int> Connections = new("--connections") { Description = "Connections wrk keeps open", DefaultValueFactory = _ => 32 };
+    private static readonly Option<int> Users = new("--users") { Description = "Users to draw from", DefaultValueFactory = _ => 1000 };
+    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<string> HostSettings = new("--host-settings") { Description = "Configuration overrides for the host, space-separated key=value", DefaultValueFactory = _ => "" };
+
+    public static Command Command() => BenchmarkCommand.Create("serving-http", "Every serving route with wrk against the Release local host over the demo's storage (scripts/demo.sh --once first)", RunAsync, Seconds, Warmup, Connections, Users, Storage, HostSettings);
+
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var seconds = options.GetInt("seconds", 30);
-        var warmup = options.GetInt("warmup", 10);
-        var connections = options.GetInt("connections", 32);
-        var users = options.GetInt("users", 1000);
-        var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        var seconds = parse.GetValue(Seconds);
+        var warmup = parse.GetValue(Warmup);
+        var connections = parse.GetValue(Connections);
+        var users = parse.GetValue(Users);
+        var storage = parse.GetValue(Storage)!;
         EnsureWrk();
         var ingestion = IngestionServices.Connect(storage);
         var registry = ServingServices.Connect(storage, ingestion).Registry;
@@ -32,7 +42,7 @@ internal static class ServingHttpBenchmark
 
         var startedAt = DateTimeOffset.UtcNow;
         // --host-settings "Serving:Sinks:MaxDelay=00:00:05 ...": the host's own settings for this run (a tuning to compare), recorded in the protocol.
-        var hostSettings = options.Get("host-settings", "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var hostSettings = parse.GetValue(HostSettings)!.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         await using var host = await LocalHostProcess.StartAsync(["--Logging:LogLevel:Default=Warning", "--AzureWebJobsStorage", storage, .. hostSettings.Select(s => "--" + s)],
             Path.GetFullPath(Path.Combine(outDir, "serving-http-host.log")));
         var url = host.Url;

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -14,11 +15,17 @@ using Recommender.Serving;
 /// </summary>
 internal static class ServingInProcessBenchmark
 {
-    public static async Task RunAsync(Args options, string outDir)
+    private static readonly Option<int> Requests = new("--requests") { Description = "Requests to send", DefaultValueFactory = _ => 20_000 };
+    private static readonly Option<int> Users = new("--users") { Description = "Users to draw from", DefaultValueFactory = _ => 1000 };
+    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+
+    public static Command Command() => BenchmarkCommand.Create("serving-inprocess", "The serving path in process over the demo's storage (scripts/demo.sh --once first)", RunAsync, Requests, Users, Storage);
+
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var requests = options.GetInt("requests", 20_000);
-        var users = options.GetInt("users", 1000);
-        var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        var requests = parse.GetValue(Requests);
+        var users = parse.GetValue(Users);
+        var storage = parse.GetValue(Storage)!;
         var ingestion = IngestionServices.Connect(storage);
         await using var serving = ServingServices.Connect(storage, ingestion,
             sinks: new BatchingSinkOptions { MaxDelay = TimeSpan.FromHours(1), Capacity = 10 * requests, MaxBatch = 4_000 });

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -12,9 +13,13 @@ using static TorchSharp.torch;
 /// </summary>
 internal static class ServingLatencyBenchmark
 {
-    public static async Task RunAsync(Args options, string outDir)
+    private static readonly Option<int> Requests = new("--requests") { Description = "Requests to send", DefaultValueFactory = _ => 3000 };
+
+    public static Command Command() => BenchmarkCommand.Create("serving-latency", "The ONNX model call in process at 3,700 and 100,000 items", RunAsync, Requests);
+
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var requests = options.GetInt("requests", 3000);
+        var requests = parse.GetValue(Requests);
         var figures = new JsonObject();
         foreach (var items in new[] { 3_700, 100_000 })
         {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -28,6 +29,15 @@ using Recommender.Serving;
 /// </remarks>
 internal static class SoakBenchmark
 {
+    private static readonly Option<double> Minutes = new("--minutes") { Description = "Wall-clock minutes", DefaultValueFactory = _ => 30 };
+    private static readonly Option<string> World = new("--world") { Description = "Synthetic world options", DefaultValueFactory = _ => "users=300,items=80,seed=7" };
+    private static readonly Option<string> Training = new("--training") { Description = "Settings passed to training-job retrain", DefaultValueFactory = _ => "--epochs 4 --evaluateEvery 2 --dimension 16 --blocks 1 --maxLength 20 --policy.iterations 15 --policy.episodesPerIteration 64" };
+    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<int> PaceMs = new("--pace-ms") { Description = "Mean pause between a client's requests (ms)", DefaultValueFactory = _ => 50 };
+    private static readonly Option<bool> Check = new("--check") { Description = "Exit 1 unless reconciled with no 5xx" };
+
+    public static Command Command() => BenchmarkCommand.Create("soak", "Everything at once with faults injected, then reconciled (starts the Release local host)", RunAsync, Minutes, World, Training, Storage, PaceMs, Check);
+
     private sealed class Tally
     {
         public readonly ConcurrentDictionary<string, string> AcceptedEvents = new(); // event id -> user
@@ -45,18 +55,18 @@ internal static class SoakBenchmark
         public long Retries;
     }
 
-    public static async Task<int> RunAsync(Args options, string outDir)
+    private static async Task<int> RunAsync(ParseResult parse, string outDir)
     {
-        var minutes = double.Parse(options.Get("minutes", "30"), CultureInfo.InvariantCulture);
+        var minutes = parse.GetValue(Minutes);
         var duration = TimeSpan.FromMinutes(minutes);
-        var world = new SyntheticWorld(SyntheticWorldOptions.Parse(options.Get("world", "users=300,items=80,seed=7")));
+        var world = new SyntheticWorld(SyntheticWorldOptions.Parse(parse.GetValue(World)!));
         // A small model and a short PPO stage: the soak tests the loop under load, not the model (the retraining benchmark does).
-        var training = options.Get("training", "--epochs 4 --evaluateEvery 2 --dimension 16 --blocks 1 --maxLength 20 --policy.iterations 15 --policy.episodesPerIteration 64");
-        var storage = options.Get("storage", "UseDevelopmentStorage=true");
+        var training = parse.GetValue(Training)!;
+        var storage = parse.GetValue(Storage)!;
         // Each client waits this long between its calls: sustained traffic the 2 cores can carry with Azurite and a
         // retraining beside it (unpaced, the clients pile millions of impressions into Azurite's memory, and a
         // snapshot of them stalls every other request; the serving benchmarks measure the top speed).
-        var pace = TimeSpan.FromMilliseconds(options.GetInt("pace-ms", 50));
+        var pace = TimeSpan.FromMilliseconds(parse.GetValue(PaceMs));
         var tag = "soak" + Guid.NewGuid().ToString("N")[..8];
         var layout = StorageLayout.Default.WithNamespace(tag);
         var log = Path.GetFullPath(Path.Combine(outDir, $"soak-host-{tag}.log"));
@@ -359,7 +369,7 @@ internal static class SoakBenchmark
         Console.WriteLine($"soak: {kept.Count:N0} events accepted, {lost} lost, {duplicated} duplicated; impressions served {servedToKept.Values.Sum():N0}, logged {impressionsLogged:N0}; " +
             $"{unjoined} unjoined rewards; {tally.ServerErrors.Values.Sum()} 5xx; {deletedRemaining} deleted users' events left; {servedRefused} refused models served -> {path}");
         var reconciled = lost == 0 && duplicated == 0 && unjoined == 0 && deletedRemaining == 0 && servedRefused == 0 && impressionsLogged == servedToKept.Values.Sum();
-        return options.Get("check", "false") == "true" && !(reconciled && tally.ServerErrors.IsEmpty && tally.GaveUp.IsEmpty) ? 1 : 0;
+        return parse.GetValue(Check) && !(reconciled && tally.ServerErrors.IsEmpty && tally.GaveUp.IsEmpty) ? 1 : 0;
     }
 
     private static async Task Delay(TimeSpan delay, CancellationToken stop)

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -13,13 +14,21 @@ using static TorchSharp.torch;
 /// </summary>
 internal static class TrainingThroughputBenchmark
 {
-    public static async Task RunAsync(Args options, string outDir)
+    private static readonly Option<int> Items = new("--items") { Description = "Items in the catalog", DefaultValueFactory = _ => 3700 };
+    private static readonly Option<int> Steps = new("--steps") { Description = "Timed steps per round", DefaultValueFactory = _ => 60 };
+    private static readonly Option<int> Warmup = new("--warmup") { Description = "Untimed steps before the timed ones", DefaultValueFactory = _ => 10 };
+    private static readonly Option<int> Threads = new("--threads") { Description = "Torch threads", DefaultValueFactory = _ => 1 };
+    private static readonly Option<string> Loss = new("--loss") { Description = "Training loss (bce, ce-sampled, ce)", DefaultValueFactory = _ => "bce" };
+
+    public static Command Command() => BenchmarkCommand.Create("training-throughput", "Training steps per second on the micro configuration", RunAsync, Items, Steps, Warmup, Threads, Loss);
+
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var items = options.GetInt("items", 3700);
-        var steps = options.GetInt("steps", 60);
-        var warmup = options.GetInt("warmup", 10);
-        var threads = options.GetInt("threads", 1);
-        var loss = options.Get("loss", "bce");
+        var items = parse.GetValue(Items);
+        var steps = parse.GetValue(Steps);
+        var warmup = parse.GetValue(Warmup);
+        var threads = parse.GetValue(Threads);
+        var loss = parse.GetValue(Loss)!;
         var config = new SequenceModelConfig
         {
             Dimension = 64, Blocks = 2, Heads = 1, MaxLength = 50, BatchSize = 128, Loss = loss, Dropout = 0.2,

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -15,15 +16,23 @@ using static TorchSharp.torch;
 /// </summary>
 internal static class TrainingVsPyTorchBenchmark
 {
+    private static readonly Option<string> Data = new("--data") { Description = "SASRec-format sequence file", DefaultValueFactory = _ => "../shared/data/sasrec/Video.txt" };
+    private static readonly Option<int> Threads = new("--threads") { Description = "Torch threads", DefaultValueFactory = _ => 1 };
+    private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds", DefaultValueFactory = _ => 2 };
+    private static readonly Option<int> Warmup = new("--warmup") { Description = "Untimed steps before the timed ones", DefaultValueFactory = _ => 10 };
+    private static readonly Option<int> Steps = new("--steps") { Description = "Timed steps per round", DefaultValueFactory = _ => 60 };
+
+    public static Command Command() => BenchmarkCommand.Create("training-vs-pytorch", "The product's training step against a PyTorch reference of the same SASRec (installs python3-torch and OpenBLAS when missing)", RunAsync, Data, Threads, Rounds, Warmup, Steps);
+
     private static readonly string[] ReferencePackages = ["python3-torch", "python3-numpy", "libopenblas0-pthread"];
 
-    public static async Task RunAsync(Args options, string outDir)
+    private static async Task RunAsync(ParseResult parse, string outDir)
     {
-        var source = options.Get("data", "../shared/data/sasrec/Video.txt");
-        var threads = options.GetInt("threads", 1);
-        var rounds = options.GetInt("rounds", 2);
-        var warmup = options.GetInt("warmup", 10);
-        var steps = options.GetInt("steps", 60);
+        var source = parse.GetValue(Data)!;
+        var threads = parse.GetValue(Threads);
+        var rounds = parse.GetValue(Rounds);
+        var warmup = parse.GetValue(Warmup);
+        var steps = parse.GetValue(Steps);
         // Games' configuration in SASRec's paper and the port: dimension 50, 2 blocks, length 50, batch 128, dropout 0.5.
         var config = new SequenceModelConfig
         {

@@ -1,0 +1,27 @@
+using System.CommandLine;
+
+/// <summary>
+/// Every benchmark is a command of its own: typed options with defaults and help (System.CommandLine), so a misspelt or
+/// malformed option is refused before anything runs instead of silently measuring the default, plus the folder its
+/// JSON goes to.
+/// </summary>
+internal static class BenchmarkCommand
+{
+    public static Command Create(string name, string description, Func<ParseResult, string, Task> run, params Option[] options) =>
+        Create(name, description, async (parse, outDir) => { await run(parse, outDir); return 0; }, options);
+
+    public static Command Create(string name, string description, Func<ParseResult, string, Task<int>> run, params Option[] options)
+    {
+        var output = new Option<string>("--out") { Description = "The folder the JSON result (and any report) is written to", DefaultValueFactory = _ => "artifacts/benchmarks" };
+        var command = new Command(name, description) { output };
+        foreach (var option in options)
+            command.Options.Add(option);
+        command.SetAction(parse =>
+        {
+            var outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            return run(parse, outDir);
+        });
+        return command;
+    }
+}
