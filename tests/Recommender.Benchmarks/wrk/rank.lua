@@ -8,6 +8,7 @@ math.randomseed(os.time())
 local devices = { "mobile", "desktop", "tablet" }
 
 request = function()
+  count_sent()
   local list, chosen = {}, {}
   while #list < actions do -- distinct action ids, as the API requires
     local item = math.random(1, items)
@@ -23,6 +24,7 @@ end
 
 -- every action ranked with a probability above 0 is an impression (none is excluded here)
 response = function(status, headers, body)
+  count_answered()
   if status == 201 then
     local _, ranked = string.gsub(body, '"probability":', "")
     local _, never = string.gsub(body, '"probability":0[,}]', "")

@@ -5,9 +5,11 @@ local users = tonumber(os.getenv("USERS") or "1000")
 math.randomseed(os.time())
 
 request = function()
+  count_sent()
   return wrk.format("GET", "/api/users/user" .. math.random(0, users - 1) .. "/recommendations?k=10")
 end
 
 response = function(status, headers, body)
+  count_answered()
   if status == 200 then count_shown(body, '"itemId"') end
 end
