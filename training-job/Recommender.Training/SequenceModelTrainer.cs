@@ -32,7 +32,7 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, JobProgress
             "full" => m => m.FullNdcg,
             _ => throw new ArgumentException($"unknown selectBy '{config.SelectBy}' (sampled, full)"),
         };
-        var best = (Ndcg: double.NegativeInfinity, Epoch: 0, State: (Dictionary<string, Tensor>?)null);
+        var best = (Figure: double.NegativeInfinity, Epoch: 0, State: (Dictionary<string, Tensor>?)null);
         var sinceBest = 0;
         var clock = Stopwatch.StartNew();
         double trainSeconds = 0;
@@ -52,9 +52,10 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, JobProgress
             {
                 var result = Evaluator.Evaluate(new SasRecScorer(model, config, data.UserFeatures, device), split, data.ItemCount, EvaluationStage.Validation, validation);
                 (ndcg, hitRate, fullNdcg) = (result.All.Ndcg, result.All.HitRate, result.All.FullNdcg);
-                if (selected(result.All) > best.Ndcg)
+                var figure = selected(result.All);
+                if (figure > best.Figure)
                 {
-                    best = (selected(result.All), epoch, Snapshot(model));
+                    best = (figure, epoch, Snapshot(model));
                     sinceBest = 0;
                 }
                 else
@@ -146,10 +147,10 @@ public sealed class SequenceModelTrainer(SequenceModelConfig config, JobProgress
     internal static int[] UsersToLearnFrom(int[][] sequences) =>
         Enumerable.Range(0, sequences.Length).Where(u => sequences[u].Length >= 2).ToArray();
 
-    /// <summary>One pass over the users in a random order; returns the mean batch loss.</summary>
     /// <summary>Steps between returns of freed heap pages (<see cref="NativeEnvironment.ReturnFreedHeapPages"/>): often enough to bound memory, rarely enough to cost nothing measurable.</summary>
     private const int TrimEverySteps = 32;
 
+    /// <summary>One pass over the users in a random order; returns the mean batch loss.</summary>
     private double Epoch(SasRecModel model, optim.Optimizer optimizer, InteractionDataset data, int[][] sequences, int[] users, Device device, Random rng)
     {
         model.train();
