@@ -31,10 +31,10 @@ internal static class ClosedLoopBenchmark
     private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Requests in flight", DefaultValueFactory = _ => 8 };
     private static readonly Option<int> EvaluationSessions = new("--evaluation-sessions") { Description = "In-process sessions per model when judging a round", DefaultValueFactory = _ => 4000 };
     private static readonly Option<string> Training = new("--training") { Description = "Settings passed to training-job retrain", DefaultValueFactory = _ => "--epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003" };
-    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
     private static readonly Option<string> Url = new("--url") { Description = "A running host to use instead of starting one", DefaultValueFactory = _ => "" };
     private static readonly Option<string> Namespace = new("--namespace") { Description = "Storage namespace of an existing host", DefaultValueFactory = _ => "" };
-    private static readonly Option<string> Name = new("--name") { Description = "Name of the result file (without .json)", DefaultValueFactory = _ => "closed-loop" };
+    private static readonly Option<string> Name = BenchmarkCommand.ResultName("closed-loop");
 
     public static Command Command() => BenchmarkCommand.Create("closed-loop", "The learning loop over HTTP: world users answer what is served, the orchestration retrains, round after round", RunAsync, World, Rounds, Sessions, Seed, Concurrency, EvaluationSessions, Training, Storage, Url, Namespace, Name);
 

@@ -16,7 +16,7 @@ internal static class IngestionBenchmark
     private static readonly Option<int> Batch = new("--batch") { Description = "Events per delivery (host.json maxEventBatchSize)", DefaultValueFactory = _ => 4000 };
     private static readonly Option<int> Partitions = new("--partitions") { Description = "Event Hubs partitions ingested in parallel", DefaultValueFactory = _ => 4 };
     private static readonly Option<int> ParseEvents = new("--parse-events") { Description = "Events for the one-thread parse and serialize figure", DefaultValueFactory = _ => 300_000 };
-    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
     private static readonly Option<int> ActiveSessions = new("--active-sessions") { Description = "Users in a session at any moment", DefaultValueFactory = _ => 500 };
 
     public static Command Command() => BenchmarkCommand.Create("ingestion", "Ingestion throughput: parse, validate and serialize on one thread, then end to end into storage", RunAsync, Events, Users, Items, Batch, Partitions, ParseEvents, Storage, ActiveSessions);

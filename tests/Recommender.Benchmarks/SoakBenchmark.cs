@@ -32,7 +32,7 @@ internal static class SoakBenchmark
     private static readonly Option<double> Minutes = new("--minutes") { Description = "Wall-clock minutes", DefaultValueFactory = _ => 30 };
     private static readonly Option<string> World = new("--world") { Description = "Synthetic world options", DefaultValueFactory = _ => "users=300,items=80,seed=7" };
     private static readonly Option<string> Training = new("--training") { Description = "Settings passed to training-job retrain", DefaultValueFactory = _ => "--epochs 4 --evaluateEvery 2 --dimension 16 --blocks 1 --maxLength 20 --policy.iterations 15 --policy.episodesPerIteration 64" };
-    private static readonly Option<string> Storage = new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
     private static readonly Option<int> PaceMs = new("--pace-ms") { Description = "Mean pause between a client's requests (ms)", DefaultValueFactory = _ => 50 };
     private static readonly Option<bool> Check = new("--check") { Description = "Exit 1 unless reconciled with no 5xx" };
 

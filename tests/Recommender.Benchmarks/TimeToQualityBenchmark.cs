@@ -13,14 +13,14 @@ using Recommender.Training;
 /// </summary>
 internal static class TimeToQualityBenchmark
 {
-    private static readonly Option<string> Data = new("--data") { Description = "SASRec-format sequence file", DefaultValueFactory = _ => "../shared/data/sasrec/Video.txt" };
+    private static readonly Option<string> Data = BenchmarkCommand.GamesData();
     private static readonly Option<int> Minutes = new("--minutes") { Description = "Wall-clock minutes", DefaultValueFactory = _ => 30 };
     private static readonly Option<int> EvaluateEvery = new("--evaluate-every") { Description = "Validate every this many epochs", DefaultValueFactory = _ => 5 };
     private static readonly Option<int> Patience = new("--patience") { Description = "Validations without improvement before stopping", DefaultValueFactory = _ => 3 };
     private static readonly Option<int> Negatives = new("--negatives") { Description = "Shared negatives of ce-sampled", DefaultValueFactory = _ => 2048 };
     private static readonly Option<string> Loss = new("--loss") { Description = "Training loss (bce, ce-sampled, ce)", DefaultValueFactory = _ => "ce-sampled" };
     private static readonly Option<string> SelectBy = new("--select-by") { Description = "Validation figure that picks the best epoch: sampled or full", DefaultValueFactory = _ => "sampled" };
-    private static readonly Option<string> Name = new("--name") { Description = "Name of the result file (without .json)", DefaultValueFactory = _ => "time-to-quality" };
+    private static readonly Option<string> Name = BenchmarkCommand.ResultName("time-to-quality");
 
     public static Command Command() => BenchmarkCommand.Create("time-to-quality", "Test metrics against wall clock while training on Games", RunAsync, Data, Minutes, EvaluateEvery, Patience, Negatives, Loss, SelectBy, Name);
 

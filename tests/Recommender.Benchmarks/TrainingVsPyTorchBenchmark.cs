@@ -16,7 +16,7 @@ using static TorchSharp.torch;
 /// </summary>
 internal static class TrainingVsPyTorchBenchmark
 {
-    private static readonly Option<string> Data = new("--data") { Description = "SASRec-format sequence file", DefaultValueFactory = _ => "../shared/data/sasrec/Video.txt" };
+    private static readonly Option<string> Data = BenchmarkCommand.GamesData();
     private static readonly Option<int> Threads = new("--threads") { Description = "Torch threads", DefaultValueFactory = _ => 1 };
     private static readonly Option<int> Rounds = new("--rounds") { Description = "Rounds", DefaultValueFactory = _ => 2 };
     private static readonly Option<int> Warmup = new("--warmup") { Description = "Untimed steps before the timed ones", DefaultValueFactory = _ => 10 };
