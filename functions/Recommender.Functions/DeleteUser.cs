@@ -4,9 +4,9 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Recommender.Events;
-using Recommender.Ingestion;
 using Recommender.Orchestration;
 using Recommender.Serving;
+using Recommender.Storage;
 
 namespace Recommender.Functions;
 

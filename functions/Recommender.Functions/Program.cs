@@ -7,7 +7,7 @@ using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using Recommender.Functions;
-using Recommender.Ingestion;
+using Recommender.Storage;
 
 // Startup wiring, in one place. Storage is the host's own account: AzureWebJobsStorage (Azurite locally) or,
 // in Azure, AzureWebJobsStorage__accountName with the app's managed identity.

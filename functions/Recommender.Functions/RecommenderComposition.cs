@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Recommender.Ingestion;
 using Recommender.Orchestration;
 using Recommender.Serving;
+using Recommender.Storage;
 
 namespace Recommender.Functions;
 

@@ -1,7 +1,6 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
-using Recommender.Ingestion;
 using Recommender.Orchestration;
 
 namespace Recommender.Functions;

@@ -3,6 +3,7 @@ using Recommender.Functions;
 using Recommender.LocalHost;
 using Recommender.Orchestration;
 using Recommender.Serving;
+using Recommender.Storage;
 
 // dotnet run --project functions/Recommender.LocalHost -- --urls http://127.0.0.1:7071
 // The Functions app's HTTP functions, served by the same function classes over the same services (RecommenderComposition),
@@ -46,7 +47,7 @@ app.Use(async (http, next) =>
 });
 app.MapFunctions(routes);
 // With Storage:FaultInjection=true (the soak benchmark): POST /_faults/outage?seconds=5, POST /_faults/latency?ms=50&seconds=10.
-if (app.Services.GetService<Recommender.Ingestion.InjectedStorageFaults>() is { } faults)
+if (app.Services.GetService<Recommender.Storage.InjectedStorageFaults>() is { } faults)
 {
     app.MapPost("/_faults/outage", (double seconds) => { faults.StartOutage(TimeSpan.FromSeconds(seconds)); return Results.NoContent(); });
     app.MapPost("/_faults/latency", (int ms, double seconds) => { faults.AddLatency(TimeSpan.FromMilliseconds(ms), TimeSpan.FromSeconds(seconds)); return Results.NoContent(); });

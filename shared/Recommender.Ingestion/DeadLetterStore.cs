@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Recommender.Storage;
 
 namespace Recommender.Ingestion;
 

@@ -1,6 +1,7 @@
 using Azure.Messaging.EventHubs;
 using Azure.Messaging.EventHubs.Producer;
 using Recommender.Events;
+using Recommender.Storage;
 
 namespace Recommender.Ingestion;
 

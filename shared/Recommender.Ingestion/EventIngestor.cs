@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using Recommender.EventLog;
 using Recommender.Events;
+using Recommender.Storage;
 
 namespace Recommender.Ingestion;
 
@@ -23,7 +25,7 @@ namespace Recommender.Ingestion;
 /// </remarks>
 public sealed class EventIngestor(
     EventParser parser,
-    EventLog eventLog,
+    EventLogStore eventLog,
     DeadLetterStore deadLetters,
     CatalogStore catalog,
     UserStateStore userStates,

@@ -1,6 +1,8 @@
 using Azure.Data.Tables;
 using Azure.Storage.Blobs;
+using Recommender.EventLog;
 using Recommender.Events;
+using Recommender.Storage;
 
 namespace Recommender.Ingestion;
 
@@ -13,7 +15,7 @@ public sealed class IngestionServices
     public IngestionServices(BlobServiceClient blobs, TableServiceClient tables, StorageLayout? layout = null, EventLimits? limits = null, TimeProvider? time = null)
     {
         Layout = layout ?? StorageLayout.Default;
-        EventLog = new EventLog(blobs.GetBlobContainerClient(Layout.EventLogContainer));
+        EventLog = new EventLogStore(blobs.GetBlobContainerClient(Layout.EventLogContainer));
         DeadLetters = new DeadLetterStore(blobs.GetBlobContainerClient(Layout.DeadLetterContainer));
         Ledger = new DeliveryLedger(blobs.GetBlobContainerClient(Layout.IngestStateContainer));
         UserStates = new UserStateStore(tables.GetTableClient(Layout.UserStateTable), time: time);
@@ -41,7 +43,7 @@ public sealed class IngestionServices
 
     public StorageLayout Layout { get; }
     public EventParser Parser { get; }
-    public EventLog EventLog { get; }
+    public EventLogStore EventLog { get; }
     public DeadLetterStore DeadLetters { get; }
     public DeliveryLedger Ledger { get; }
     public UserStateStore UserStates { get; }

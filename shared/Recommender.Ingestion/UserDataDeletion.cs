@@ -1,3 +1,6 @@
+using Recommender.EventLog;
+using Recommender.Storage;
+
 namespace Recommender.Ingestion;
 
 /// <summary>Where a user's deletion stands: <c>purgePending</c> until every copy of their events is removed, then <c>purged</c>.</summary>

@@ -4,6 +4,7 @@ using System.Text;
 using Azure;
 using Azure.Data.Tables;
 using Recommender.Events;
+using Recommender.Storage;
 
 namespace Recommender.Ingestion;
 

@@ -1,4 +1,4 @@
-using Recommender.Ingestion;
+using Recommender.EventLog;
 
 namespace Recommender.Orchestration;
 

@@ -1,6 +1,7 @@
 using Azure;
-using Recommender.Ingestion;
+using Recommender.EventLog;
 using Recommender.Serving;
+using Recommender.Storage;
 
 namespace Recommender.Orchestration;
 

@@ -1,6 +1,7 @@
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
-using Recommender.Ingestion;
+using Recommender.EventLog;
+using Recommender.Storage;
 
 namespace Recommender.Orchestration;
 
@@ -22,7 +23,7 @@ public sealed record RetrainingStart(string InstanceId, bool Started);
 /// an HTTP call, on any instance of the app) cannot both find none and both start one; and a trigger that waited for
 /// the lock while another started a run joins that run rather than start a second one after it.
 /// </summary>
-public sealed class RetrainingTrigger(RetrainingTriggerOptions options, EventLog eventLog, TrainingSnapshotStore snapshots, TimeProvider? time = null)
+public sealed class RetrainingTrigger(RetrainingTriggerOptions options, EventLogStore eventLog, TrainingSnapshotStore snapshots, TimeProvider? time = null)
 {
     public const string InstancePrefix = "retraining-";
     private readonly TimeProvider _time = time ?? TimeProvider.System;

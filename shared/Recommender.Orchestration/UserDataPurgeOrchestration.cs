@@ -1,7 +1,7 @@
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
-using Recommender.Ingestion;
 using Recommender.Serving;
+using Recommender.Storage;
 
 namespace Recommender.Orchestration;
 

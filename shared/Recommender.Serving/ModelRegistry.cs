@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
-using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.Serving;
 

@@ -1,5 +1,7 @@
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.Serving;
 

@@ -8,7 +8,7 @@ using System.CommandLine;
 internal static class BenchmarkCommand
 {
     /// <summary>The storage the benchmark runs against (its own option instance: an option belongs to one command).</summary>
-    public static Option<string> Storage() => new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
+    public static Option<string> StorageConnection() => new("--storage") { Description = "Storage connection string", DefaultValueFactory = _ => "UseDevelopmentStorage=true" };
 
     /// <summary>The name of the result file, so runs of one benchmark with different settings sit side by side.</summary>
     public static Option<string> ResultName(string benchmark) => new("--name") { Description = "Name of the result file (without .json)", DefaultValueFactory = _ => benchmark };

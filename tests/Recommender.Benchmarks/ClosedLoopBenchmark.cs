@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 /// <summary>
 /// The product's learning loop closed over HTTP, with the synthetic world as the users: each round, world users
@@ -31,7 +32,7 @@ internal static class ClosedLoopBenchmark
     private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Requests in flight", DefaultValueFactory = _ => 8 };
     private static readonly Option<int> EvaluationSessions = new("--evaluation-sessions") { Description = "In-process sessions per model when judging a round", DefaultValueFactory = _ => 4000 };
     private static readonly Option<string> Training = new("--training") { Description = "Settings passed to training-job retrain", DefaultValueFactory = _ => "--epochs 30 --evaluateEvery 10 --dimension 32 --blocks 2 --maxLength 30 --dropout 0.2 --learningRate 0.003" };
-    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
+    private static readonly Option<string> Storage = BenchmarkCommand.StorageConnection();
     private static readonly Option<string> Url = new("--url") { Description = "A running host to use instead of starting one", DefaultValueFactory = _ => "" };
     private static readonly Option<string> Namespace = new("--namespace") { Description = "Storage namespace of an existing host", DefaultValueFactory = _ => "" };
     private static readonly Option<string> Name = BenchmarkCommand.ResultName("closed-loop");

@@ -5,8 +5,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Parquet;
 using Parquet.Serialization;
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 internal static class IngestionBenchmark
 {
@@ -16,7 +18,7 @@ internal static class IngestionBenchmark
     private static readonly Option<int> Batch = new("--batch") { Description = "Events per delivery (host.json maxEventBatchSize)", DefaultValueFactory = _ => 4000 };
     private static readonly Option<int> Partitions = new("--partitions") { Description = "Event Hubs partitions ingested in parallel", DefaultValueFactory = _ => 4 };
     private static readonly Option<int> ParseEvents = new("--parse-events") { Description = "Events for the one-thread parse and serialize figure", DefaultValueFactory = _ => 300_000 };
-    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
+    private static readonly Option<string> Storage = BenchmarkCommand.StorageConnection();
     private static readonly Option<int> ActiveSessions = new("--active-sessions") { Description = "Users in a session at any moment", DefaultValueFactory = _ => 500 };
 
     public static Command Command() => BenchmarkCommand.Create("ingestion", "Ingestion throughput: parse, validate and serialize on one thread, then end to end into storage", RunAsync, Events, Users, Items, Batch, Partitions, ParseEvents, Storage, ActiveSessions);
@@ -43,7 +45,7 @@ internal static class IngestionBenchmark
         var cpu = Stopwatch.StartNew();
         var rows = new List<EventLogRecord>(10_000);
         long parquetBytes = 0;
-        var parquet = new ParquetOptions { CompressionMethod = CompressionMethod.Snappy }; // as EventLog writes
+        var parquet = new ParquetOptions { CompressionMethod = CompressionMethod.Snappy }; // as EventLogStore writes
         for (var i = 0; i < parseEvents; i++)
         {
             var parsed = parser.Parse(raw[i].Body, now);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Ingestion;
 using Recommender.Serving;
+using Recommender.Storage;
 
 /// <summary>
 /// A Personalizer user's first day on a fresh deployment, with a known truth: six contexts (time of day x device), six
@@ -22,7 +23,7 @@ internal static class PersonalizerFirstDayBenchmark
     private static readonly Option<int> Seed = new("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1 };
     private static readonly Option<string> ExportFrequency = new("--export-frequency") { Description = "Personalizer model export frequency (ISO 8601 duration)", DefaultValueFactory = _ => "PT30S" };
     private static readonly Option<int> EvaluationEvents = new("--evaluation-events") { Description = "Events of the offline evaluation", DefaultValueFactory = _ => 50_000 };
-    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
+    private static readonly Option<string> Storage = BenchmarkCommand.StorageConnection();
     private static readonly Option<string> Name = BenchmarkCommand.ResultName("personalizer-first-day");
 
     public static Command Command() => BenchmarkCommand.Create("personalizer-first-day", "A Personalizer user's first day on this endpoint: rank, reward, learn", RunAsync, Calls, After, Seed, ExportFrequency, EvaluationEvents, Storage, Name);

@@ -21,7 +21,7 @@ internal static class ServingHttpBenchmark
     private static readonly Option<int> Warmup = new("--warmup") { Description = "Warm-up seconds before each route", DefaultValueFactory = _ => 10 };
     private static readonly Option<int> Connections = new("--connections") { Description = "Connections wrk keeps open", DefaultValueFactory = _ => 32 };
     private static readonly Option<int> Users = new("--users") { Description = "Users to draw from", DefaultValueFactory = _ => 1000 };
-    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
+    private static readonly Option<string> Storage = BenchmarkCommand.StorageConnection();
     private static readonly Option<string> HostSettings = new("--host-settings") { Description = "Configuration overrides for the host, space-separated key=value", DefaultValueFactory = _ => "" };
 
     public static Command Command() => BenchmarkCommand.Create("serving-http", "Every serving route with wrk against the Release local host over the demo's storage (scripts/demo.sh --once first)", RunAsync, Seconds, Warmup, Connections, Users, Storage, HostSettings);

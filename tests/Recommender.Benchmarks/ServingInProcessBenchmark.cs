@@ -17,7 +17,7 @@ internal static class ServingInProcessBenchmark
 {
     private static readonly Option<int> Requests = new("--requests") { Description = "Requests to send", DefaultValueFactory = _ => 20_000 };
     private static readonly Option<int> Users = new("--users") { Description = "Users to draw from", DefaultValueFactory = _ => 1000 };
-    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
+    private static readonly Option<string> Storage = BenchmarkCommand.StorageConnection();
 
     public static Command Command() => BenchmarkCommand.Create("serving-inprocess", "The serving path in process over the demo's storage (scripts/demo.sh --once first)", RunAsync, Requests, Users, Storage);
 

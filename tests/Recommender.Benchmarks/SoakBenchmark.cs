@@ -9,9 +9,11 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Azure.Data.Tables;
 using Recommender.Data;
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
 using Recommender.Serving;
+using Recommender.Storage;
 
 /// <summary>
 /// The whole product under sustained mixed traffic, with faults, then reconciled. Against the Release local host over a
@@ -32,7 +34,7 @@ internal static class SoakBenchmark
     private static readonly Option<double> Minutes = new("--minutes") { Description = "Wall-clock minutes", DefaultValueFactory = _ => 30 };
     private static readonly Option<string> World = new("--world") { Description = "Synthetic world options", DefaultValueFactory = _ => "users=300,items=80,seed=7" };
     private static readonly Option<string> Training = new("--training") { Description = "Settings passed to training-job retrain", DefaultValueFactory = _ => "--epochs 4 --evaluateEvery 2 --dimension 16 --blocks 1 --maxLength 20 --policy.iterations 15 --policy.episodesPerIteration 64" };
-    private static readonly Option<string> Storage = BenchmarkCommand.Storage();
+    private static readonly Option<string> Storage = BenchmarkCommand.StorageConnection();
     private static readonly Option<int> PaceMs = new("--pace-ms") { Description = "Mean pause between a client's requests (ms)", DefaultValueFactory = _ => 50 };
     private static readonly Option<bool> Check = new("--check") { Description = "Exit 1 unless reconciled with no 5xx" };
 

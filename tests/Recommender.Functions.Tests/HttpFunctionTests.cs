@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Recommender.Orchestration;
 using Recommender.Functions;
 using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
 namespace Recommender.Functions.Tests;

@@ -1,5 +1,6 @@
 using Recommender.Ingestion;
 using Recommender.Serving;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
 namespace Recommender.Functions.Tests;

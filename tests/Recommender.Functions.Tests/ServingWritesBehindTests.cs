@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
 using Recommender.Serving;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Recommender.Events;
-using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 using Recommender.Training;
 

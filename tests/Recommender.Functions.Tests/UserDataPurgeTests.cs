@@ -3,9 +3,11 @@ using System.Text.Json;
 using Azure.Data.Tables;
 using Azure.Storage.Blobs;
 using Parquet;
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
 using Recommender.Serving;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
 namespace Recommender.Functions.Tests;
@@ -97,7 +99,7 @@ public sealed class UserDataPurgeTests
         Assert.Equal(0, (await serving.PurgeDeletedUsersAsync()).Users);
         var status = (await serving.GetDeletionStatusAsync("later"))!;
         Assert.Equal(("purgePending", deletedAt + TimeSpan.FromHours(1), deletedAt + TimeSpan.FromHours(24)), (status.State, status.PurgeAfter, status.PurgedBy));
-        Assert.Contains(await ingestion.EventLog.ListBlobsAsync().ToListAsync(), b => b.Metadata[EventLog.EventCountMetadata] == "1");
+        Assert.Contains(await ingestion.EventLog.ListBlobsAsync().ToListAsync(), b => b.Metadata[EventLogStore.EventCountMetadata] == "1");
         Assert.Null(await serving.GetDeletionStatusAsync("never-deleted"));
     }
 

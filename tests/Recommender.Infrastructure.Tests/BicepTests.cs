@@ -1,6 +1,6 @@
 using System.Reflection;
 using System.Text.Json.Nodes;
-using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
 namespace Recommender.Infrastructure.Tests;

@@ -1,5 +1,6 @@
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
 namespace Recommender.Ingestion.Tests;

@@ -4,6 +4,7 @@ using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Recommender.Data;
+using Recommender.EventLog;
 using Recommender.Ingestion;
 using Recommender.Serving;
 using Recommender.TestSupport;
@@ -113,7 +114,7 @@ public sealed class Loop : IAsyncDisposable
     {
         var ingestion = await Azurite.CreateServicesAsync();
         await IngestionTraffic.SendAsync(ingestion, World(users), progress: null);
-        await PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
         var models = new BlobServiceClient(Azurite.ConnectionString).GetBlobContainerClient("models-" + Guid.NewGuid().ToString("N")[..12]);
         await models.CreateIfNotExistsAsync();
         var registry = new ModelRegistry(models);
@@ -133,9 +134,6 @@ public sealed class Loop : IAsyncDisposable
         Assert.True(instance.RuntimeStatus == OrchestrationRuntimeStatus.Completed, $"{instance.RuntimeStatus}: {instance.FailureDetails?.ErrorMessage}");
         return instance.ReadOutputAs<RetrainingOutcome>()!;
     }
-
-    /// <summary>Waits into the next whole second: a snapshot takes the log blobs of the seconds before its watermark.</summary>
-    public static Task PastTheSecondAsync() => Task.Delay(TimeSpan.FromMilliseconds(1_100));
 
     public async ValueTask DisposeAsync() => await Host.DisposeAsync();
 }

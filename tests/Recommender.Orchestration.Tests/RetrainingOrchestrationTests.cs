@@ -1,4 +1,6 @@
+using Recommender.EventLog;
 using Recommender.Serving;
+using Recommender.TestSupport;
 
 namespace Recommender.Orchestration.Tests;
 
@@ -119,7 +121,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
         var newEngagements = otherWorld.GenerateHistory(DateTimeOffset.UtcNow.AddDays(-1)).Select(e => Events.WireEvent.From(e with { EventId = "seed99-" + e.EventId })).ToList();
         foreach (var batch in newEngagements.Chunk(1000))
             await loop.Ingestion.Ingestor.IngestEventsAsync(batch);
-        await Loop.PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
         var start = await loop.Trigger.StartIfEnoughNewEventsAsync(loop.Client);
         Assert.NotNull(start);
         var third = (await loop.Client.WaitForInstanceCompletionAsync(start.InstanceId, getInputsAndOutputs: true)).ReadOutputAs<RetrainingOutcome>()!;
@@ -160,7 +162,7 @@ public sealed class RetrainingOrchestrationTests(TrainedRunFixture fixture) : IC
     {
         FakeLauncher launcher = null!;
         await using var loop = await Loop.StartAsync((registry, _) => launcher = new FakeLauncher(registry, fixture.Run),
-            Loop.FastSettings with { Snapshot = new Ingestion.SnapshotRequirements { MinEngagements = 1_000_000 } });
+            Loop.FastSettings with { Snapshot = new SnapshotRequirements { MinEngagements = 1_000_000 } });
 
         var outcome = await loop.RunAsync();
 

@@ -1,5 +1,5 @@
 using Azure.Data.Tables;
-using Recommender.Ingestion;
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Serving;
 using Recommender.TestSupport;

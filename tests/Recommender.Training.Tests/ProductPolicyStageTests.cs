@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
-using Recommender.Ingestion;
+using Recommender.EventLog;
 using Recommender.Serving;
 using Recommender.Training;
 using Recommender.Training.Reinforcement;

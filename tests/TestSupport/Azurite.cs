@@ -4,6 +4,7 @@ using Azure.Data.Tables;
 using Azure.Storage.Blobs;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.TestSupport;
 

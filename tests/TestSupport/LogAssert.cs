@@ -1,3 +1,4 @@
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
 

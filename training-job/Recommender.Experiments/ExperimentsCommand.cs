@@ -102,7 +102,7 @@ public static class ExperimentsCommand
     private static Command Meta()
     {
         var command = new Command("meta", "Research: user-cold meta-learning: pretrain on the warm users (or reuse --pretrained), meta-train the user adaptation, compare it on held-out new users; cold_users.* and cold_start join metrics.json");
-        var (data, output, pretrained, storage, quiet, model) = (DataSource(), Out(), Pretrained(), Storage(), Quiet(), new ModelSettings());
+        var (data, output, pretrained, storage, quiet, model) = (DataSource(), Out(), Pretrained(), StorageConnection(), Quiet(), new ModelSettings());
         foreach (var option in new Option[] { data, output, pretrained, storage, quiet })
             command.Add(option);
         model.AddTo(command);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using Recommender.Storage;
 using Recommender.Training;
 
 namespace Recommender.TrainingJob;
@@ -7,7 +8,7 @@ namespace Recommender.TrainingJob;
 /// <summary>The options and the action wrapper the training job's commands share with the experiments' commands.</summary>
 public static class CommandOptions
 {
-    public static Option<string> Storage() => new("--storage")
+    public static Option<string> StorageConnection() => new("--storage")
     {
         Description = "The storage account of the event log, snapshots and models: a connection string, or with a managed identity an account name (default: TRAINING_STORAGE, else Azurite)",
     };
@@ -30,7 +31,7 @@ public static class CommandOptions
         parse.GetValue(storage) ?? Environment.GetEnvironmentVariable("TRAINING_STORAGE") ?? DataSources.DevelopmentStorage;
 
     public static Recommender.Serving.ModelRegistry Registry(string storage, string container) =>
-        new(Recommender.Ingestion.StorageAccount.Connect(storage).Blobs.GetBlobContainerClient(container));
+        new(StorageAccount.Connect(storage).Blobs.GetBlobContainerClient(container));
 
     /// <summary>
     /// Runs a command line: one that does not parse is refused before anything runs, each error naming its option, exit

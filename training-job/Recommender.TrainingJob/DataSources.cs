@@ -1,6 +1,8 @@
 using Recommender.Data;
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.TrainingJob;
 

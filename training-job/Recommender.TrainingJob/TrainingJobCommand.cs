@@ -29,7 +29,7 @@ public static class TrainingJobCommand
     private static Command Train()
     {
         var command = new Command("train", "Pretrain the sequence model on a data source and write the run folder");
-        var (data, output, storage, quiet, model) = (DataSource(), Out(), Storage(), Quiet(), new ModelSettings());
+        var (data, output, storage, quiet, model) = (DataSource(), Out(), StorageConnection(), Quiet(), new ModelSettings());
         foreach (var option in new Option[] { data, output, storage, quiet })
             command.Add(option);
         model.AddTo(command);
@@ -51,7 +51,7 @@ public static class TrainingJobCommand
     {
         var command = new Command("evaluate", "Evaluate a run folder's model on a data source (the protocol printed with the result)");
         var modelFolder = new Option<string>("--model") { Required = true, Description = "The run folder" };
-        var (data, storage, quiet) = (DataSource(), Storage(), Quiet());
+        var (data, storage, quiet) = (DataSource(), StorageConnection(), Quiet());
         foreach (var option in new Option[] { modelFolder, data, storage, quiet })
             command.Add(option);
         command.SetAction(Guarded(async parse =>
@@ -73,7 +73,7 @@ public static class TrainingJobCommand
         var snapshot = new Option<string>("--snapshot") { Required = true, Description = "The training snapshot's id" };
         var version = new Option<string>("--version") { Required = true, Description = "The candidate's version" };
         var snapshotContainer = new Option<string>("--snapshot-container") { Description = "The snapshots' container, when not the default one" };
-        var (output, storage, container, quiet, model) = (Out(required: false), Storage(), Container(), Quiet(), new ModelSettings());
+        var (output, storage, container, quiet, model) = (Out(required: false), StorageConnection(), Container(), Quiet(), new ModelSettings());
         var policy = new SettingOptions(typeof(PolicyStageConfig), new PolicyStageConfig(), prefix: "policy.");
         foreach (var option in new Option[] { snapshot, version, snapshotContainer, output, storage, container, quiet })
             command.Add(option);
@@ -106,7 +106,7 @@ public static class TrainingJobCommand
         var version = new Option<string>("--version") { Description = "The version to publish as (default: the time now, yyyyMMddTHHmmssZ)" };
         var snapshot = new Option<string>("--snapshot") { Description = "What it was trained on", DefaultValueFactory = _ => "unknown" };
         var promote = new Option<bool>("--promote") { Description = "Also point current.json at it, unless another version was promoted meanwhile (exit 3)" };
-        var (storage, container) = (Storage(), Container());
+        var (storage, container) = (StorageConnection(), Container());
         foreach (var option in new Option[] { run, version, snapshot, promote, storage, container })
             command.Add(option);
         command.SetAction(Guarded(async parse =>
@@ -127,7 +127,7 @@ public static class TrainingJobCommand
         var command = new Command("promote", "Roll back or forward by hand: point current.json at a published version, unless someone promoted in between (exit 3: run again)");
         var version = new Option<string>("--version") { Required = true, Description = "A published version" };
         var reason = new Option<string>("--reason") { Description = "Recorded with the promotion", DefaultValueFactory = _ => "promoted by hand" };
-        var (storage, container) = (Storage(), Container());
+        var (storage, container) = (StorageConnection(), Container());
         foreach (var option in new Option[] { version, reason, storage, container })
             command.Add(option);
         command.SetAction(Guarded(async parse =>
@@ -146,7 +146,7 @@ public static class TrainingJobCommand
     {
         var command = new Command("simulate", "Development: send the synthetic world's traffic (or a data source's interactions) through ingestion into the event log (Azurite by default)");
         var world = new Option<string>("--world") { Description = "The synthetic world (SyntheticWorldOptions)", DefaultValueFactory = _ => "" };
-        var (data, storage) = (DataSource(required: false), Storage());
+        var (data, storage) = (DataSource(required: false), StorageConnection());
         foreach (var option in new Option[] { world, data, storage })
             command.Add(option);
         command.SetAction(Guarded(async parse =>

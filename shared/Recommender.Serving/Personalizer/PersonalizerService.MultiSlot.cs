@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Azure.Data.Tables;
 using Recommender.Events;
-using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.Serving;
 

@@ -6,6 +6,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Logging;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.Serving;
 

@@ -4,6 +4,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Recommender.Ingestion;
+using Recommender.Storage;
 
 namespace Recommender.Serving;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
-using Recommender.Ingestion;
+using Recommender.EventLog;
 
 namespace Recommender.Training.Reinforcement;
 

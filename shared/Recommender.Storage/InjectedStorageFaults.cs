@@ -2,7 +2,7 @@ using Azure;
 using Azure.Core;
 using Azure.Core.Pipeline;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>
 /// Storage faults on demand, in the SDK pipeline of every blob and table client (each attempt, below the SDK's

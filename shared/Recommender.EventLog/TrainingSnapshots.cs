@@ -8,8 +8,9 @@ using Azure.Storage.Blobs.Models;
 using Parquet;
 using Parquet.Serialization;
 using Recommender.Events;
+using Recommender.Storage;
 
-namespace Recommender.Ingestion;
+namespace Recommender.EventLog;
 
 /// <summary>What a training snapshot holds and whether it is fit to train on.</summary>
 public sealed record SnapshotStatistics(
@@ -144,7 +145,7 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
             throw new InvalidOperationException($"training snapshot {id} does not exist or is incomplete");
         var events = await container.GetBlobClient(EventsBlob(id)).DownloadContentAsync(cancellationToken);
         using var stream = events.Value.Content.ToStream();
-        var records = await EventLog.ReadParquetAsync(stream, cancellationToken);
+        var records = await EventLogStore.ReadParquetAsync(stream, cancellationToken);
         var items = await container.GetBlobClient(CatalogBlob(id)).DownloadContentAsync(cancellationToken);
         var decisions = await ReadIfPresentAsync(DecisionsBlob(id), SnapshotJsonContext.Default.ListServedDecision, cancellationToken) ?? [];
         var profiles = await ReadIfPresentAsync(ProfilesBlob(id), SnapshotJsonContext.Default.DictionaryStringStringArray, cancellationToken) ?? [];
@@ -186,7 +187,7 @@ public sealed class TrainingSnapshotStore(BlobContainerClient container, EventLo
                 continue;
             var contents = await ReadAsync(id, cancellationToken);
             var users = new HashSet<Tombstone>();
-            foreach (var record in contents.Engagements.Where(due.Covers))
+            foreach (var record in contents.Engagements.Where(r => due.Covers(r.UserId, r.IngestedAt)))
                 users.Add(due.Find(record.UserId)!);
             foreach (var decision in contents.Decisions)
             {

@@ -2,7 +2,7 @@ using Azure.Storage.Blobs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>A store that keeps copies of users' data and can remove those of deleted users.</summary>
 public interface IUserDataHolder

@@ -1,8 +1,8 @@
 using Azure;
-using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
-namespace Recommender.Ingestion.Tests;
+namespace Recommender.Storage.Tests;
 
 /// <summary>The cache's timing against a storage that answers when the test says so: how long a read past the bound waits.</summary>
 [Trait("Kind", "Unit")]

@@ -2,8 +2,9 @@ using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
 using Recommender.Events;
+using Recommender.Storage;
 
-namespace Recommender.Ingestion;
+namespace Recommender.EventLog;
 
 /// <summary>
 /// Catalog items and user profiles for serving and training. Both are latest-wins by event

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Azure;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>Tuning of a <see cref="StaleBoundedCache{T}"/>.</summary>
 public sealed record StaleBoundedCacheOptions

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>
 /// Where everything lives in the storage account. One place, so the training job, the functions and

@@ -6,7 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Azure.Data.Tables;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>
 /// A deleted user, known by <see cref="UserKey"/> (a hash of the id) so that the record of a deletion does not itself
@@ -48,8 +48,6 @@ public sealed class TombstoneSet(IEnumerable<Tombstone> tombstones)
 
     /// <summary>Whether the record of <paramref name="userId"/>, stored at <paramref name="ingestedAtUtc"/>, belongs to a deleted user's data.</summary>
     public bool Covers(string userId, DateTime ingestedAtUtc) => Find(userId) is { } tombstone && tombstone.Covers(ingestedAtUtc);
-
-    public bool Covers(EventLogRecord record) => Covers(record.UserId, record.IngestedAt);
 
     /// <summary>The set restricted to some tombstones (those a purge is due for).</summary>
     public TombstoneSet Where(Func<Tombstone, bool> keep) => new(_byKey.Values.Where(keep));

@@ -1,7 +1,7 @@
 using Azure.Core;
-using Recommender.Ingestion;
+using Recommender.Storage;
 
-namespace Recommender.Ingestion.Tests;
+namespace Recommender.Storage.Tests;
 
 [Trait("Kind", "Unit")]
 public sealed class StorageAccountTests

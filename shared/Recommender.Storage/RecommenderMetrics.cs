@@ -1,7 +1,7 @@
 using System.Diagnostics.Metrics;
 using Recommender.Events;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>
 /// The figures operators watch, as OpenTelemetry metrics on one meter (<see cref="MeterName"/>): what came
@@ -32,7 +32,7 @@ public static class RecommenderMetrics
     public static readonly Counter<long> TrainingCandidates = Meter.CreateCounter<long>("recommender.training.candidates", "{model}", "Candidates judged by the promotion gate");
 
     /// <summary>Counts a batch the log took for the first time.</summary>
-    internal static void RecordAccepted(string source, int accepted, int deadLettered, IEnumerable<Interaction> interactions)
+    public static void RecordAccepted(string source, int accepted, int deadLettered, IEnumerable<Interaction> interactions)
     {
         var tag = new KeyValuePair<string, object?>("source", source);
         if (accepted > 0)

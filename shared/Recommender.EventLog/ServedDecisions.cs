@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Recommender.Events;
 
-namespace Recommender.Ingestion;
+namespace Recommender.EventLog;
 
 /// <summary>Where a logged decision was served: the recommendation route or Personalizer's Rank.</summary>
 public static class DecisionSource

@@ -1,10 +1,11 @@
+using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Data;
-using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 using Recommender.TrainingJob;
 
-namespace Recommender.Orchestration.Tests;
+namespace Recommender.EventLog.Tests;
 
 /// <summary>Training snapshots over Azurite: what is frozen, what is left out, when one is refused.</summary>
 public sealed class TrainingSnapshotTests
@@ -18,7 +19,7 @@ public sealed class TrainingSnapshotTests
         var world = new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 };
         await IngestionTraffic.SendAsync(services, world, progress: null);
         await services.Deletion.DeleteAsync(SyntheticWorld.UserId(0));
-        await Loop.PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
         var watermark = DateTimeOffset.UtcNow;
         await IngestionTraffic.SendAsync(services, world with { Seed = 22 }, progress: null); // after the watermark
 
@@ -55,7 +56,7 @@ public sealed class TrainingSnapshotTests
                 "s1", recommendation, 1))]);
         }
         await services.Deletion.DeleteAsync(SyntheticWorld.UserId(2));
-        await Loop.PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
 
         var snapshot = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
         var contents = await services.Snapshots.ReadAsync(snapshot.Id);
@@ -74,11 +75,11 @@ public sealed class TrainingSnapshotTests
     {
         var services = await Azurite.CreateServicesAsync();
         await IngestionTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
-        await Loop.PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
         var before = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
 
         await services.Ingestor.IngestEventsAsync([TestEvents.Interaction(1, userId: SyntheticWorld.UserId(1), type: "impression")]);
-        await Loop.PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
         var after = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
 
         Assert.Equal(before.Statistics.Events + 1, after.Statistics.Events);
@@ -91,7 +92,7 @@ public sealed class TrainingSnapshotTests
         var services = await Azurite.CreateServicesAsync();
         await IngestionTraffic.SendAsync(services, new SyntheticWorldOptions { Users = 40, Items = 30, Seed = 21 }, progress: null);
         await services.EventLog.Container.UploadBlobAsync(StorageLayout.EventLogPrefix + "2026/01/01/00/broken.parquet", BinaryData.FromString("not parquet"));
-        await Loop.PastTheSecondAsync();
+        await Watermarks.PastTheSecondAsync();
 
         var snapshot = await services.Snapshots.CreateAsync(DateTimeOffset.UtcNow, Small);
 

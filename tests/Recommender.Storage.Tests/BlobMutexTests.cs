@@ -1,8 +1,8 @@
 using Azure.Storage.Blobs;
-using Recommender.Ingestion;
+using Recommender.Storage;
 using Recommender.TestSupport;
 
-namespace Recommender.Ingestion.Tests;
+namespace Recommender.Storage.Tests;
 
 /// <summary>The lock across instances (a blob lease), against Azurite.</summary>
 public sealed class BlobMutexTests

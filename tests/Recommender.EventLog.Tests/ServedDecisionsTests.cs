@@ -1,9 +1,9 @@
 using System.Globalization;
+using Recommender.EventLog;
 using Recommender.Events;
-using Recommender.Ingestion;
 using Recommender.TestSupport;
 
-namespace Recommender.Ingestion.Tests;
+namespace Recommender.EventLog.Tests;
 
 /// <summary>How a snapshot joins served slates to what followed them (<see cref="ServedDecisions"/>), on hand-made logs.</summary>
 [Trait("Kind", "Unit")]

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Recommender.Events;
 
-namespace Recommender.Ingestion;
+namespace Recommender.EventLog;
 
 /// <summary>
 /// One row of the Parquet event log. Flat columns the training job reads without JSON parsing;

@@ -3,8 +3,9 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Parquet;
 using Parquet.Serialization;
+using Recommender.Storage;
 
-namespace Recommender.Ingestion;
+namespace Recommender.EventLog;
 
 /// <summary>
 /// The append-only event log: one Parquet blob per delivery. A blob's name comes from its delivery, so writing the
@@ -12,7 +13,7 @@ namespace Recommender.Ingestion;
 /// (<see cref="PurgeAsync"/>): the blob is replaced in place, whole, so a reader sees the old rows or the new ones, and
 /// a redelivery still finds its blob and writes nothing.
 /// </summary>
-public sealed class EventLog(BlobContainerClient container) : IUserDataHolder
+public sealed class EventLogStore(BlobContainerClient container) : IUserDataHolder
 {
     private static readonly ParquetOptions Options = new() { CompressionMethod = CompressionMethod.Snappy };
 
@@ -79,7 +80,7 @@ public sealed class EventLog(BlobContainerClient container) : IUserDataHolder
             async (blob, ct) =>
             {
                 var (records, etag) = await ReadBlobVersionAsync(blob.Name, ct);
-                var kept = records.Where(r => !due.Covers(r)).ToList();
+                var kept = records.Where(r => !due.Covers(r.UserId, r.IngestedAt)).ToList();
                 if (kept.Count == records.Count)
                     return;
                 using var buffer = new MemoryStream();
@@ -92,7 +93,7 @@ public sealed class EventLog(BlobContainerClient container) : IUserDataHolder
                 // If-Match: purges run one at a time, so the blob cannot have changed; a failure here is a bug to see, not to retry.
                 await container.GetBlobClient(blob.Name).UploadAsync(new BinaryData(buffer.GetBuffer().AsMemory(0, (int)buffer.Length)),
                     new BlobUploadOptions { Metadata = metadata, Conditions = new BlobRequestConditions { IfMatch = etag } }, ct);
-                foreach (var record in records.Where(due.Covers))
+                foreach (var record in records.Where(r => due.Covers(r.UserId, r.IngestedAt)))
                     tally.Add(due.Find(record.UserId)!, "logEvents");
             });
     }

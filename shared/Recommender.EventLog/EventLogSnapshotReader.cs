@@ -1,4 +1,6 @@
-namespace Recommender.Ingestion;
+using Recommender.Storage;
+
+namespace Recommender.EventLog;
 
 /// <summary>What a read of the log found: the records kept, and what was left out and why.</summary>
 public sealed record EventLogRead(List<EventLogRecord> Records, int Blobs, long Events, long DeletedUserEvents, long DuplicateEvents, IReadOnlyList<string> UnreadableBlobs);
@@ -8,7 +10,7 @@ public sealed record EventLogRead(List<EventLogRecord> Records, int Blobs, long 
 /// deletion (<see cref="Tombstone.Covers"/>; until the purge removes them from the blobs), each event id once (in case a client resent an event in a different HTTP body),
 /// ordered by timestamp (then event id, so equal times keep one order).
 /// </summary>
-public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tombstones)
+public sealed class EventLogSnapshotReader(EventLogStore eventLog, TombstoneStore tombstones)
 {
     /// <summary>Every blob of the log; a blob that cannot be read fails the read.</summary>
     public async Task<IReadOnlyList<EventLogRecord>> ReadAsync(CancellationToken cancellationToken = default)
@@ -29,7 +31,7 @@ public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tom
         var names = new List<string>();
         await foreach (var blob in eventLog.ListBlobsAsync(cancellationToken: cancellationToken))
         {
-            if (writtenBefore is not { } limit || EventLog.WrittenAt(blob) < limit)
+            if (writtenBefore is not { } limit || EventLogStore.WrittenAt(blob) < limit)
                 names.Add(blob.Name);
         }
         // Downloaded side by side, then taken in listing order, so which copy of a repeated event id is kept does not depend on timing.
@@ -61,7 +63,7 @@ public sealed class EventLogSnapshotReader(EventLog eventLog, TombstoneStore tom
             foreach (var record in rows)
             {
                 events++;
-                if (deleted.Covers(record))
+                if (deleted.Covers(record.UserId, record.IngestedAt))
                     deletedEvents++;
                 else if (!seen.Add(record.EventId))
                     duplicates++;

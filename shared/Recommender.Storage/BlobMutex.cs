@@ -2,7 +2,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Specialized;
 
-namespace Recommender.Ingestion;
+namespace Recommender.Storage;
 
 /// <summary>
 /// A lock held across processes and instances: the lease of a small blob. Whoever holds the lease runs the guarded
