@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
-using Recommender.Serving;
+using Recommender.ModelContract;
 
 namespace Recommender.Functions;
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Recommender.Ingestion;
+using Recommender.ModelContract;
 using Recommender.Orchestration;
 using Recommender.Serving;
 using Recommender.Storage;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Recommender.Events;
 
 namespace Recommender.Data;
 
@@ -58,7 +59,7 @@ public static partial class MovieLens
             for (var g = 0; g < genres.Length && 5 + g < f.Length; g++)
             {
                 if (f[5 + g] == "1")
-                    tokens.Add("genre:" + genres[g]);
+                    tokens.Add(FeatureTokens.Of("genre", genres[g]));
             }
             tokens.AddRange(TitleTokens(f[1]));
             itemTokens[f[0]] = tokens;
@@ -76,7 +77,7 @@ public static partial class MovieLens
             return (f[0], f[1], long.Parse(f[3], CultureInfo.InvariantCulture));
         });
         var itemTokens = File.ReadLines(Path.Combine(dir, "movies.dat"), System.Text.Encoding.Latin1).Where(l => l.Length > 0).Select(l => l.Split("::"))
-            .ToDictionary(f => f[0], f => f[2].Split('|').Select(g => "genre:" + g).Concat(TitleTokens(f[1])).ToList());
+            .ToDictionary(f => f[0], f => f[2].Split('|').Select(g => FeatureTokens.Of("genre", g)).Concat(TitleTokens(f[1])).ToList());
         var userTokens = File.ReadLines(Path.Combine(dir, "users.dat")).Where(l => l.Length > 0).Select(l => l.Split("::"))
             .ToDictionary(f => f[0], f => UserTokens(int.Parse(f[2], CultureInfo.InvariantCulture), f[1], "occupation" + f[3], f[4]));
         return WithFeatures(InteractionDataset.FromInteractions("ml-1m", ratings), itemTokens, userTokens);
@@ -94,20 +95,20 @@ public static partial class MovieLens
     {
         var year = YearPattern().Match(title);
         if (year.Success)
-            yield return "decade:" + year.Groups[1].Value[..3] + "0s";
+            yield return FeatureTokens.Of("decade", year.Groups[1].Value[..3] + "0s");
         foreach (Match word in WordPattern().Matches(YearPattern().Replace(title, "")))
         {
             if (word.Value.Length >= 3)
-                yield return "word:" + word.Value.ToLowerInvariant();
+                yield return FeatureTokens.Of("word", word.Value.ToLowerInvariant());
         }
     }
 
     private static List<string> UserTokens(int age, string gender, string occupation, string zip) =>
     [
-        "age:" + (age < 18 ? "under18" : age < 25 ? "18-24" : age < 35 ? "25-34" : age < 45 ? "35-44" : age < 55 ? "45-54" : "55+"),
-        "gender:" + gender,
-        "occupation:" + occupation,
-        "zip:" + (zip.Length > 0 ? zip[..1] : "?"),
+        FeatureTokens.Of("age", (age < 18 ? "under18" : age < 25 ? "18-24" : age < 35 ? "25-34" : age < 45 ? "35-44" : age < 55 ? "45-54" : "55+")),
+        FeatureTokens.Of("gender", gender),
+        FeatureTokens.Of("occupation", occupation),
+        FeatureTokens.Of("zip", zip.Length > 0 ? zip[..1] : "?"),
     ];
 
     [GeneratedRegex(@"\((\d{4})\)\s*$")]

@@ -160,8 +160,8 @@ public sealed class SyntheticWorld
         {
             var taste = Normalize(Gaussian(userRandom, d));
             // Attributes correlate with taste (so user features carry signal), plus noise.
-            var region = "region:" + ((taste[0] > 0 ? 1 : 0) + 2 * (taste[1] > 0 ? 1 : 0));
-            var age = "age:" + (taste[2] + 0.5 * Gaussian(userRandom, 1)[0] > 0 ? "young" : "older");
+            var region = FeatureTokens.Of("region", ((taste[0] > 0 ? 1 : 0) + 2 * (taste[1] > 0 ? 1 : 0)).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var age = FeatureTokens.Of("age", taste[2] + 0.5 * Gaussian(userRandom, 1)[0] > 0 ? "young" : "older");
             return new WorldUser(u, taste, [region, age]);
         }).ToArray();
     }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Recommender.ModelContract;
 
 namespace Recommender.Orchestration;
 
@@ -25,7 +26,7 @@ public sealed record GateVerdict(
 public static class PromotionGate
 {
     /// <summary>The metric that says how many logged decisions an off-policy gate metric rests on.</summary>
-    public static readonly IReadOnlyDictionary<string, string> EffectiveSampleSizeOf = new Dictionary<string, string> { ["rl.ope_reward"] = "rl.ope_ess" };
+    public static readonly IReadOnlyDictionary<string, string> EffectiveSampleSizeOf = new Dictionary<string, string> { [MetricKeys.OffPolicyReward] = MetricKeys.OffPolicyEffectiveSampleSize };
 
     public static GateVerdict Decide(JsonObject? candidateMetrics, JsonObject? championMetrics, string? championVersion,
         string? smokeTestFailure, IReadOnlyList<string> gateMetrics, double minRelativeImprovement, double minEffectiveSampleSize = 0,

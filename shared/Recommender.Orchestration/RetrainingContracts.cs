@@ -1,4 +1,5 @@
 using Recommender.EventLog;
+using Recommender.ModelContract;
 
 namespace Recommender.Orchestration;
 
@@ -15,13 +16,13 @@ public sealed record RetrainingSettings
     /// <summary>Wait before the second execution; doubled before each one after it.</summary>
     public TimeSpan RetryBackoff { get; init; } = TimeSpan.FromMinutes(5);
     /// <summary>Metrics the candidate must not lose on (offline ranking quality, the off-policy estimate of reward).</summary>
-    public IReadOnlyList<string> GateMetrics { get; init; } = ["ndcg@10", "rl.ope_reward"];
+    public IReadOnlyList<string> GateMetrics { get; init; } = [MetricKeys.Ndcg, MetricKeys.OffPolicyReward];
     public double MinRelativeImprovement { get; init; }
     /// <summary>
     /// How far below the champion a gate metric may fall (relative) and still count as not worse: the next-item metric is a
     /// guardrail of a policy judged by long-term reward, and a warm-started candidate's differs from the champion's by noise.
     /// </summary>
-    public IReadOnlyDictionary<string, double> GateTolerances { get; init; } = new Dictionary<string, double> { ["ndcg@10"] = 0.02 };
+    public IReadOnlyDictionary<string, double> GateTolerances { get; init; } = new Dictionary<string, double> { [MetricKeys.Ndcg] = 0.02 };
     /// <summary>The fewest effective logged decisions (Kish's ESS of the importance weights) an off-policy gate metric must rest on to be trusted.</summary>
     public double MinEffectiveSampleSize { get; init; } = 100;
     /// <summary>Skip training when the champion was trained on exactly this snapshot's data.</summary>

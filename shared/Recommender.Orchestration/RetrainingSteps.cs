@@ -1,5 +1,6 @@
 using Azure;
 using Recommender.EventLog;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.Storage;
 
@@ -71,7 +72,7 @@ public sealed class RetrainingSteps(TrainingSnapshotStore snapshots, ModelRegist
     {
         if (champion?.Metrics is not { } recorded)
             return null;
-        if (candidate.Metrics?["champion"] is System.Text.Json.Nodes.JsonObject sameData && (string?)sameData["version"] == champion.Version)
+        if (candidate.Metrics?[MetricKeys.Champion] is System.Text.Json.Nodes.JsonObject sameData && (string?)sameData[MetricKeys.ChampionVersion] == champion.Version)
             return (System.Text.Json.Nodes.JsonObject)sameData.DeepClone();
         return (System.Text.Json.Nodes.JsonObject)recorded.DeepClone();
     }

@@ -1,4 +1,5 @@
 using Azure;
+using Recommender.ModelContract;
 
 namespace Recommender.Serving;
 

@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Recommender.ModelContract;
 
 namespace Recommender.Serving;
 
@@ -33,11 +34,11 @@ public sealed class PolicyModel : IDisposable
         Manifest = manifest;
         _session = session;
         _itemNumbers = manifest.ItemIds.Select((id, i) => (id, i)).Where(x => x.i > 0).ToDictionary(x => x.id, x => x.i);
-        _takesUserTokens = session.InputMetadata.ContainsKey("user_tokens");
-        _takesCandidateTokens = session.InputMetadata.ContainsKey("candidate_tokens");
+        _takesUserTokens = session.InputMetadata.ContainsKey(PolicyGraph.UserTokens);
+        _takesCandidateTokens = session.InputMetadata.ContainsKey(PolicyGraph.CandidateTokens);
         _contentTokens = (manifest.ContentVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
         _userTokens = (manifest.UserVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
-        _hasPolicyScores = session.OutputMetadata.ContainsKey("top_policy_scores");
+        _hasPolicyScores = session.OutputMetadata.ContainsKey(PolicyGraph.TopPolicyScores);
     }
 
     public ModelManifest Manifest { get; }
@@ -64,7 +65,7 @@ public sealed class PolicyModel : IDisposable
         var model = new PolicyModel(manifest, session);
         try
         {
-            foreach (var name in new[] { "history", "k" })
+            foreach (var name in new[] { PolicyGraph.History, PolicyGraph.K })
             {
                 if (!session.InputMetadata.ContainsKey(name))
                     throw new InvalidModelException($"model {manifest.Version} has no input '{name}'");
@@ -123,16 +124,16 @@ public sealed class PolicyModel : IDisposable
     /// <summary>The graph's constant outputs, read once: the item vectors and, for a policy, each item's category.</summary>
     private void LoadItemEmbeddings()
     {
-        if (_session.OutputMetadata.ContainsKey("item_embeddings"))
+        if (_session.OutputMetadata.ContainsKey(PolicyGraph.ItemEmbeddings))
         {
-            using var results = _session.Run(Inputs([], null, 1), ["item_embeddings"]);
+            using var results = _session.Run(Inputs([], null, 1), [PolicyGraph.ItemEmbeddings]);
             var tensor = results[0].AsTensor<float>();
             _dimension = tensor.Dimensions[1];
             _itemEmbeddings = tensor.ToArray();
         }
-        if (_session.OutputMetadata.ContainsKey("item_categories"))
+        if (_session.OutputMetadata.ContainsKey(PolicyGraph.ItemCategories))
         {
-            using var results = _session.Run(Inputs([], null, 1), ["item_categories"]);
+            using var results = _session.Run(Inputs([], null, 1), [PolicyGraph.ItemCategories]);
             _itemCategories = results[0].AsTensor<long>().ToArray();
         }
     }
@@ -158,7 +159,7 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
     public float[] Score(IReadOnlyList<int> history, long[]? userTokens, out (int Item, float Score)[] top, int k)
     {
-        using var results = _session.Run(Inputs(history, userTokens, k), ["scores", "top_scores", "top_items"]);
+        using var results = _session.Run(Inputs(history, userTokens, k), [PolicyGraph.Scores, PolicyGraph.TopScores, PolicyGraph.TopItems]);
         top = Top(results[1], results[2]);
         return ((DenseTensor<float>)results[0].AsTensor<float>()).Buffer.ToArray();
     }
@@ -166,7 +167,7 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Only the model's top-k for one history: the score vector stays inside ONNX Runtime (cheaper on large catalogs).</summary>
     public (int Item, float Score)[] TopK(IReadOnlyList<int> history, long[]? userTokens, int k)
     {
-        using var results = _session.Run(Inputs(history, userTokens, k), ["top_scores", "top_items"]);
+        using var results = _session.Run(Inputs(history, userTokens, k), [PolicyGraph.TopScores, PolicyGraph.TopItems]);
         return Top(results[0], results[1]);
     }
 
@@ -178,7 +179,7 @@ public sealed class PolicyModel : IDisposable
     {
         if (!_hasPolicyScores)
             return TopK(history, userTokens, k).Select(t => (t.Item, t.Score, t.Score)).ToArray();
-        using var results = _session.Run(Inputs(history, userTokens, k), ["top_scores", "top_items", "top_policy_scores"]);
+        using var results = _session.Run(Inputs(history, userTokens, k), [PolicyGraph.TopScores, PolicyGraph.TopItems, PolicyGraph.TopPolicyScores]);
         var top = Top(results[0], results[1]);
         var policy = ((DenseTensor<float>)results[2].AsTensor<float>()).Buffer.Span;
         var scored = new (int Item, float Score, float PolicyScore)[top.Length];
@@ -225,7 +226,7 @@ public sealed class PolicyModel : IDisposable
             for (var t = 0; t < ids[c].Length; t++)
                 tensor[c, t] = ids[c][t];
         var inputs = Inputs(history, null, 1, tensor);
-        using var results = _session.Run(inputs, ["candidate_scores"]);
+        using var results = _session.Run(inputs, [PolicyGraph.CandidateScores]);
         var scores = ((DenseTensor<float>)results[0].AsTensor<float>()).Buffer.ToArray();
         return ids.Select((known, c) => known.Length > 0 ? scores[c] : (float?)null).ToArray();
     }
@@ -239,16 +240,16 @@ public sealed class PolicyModel : IDisposable
             input[0, length - take + t] = history[history.Count - take + t];
         var inputs = new List<NamedOnnxValue>
         {
-            NamedOnnxValue.CreateFromTensor("history", input),
-            NamedOnnxValue.CreateFromTensor("k", new DenseTensor<long>(new long[] { Math.Clamp(k, 1, Manifest.ItemIds.Count - 1) }, [1])),
+            NamedOnnxValue.CreateFromTensor(PolicyGraph.History, input),
+            NamedOnnxValue.CreateFromTensor(PolicyGraph.K, new DenseTensor<long>(new long[] { Math.Clamp(k, 1, Manifest.ItemIds.Count - 1) }, [1])),
         };
         if (_takesUserTokens)
         {
             var tokens = userTokens is { Length: > 0 } ? userTokens : [0L];
-            inputs.Add(NamedOnnxValue.CreateFromTensor("user_tokens", new DenseTensor<long>(tokens, [1, tokens.Length])));
+            inputs.Add(NamedOnnxValue.CreateFromTensor(PolicyGraph.UserTokens, new DenseTensor<long>(tokens, [1, tokens.Length])));
         }
         if (_takesCandidateTokens)
-            inputs.Add(NamedOnnxValue.CreateFromTensor("candidate_tokens", candidateTokens ?? new DenseTensor<long>([1, 1])));
+            inputs.Add(NamedOnnxValue.CreateFromTensor(PolicyGraph.CandidateTokens, candidateTokens ?? new DenseTensor<long>([1, 1])));
         return inputs;
     }
 

@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using Microsoft.Extensions.Logging;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.ModelContract;
 using Recommender.Storage;
 
 namespace Recommender.Serving;

@@ -1,3 +1,5 @@
+using Recommender.ModelContract;
+
 namespace Recommender.Serving;
 
 /// <summary>What a ranking reads about the user, in the model's item numbers.</summary>

@@ -1,11 +1,6 @@
-namespace Recommender.Serving;
+using Recommender.ModelContract;
 
-/// <summary>
-/// What few-shot user adaptation needs at serving time (the training job meta-learns it, the manifest
-/// carries it): the starting user vector u₀, the per-dimension inner rates α, the number of inner steps, and
-/// the longest history it is used for (longer histories are served by the sequence model as it is).
-/// </summary>
-public sealed record UserAdaptationParameters(float[] Initial, float[] Rates, int Steps, int MaxHistory);
+namespace Recommender.Serving;
 
 /// <summary>
 /// The training job's few-shot user adaptation, repeated at serving time without TorchSharp: S gradient

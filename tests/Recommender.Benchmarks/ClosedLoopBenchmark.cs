@@ -288,7 +288,7 @@ internal static class ClosedLoopBenchmark
         return Recommender.Serving.PolicyModel.Load(manifest, policy);
     }
 
-    private static Recommender.Serving.ModelRegistry Registry(LocalHost host) =>
+    private static Recommender.ModelContract.ModelRegistry Registry(LocalHost host) =>
         new(StorageAccount.Connect(host.Storage).Blobs.GetBlobContainerClient(host.ModelContainer));
 
     /// <summary>One session of one world user over HTTP: slates until they leave or the session reaches its length.</summary>

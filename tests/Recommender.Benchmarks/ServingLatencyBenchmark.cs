@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.Training;
 using static TorchSharp.torch;

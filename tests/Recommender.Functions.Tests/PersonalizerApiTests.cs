@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.TestSupport;
 using Recommender.Training;
@@ -102,7 +103,7 @@ public sealed class PersonalizerApiTests(TrainedRun run) : IClassFixture<Trained
     {
         var features = JsonSerializer.Deserialize<List<JsonElement>>("""[{"categories": ["games", "retro"]}, {"tags": "co-op", "year": 1999, "x": null}]""");
 
-        Assert.Equal(["category:games", "category:retro", "tag:co-op", "year:1999"], ContentTokens.FromFeatures(features));
+        Assert.Equal(["category:games", "category:retro", "tag:co-op", "year:1999"], FeatureTokens.OfFeatures(features));
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Recommender.Data;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.TestSupport;
 using Recommender.Training;

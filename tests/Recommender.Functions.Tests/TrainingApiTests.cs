@@ -3,8 +3,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Recommender.ModelContract;
 using Recommender.Orchestration;
-using Recommender.Serving;
 using Recommender.TestSupport;
 
 namespace Recommender.Functions.Tests;

@@ -6,6 +6,7 @@ using Parquet;
 using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.Storage;
 using Recommender.TestSupport;

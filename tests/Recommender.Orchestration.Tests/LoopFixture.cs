@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Recommender.Data;
 using Recommender.EventLog;
 using Recommender.Ingestion;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using Recommender.TestSupport;
 using Recommender.Training;
 using Recommender.TrainingJob;

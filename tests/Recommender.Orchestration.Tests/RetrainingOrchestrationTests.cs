@@ -1,5 +1,4 @@
 using Recommender.EventLog;
-using Recommender.Serving;
 using Recommender.TestSupport;
 
 namespace Recommender.Orchestration.Tests;

@@ -1,6 +1,6 @@
 using Azure.Storage.Blobs;
 using Recommender.Data;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using Recommender.TestSupport;
 using Recommender.Training;
 

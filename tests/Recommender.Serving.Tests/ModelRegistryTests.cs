@@ -1,4 +1,3 @@
-using Recommender.Serving;
 using Recommender.Training;
 
 namespace Recommender.Serving.Tests;

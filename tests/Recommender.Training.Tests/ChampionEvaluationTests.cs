@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using Recommender.Data;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using Recommender.TestSupport;
 
 namespace Recommender.Training.Tests;

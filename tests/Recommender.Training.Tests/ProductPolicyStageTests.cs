@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
 using Recommender.EventLog;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.Training;
 using Recommender.Training.Reinforcement;

@@ -58,7 +58,7 @@ public sealed class UserAdaptationTests
         var actual = Recommender.Serving.UserAdaptation.Adapt(
             Enumerable.Range(0, 4).Select(t => scores[t].data<float>().ToArray()).ToList(),
             targets.data<long>().Select(t => (int)t).ToList(),
-            items.data<float>().ToArray(), 8, new Recommender.Serving.UserAdaptationParameters(initial.data<float>().ToArray(), rates.data<float>().ToArray(), Steps: 4, MaxHistory: 5));
+            items.data<float>().ToArray(), 8, new Recommender.ModelContract.UserAdaptationParameters(initial.data<float>().ToArray(), rates.data<float>().ToArray(), Steps: 4, MaxHistory: 5));
 
         Assert.Equal(expected.Length, actual.Length);
         for (var k = 0; k < expected.Length; k++)
@@ -80,7 +80,7 @@ public sealed class ServedUserAdaptationTests
         await new TrainingRun(config, new EvaluationProtocol()).RunAsync(data, directory);
 
         var manifest = RunPublisher.Manifest(directory, "v1", "test");
-        var adaptation = Assert.IsType<Recommender.Serving.UserAdaptationParameters>(manifest.UserAdaptation);
+        var adaptation = Assert.IsType<Recommender.ModelContract.UserAdaptationParameters>(manifest.UserAdaptation);
         using var served = Recommender.Serving.PolicyModel.Load(manifest, await File.ReadAllBytesAsync(Path.Combine(directory, "policy.onnx")));
         var model = SavedModel.Load(directory, data, out var saved);
         var learner = new UserMetaLearner(model, saved, data.UserFeatures, new MetaLearningConfig());

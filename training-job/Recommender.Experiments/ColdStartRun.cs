@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using Recommender.Training;
 using Recommender.Training.MetaLearning;
 using TorchSharp;
@@ -78,10 +78,10 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         var best = table["meta_learned"].All;
         var metrics = new JsonObject
         {
-            ["cold_users.hr@10"] = best.HitRate,
-            ["cold_users.ndcg@10"] = best.Ndcg,
-            ["cold_users.hr@10_full"] = best.FullHitRate,
-            ["cold_users.ndcg@10_full"] = best.FullNdcg,
+            [MetricKeys.OfColdUsers(MetricKeys.HitRate)] = best.HitRate,
+            [MetricKeys.OfColdUsers(MetricKeys.Ndcg)] = best.Ndcg,
+            [MetricKeys.OfColdUsers(MetricKeys.FullHitRate)] = best.FullHitRate,
+            [MetricKeys.OfColdUsers(MetricKeys.FullNdcg)] = best.FullNdcg,
             ["cold_users.count"] = best.Users,
             ["cold_users.gain_over_pretrained"] = best.Ndcg / table["pretrained"].All.Ndcg - 1,
             ["cold_start"] = new JsonObject
@@ -171,10 +171,7 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
             var result = Evaluator.Evaluate(scorer, split, itemCount, EvaluationStage.Test, candidates ?? protocol);
             table[key] = result;
             progress?.Line($"{state} {scorer.Name,-26} HR@10 {result.All.HitRate:F4}  NDCG@10 {result.All.Ndcg:F4}  full HR@10 {result.All.FullHitRate:F4}  full NDCG@10 {result.All.FullNdcg:F4}  [{result.All.Users} users]");
-            results[key] = new JsonObject
-            {
-                ["hr@10"] = result.All.HitRate, ["ndcg@10"] = result.All.Ndcg, ["hr@10_full"] = result.All.FullHitRate, ["ndcg@10_full"] = result.All.FullNdcg, ["users"] = result.All.Users,
-            };
+            results[key] = result.All.ToJson();
         }
         return (results, table);
     }

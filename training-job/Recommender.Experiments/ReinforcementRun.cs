@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
+using Recommender.ModelContract;
 using Recommender.Training;
 using Recommender.Training.Reinforcement;
 using static TorchSharp.torch;
@@ -168,7 +169,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, JobProgress? pr
             {
                 ["beta"] = p.Beta, ["return"] = JsonNumbers.Finite(p.Score.Return.Mean), ["return_ci95"] = JsonNumbers.Finite(p.Score.Return.HalfWidth),
                 ["return_gain_over_greedy"] = JsonNumbers.Finite(p.ReturnGain),
-                ["hr@10"] = p.Offline.All.HitRate, ["ndcg@10"] = p.Offline.All.Ndcg, ["hr@10_change"] = JsonNumbers.Finite(p.HitRateChange),
+                [MetricKeys.HitRate] = p.Offline.All.HitRate, [MetricKeys.Ndcg] = p.Offline.All.Ndcg, ["hr@10_change"] = JsonNumbers.Finite(p.HitRateChange),
                 ["hr@10_honest_targets"] = p.OfflineHonest?.All.HitRate, ["kl_to_pretrained"] = JsonNumbers.Finite(p.KlToReference),
                 ["ope_truth"] = JsonNumbers.Finite(p.OpeTruth.Mean), ["ope_dr"] = JsonNumbers.Finite(p.OpeDoublyRobust.Mean), ["ope_dr_ci95"] = JsonNumbers.Finite(p.OpeDoublyRobust.HalfWidth),
             }).ToArray());
@@ -341,7 +342,7 @@ public sealed class ReinforcementRun(ReinforcementConfig config, JobProgress? pr
             ["rl.ndcg@10_policy"] = offlinePpo.All.Ndcg,
             ["rl.hr@10_greedy"] = offlineGreedy.All.HitRate,
             ["rl.ndcg@10_greedy"] = offlineGreedy.All.Ndcg,
-            ["rl.ope_reward"] = ope.DoublyRobust.Mean, // what the promotion gate compares: DR with the learned simulator as its reward model (the closest to the truth here)
+            [MetricKeys.OffPolicyReward] = ope.DoublyRobust.Mean, // what the promotion gate compares: DR with the learned simulator as its reward model (the closest to the truth here)
             ["rl.ope_true_reward"] = ope.Truth.Mean,
             ["rl.ope"] = new JsonObject
             {

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Recommender.Data;
+using Recommender.ModelContract;
 using Recommender.Serving;
 
 namespace Recommender.Training;
@@ -45,14 +46,7 @@ public static class ChampionEvaluation
     public static JsonObject Measure(PolicyModel champion, InteractionDataset data, EvaluationProtocol protocol)
     {
         var result = Evaluator.Evaluate(new PolicyModelScorer(champion, data), LeaveOneOutSplit.Create(data), data.ItemCount, EvaluationStage.Test, protocol);
-        return new JsonObject
-        {
-            ["version"] = champion.Version,
-            ["hr@10"] = result.All.HitRate,
-            ["ndcg@10"] = result.All.Ndcg,
-            ["hr@10_full"] = result.All.FullHitRate,
-            ["ndcg@10_full"] = result.All.FullNdcg,
-        };
+        return result.All.AddTo(new JsonObject { [MetricKeys.ChampionVersion] = champion.Version });
     }
 
     /// <summary>The <c>champion</c> block of a candidate's metrics: the served version and its metrics on this data; null when nothing is promoted.</summary>

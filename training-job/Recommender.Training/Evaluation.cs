@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using Recommender.Data;
+using Recommender.ModelContract;
 
 namespace Recommender.Training;
 
@@ -54,7 +56,26 @@ public static class RankingMetrics
         candidateScores.Count(s => s >= targetScore);
 }
 
-public sealed record MetricSet(double HitRate, double Ndcg, double FullHitRate, double FullNdcg, int Users);
+public sealed record MetricSet(double HitRate, double Ndcg, double FullHitRate, double FullNdcg, int Users)
+{
+    /// <summary>The four figures under their <see cref="MetricKeys"/> names, added to <paramref name="target"/> (an undefined one as null).</summary>
+    public JsonObject AddTo(JsonObject target)
+    {
+        target[MetricKeys.HitRate] = JsonNumbers.Finite(HitRate);
+        target[MetricKeys.Ndcg] = JsonNumbers.Finite(Ndcg);
+        target[MetricKeys.FullHitRate] = JsonNumbers.Finite(FullHitRate);
+        target[MetricKeys.FullNdcg] = JsonNumbers.Finite(FullNdcg);
+        return target;
+    }
+
+    /// <summary>The set as JSON: its figures and the users they average over.</summary>
+    public JsonObject ToJson()
+    {
+        var json = AddTo([]);
+        json[MetricKeys.Users] = Users;
+        return json;
+    }
+}
 
 public sealed record EvaluationResult(string Model, EvaluationStage Stage, MetricSet All, MetricSet ColdUsers, double Seconds);
 

@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using Onnx;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using static TorchSharp.torch;
 
 namespace Recommender.Training;
@@ -35,12 +35,12 @@ public static class PolicyExporter
         var items = model.ItemCount + 1;
 
         var g = new OnnxGraph();
-        g.Input("history", TensorProto.Types.DataType.Int64, ["batch", config.MaxLength]);
+        g.Input(PolicyGraph.History, TensorProto.Types.DataType.Int64, ["batch", config.MaxLength]);
         if (model.UsesUserTokens)
-            g.Input("user_tokens", TensorProto.Types.DataType.Int64, ["batch", "user_tokens"]);
-        g.Input("k", TensorProto.Types.DataType.Int64, [1]);
+            g.Input(PolicyGraph.UserTokens, TensorProto.Types.DataType.Int64, ["batch", "user_tokens"]);
+        g.Input(PolicyGraph.K, TensorProto.Types.DataType.Int64, [1]);
         if (model.UsesItemContent)
-            g.Input("candidate_tokens", TensorProto.Types.DataType.Int64, ["candidates", "candidate_tokens"]);
+            g.Input(PolicyGraph.CandidateTokens, TensorProto.Types.DataType.Int64, ["candidates", "candidate_tokens"]);
 
         OnnxLayers.Constants(g);
         OnnxLayers.Initializer(g, "item_vectors", model.ItemVectors());
@@ -50,37 +50,37 @@ public static class PolicyExporter
         g.Initializer("padding_mask", padding, [items]);
 
         // The model's own graph (SasRecModel.ToOnnx), then the scores of the last position's state.
-        var states = model.ToOnnx(g, "item_vectors", "history", model.UsesUserTokens ? "user_tokens" : null);
+        var states = model.ToOnnx(g, "item_vectors", PolicyGraph.History, model.UsesUserTokens ? PolicyGraph.UserTokens : null);
         g.Node("Gather", [states, "last_position"], ["last_3d"], ("axis", 1L));
         g.Node("Squeeze", ["last_3d", OnnxLayers.Axis1], ["state"]);
         g.Node("Gemm", ["state", "item_vectors"], ["raw_scores"], ("transB", 1L)); // one copy of the item matrix serves lookup and scoring
-        g.Node("Add", ["raw_scores", "padding_mask"], ["scores"]);
-        g.Node("TopK", ["scores", "k"], ["top_scores", "top_items"], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
+        g.Node("Add", ["raw_scores", "padding_mask"], [PolicyGraph.Scores]);
+        g.Node("TopK", [PolicyGraph.Scores, PolicyGraph.K], [PolicyGraph.TopScores, PolicyGraph.TopItems], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
         if (model.UsesItemContent)
         {
             // Items the model never saw, from their content tokens alone (SasRecModel.NewItemVectors).
-            var candidates = model.NewItemVectorsToOnnx(g, "candidate_tokens");
-            g.Node("Gemm", ["state", candidates], ["candidate_scores"], ("transB", 1L));
+            var candidates = model.NewItemVectorsToOnnx(g, PolicyGraph.CandidateTokens);
+            g.Node("Gemm", ["state", candidates], [PolicyGraph.CandidateScores], ("transB", 1L));
         }
         if (head is not null)
         {
             g.Initializer("policy_item_bias", head.ItemBias.Select(b => (float)(b / head.Sharpness)).ToArray(), [items]);
-            g.Node("Gather", ["policy_item_bias", "top_items"], ["top_policy_bias"], ("axis", 0L));
-            g.Node("Add", ["top_scores", "top_policy_bias"], ["top_policy_scores"]);
+            g.Node("Gather", ["policy_item_bias", PolicyGraph.TopItems], ["top_policy_bias"], ("axis", 0L));
+            g.Node("Add", [PolicyGraph.TopScores, "top_policy_bias"], [PolicyGraph.TopPolicyScores]);
             g.Initializer("item_categories_constant", head.ItemCategories, [items]);
-            g.Node("Identity", ["item_categories_constant"], ["item_categories"]);
+            g.Node("Identity", ["item_categories_constant"], [PolicyGraph.ItemCategories]);
         }
-        g.Node("Identity", ["item_vectors"], ["item_embeddings"]);
-        g.Output("scores", TensorProto.Types.DataType.Float, ["batch", items]);
-        g.Output("top_scores", TensorProto.Types.DataType.Float, ["batch", "k"]);
-        g.Output("top_items", TensorProto.Types.DataType.Int64, ["batch", "k"]);
-        g.Output("item_embeddings", TensorProto.Types.DataType.Float, [items, d]);
+        g.Node("Identity", ["item_vectors"], [PolicyGraph.ItemEmbeddings]);
+        g.Output(PolicyGraph.Scores, TensorProto.Types.DataType.Float, ["batch", items]);
+        g.Output(PolicyGraph.TopScores, TensorProto.Types.DataType.Float, ["batch", "k"]);
+        g.Output(PolicyGraph.TopItems, TensorProto.Types.DataType.Int64, ["batch", "k"]);
+        g.Output(PolicyGraph.ItemEmbeddings, TensorProto.Types.DataType.Float, [items, d]);
         if (model.UsesItemContent)
-            g.Output("candidate_scores", TensorProto.Types.DataType.Float, ["batch", "candidates"]);
+            g.Output(PolicyGraph.CandidateScores, TensorProto.Types.DataType.Float, ["batch", "candidates"]);
         if (head is not null)
         {
-            g.Output("top_policy_scores", TensorProto.Types.DataType.Float, ["batch", "k"]);
-            g.Output("item_categories", TensorProto.Types.DataType.Int64, [items]);
+            g.Output(PolicyGraph.TopPolicyScores, TensorProto.Types.DataType.Float, ["batch", "k"]);
+            g.Output(PolicyGraph.ItemCategories, TensorProto.Types.DataType.Int64, [items]);
         }
         return g.ToModel("recommender-sasrec", Opset).ToByteArray();
     }

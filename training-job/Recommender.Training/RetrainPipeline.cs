@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.Training.Reinforcement;
 
@@ -45,14 +46,14 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
                 block[key] = value?.DeepClone();
         if (metrics["rl.seconds"] is JsonObject seconds)
             seconds["evaluation"] = Math.Round(clock.Elapsed.TotalSeconds, 1);
-        return Merge(output, new JsonObject { ["champion"] = block, ["rl.seconds"] = metrics["rl.seconds"]?.DeepClone() });
+        return Merge(output, new JsonObject { [MetricKeys.Champion] = block, ["rl.seconds"] = metrics["rl.seconds"]?.DeepClone() });
     }
 
     /// <summary>The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session) and <c>rl.ope_ess</c>.</summary>
     private static JsonObject OffPolicyKeys(SessionValueEstimates estimates) => new()
     {
-        ["rl.ope_reward"] = estimates.DoublyRobust.Mean,
-        ["rl.ope_ess"] = estimates.EffectiveSampleSize,
+        [MetricKeys.OffPolicyReward] = estimates.DoublyRobust.Mean,
+        [MetricKeys.OffPolicyEffectiveSampleSize] = estimates.EffectiveSampleSize,
         ["rl.ope"] = estimates.ToJson(),
     };
 

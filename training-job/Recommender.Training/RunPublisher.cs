@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Recommender.Serving;
+using Recommender.ModelContract;
 
 namespace Recommender.Training;
 

@@ -1,5 +1,5 @@
 using Onnx;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

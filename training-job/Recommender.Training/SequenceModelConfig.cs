@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Recommender.ModelContract;
 
 namespace Recommender.Training;
 
@@ -123,8 +124,8 @@ public static class Settings
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(SequenceModelConfig))]
 [JsonSerializable(typeof(string))]
-[JsonSerializable(typeof(Recommender.Serving.UserAdaptationParameters))]
-[JsonSerializable(typeof(Recommender.Serving.ServingPolicy))]
+[JsonSerializable(typeof(Recommender.ModelContract.UserAdaptationParameters))]
+[JsonSerializable(typeof(Recommender.ModelContract.ServingPolicy))]
 [JsonSerializable(typeof(Reinforcement.PolicyStageConfig))]
 [JsonSerializable(typeof(Reinforcement.PolicyHead))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

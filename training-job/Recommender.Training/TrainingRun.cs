@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
 using TorchSharp;
+using Recommender.ModelContract;
 
 namespace Recommender.Training;
 
@@ -82,7 +83,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             await File.WriteAllTextAsync(Path.Combine(outputDirectory, UserVocabularyFile), JsonSerializer.Serialize(users.Vocabulary.ToArray(), ItemIdsJsonContext.Default.StringArray), cancellationToken);
         var metrics = Metrics(data, model, baselines, outcome);
         if (earlyStopped is not null)
-            metrics["early_stopped"] = Set(earlyStopped.All);
+            metrics["early_stopped"] = earlyStopped.All.ToJson();
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), metrics.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.html"), RunReport.Html(data.ToString(), protocol.ToString(), config, results, outcome.Curve), cancellationToken);
         progress?.Line($"wrote {outputDirectory}/metrics.json, model.bin, policy.onnx, config.json, items.json, report.html");
@@ -94,22 +95,17 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
         $"cold users ({r.ColdUsers.Users}) NDCG@10 {r.ColdUsers.Ndcg:F4}  [{r.All.Users:N0} users, {r.Seconds:F1} s]";
 
 
-    private static JsonObject Set(MetricSet m) => new()
-    {
-        ["hr@10"] = JsonNumbers.Finite(m.HitRate), ["ndcg@10"] = JsonNumbers.Finite(m.Ndcg), ["hr@10_full"] = JsonNumbers.Finite(m.FullHitRate), ["ndcg@10_full"] = JsonNumbers.Finite(m.FullNdcg), ["users"] = m.Users,
-    };
-
     private JsonObject Metrics(InteractionDataset data, EvaluationResult model, IEnumerable<EvaluationResult> baselines, TrainingOutcome outcome)
     {
         var metrics = new JsonObject
         {
             ["model"] = model.Model,
-            ["hr@10"] = JsonNumbers.Finite(model.All.HitRate),
-            ["ndcg@10"] = JsonNumbers.Finite(model.All.Ndcg),
-            ["hr@10_full"] = JsonNumbers.Finite(model.All.FullHitRate),
-            ["ndcg@10_full"] = JsonNumbers.Finite(model.All.FullNdcg),
-            ["cold_users.hr@10"] = JsonNumbers.Finite(model.ColdUsers.HitRate),
-            ["cold_users.ndcg@10"] = JsonNumbers.Finite(model.ColdUsers.Ndcg),
+            [MetricKeys.HitRate] = JsonNumbers.Finite(model.All.HitRate),
+            [MetricKeys.Ndcg] = JsonNumbers.Finite(model.All.Ndcg),
+            [MetricKeys.FullHitRate] = JsonNumbers.Finite(model.All.FullHitRate),
+            [MetricKeys.FullNdcg] = JsonNumbers.Finite(model.All.FullNdcg),
+            [MetricKeys.OfColdUsers(MetricKeys.HitRate)] = JsonNumbers.Finite(model.ColdUsers.HitRate),
+            [MetricKeys.OfColdUsers(MetricKeys.Ndcg)] = JsonNumbers.Finite(model.ColdUsers.Ndcg),
             ["cold_users.count"] = model.ColdUsers.Users,
             ["train_seconds"] = Math.Round(outcome.TrainSeconds, 1),
             ["sequences_per_second"] = Math.Round(outcome.SequencesPerSecond),
@@ -119,7 +115,7 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
             ["device"] = outcome.Device.type.ToString(),
             ["dataset"] = new JsonObject { ["name"] = data.Name, ["users"] = data.UserCount, ["items"] = data.ItemCount, ["interactions"] = data.InteractionCount },
             ["protocol"] = protocol.ToString(),
-            ["baselines"] = new JsonObject(baselines.Select(r => KeyValuePair.Create(r.Model, (JsonNode?)Set(r.All)))),
+            ["baselines"] = new JsonObject(baselines.Select(r => KeyValuePair.Create(r.Model, (JsonNode?)r.All.ToJson()))),
             ["curve"] = new JsonArray(outcome.Curve.Select(e => (JsonNode)new JsonObject
             {
                 ["epoch"] = e.Epoch, ["loss"] = JsonNumbers.Finite(Math.Round(e.Loss, 5)), ["seconds"] = Math.Round(e.Seconds, 2),

@@ -1,5 +1,5 @@
 using Recommender.Data;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using static TorchSharp.torch;
 
 namespace Recommender.Training;

@@ -30,7 +30,7 @@ public static class CommandOptions
     public static string StorageOf(ParseResult parse, Option<string> storage) =>
         parse.GetValue(storage) ?? Environment.GetEnvironmentVariable("TRAINING_STORAGE") ?? DataSources.DevelopmentStorage;
 
-    public static Recommender.Serving.ModelRegistry Registry(string storage, string container) =>
+    public static Recommender.ModelContract.ModelRegistry Registry(string storage, string container) =>
         new(StorageAccount.Connect(storage).Blobs.GetBlobContainerClient(container));
 
     /// <summary>

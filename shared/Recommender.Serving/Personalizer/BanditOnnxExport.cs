@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Onnx;
+using Recommender.ModelContract;
 
 namespace Recommender.Serving;
 

@@ -6,6 +6,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Logging;
 using Recommender.Events;
 using Recommender.Ingestion;
+using Recommender.ModelContract;
 using Recommender.Storage;
 
 namespace Recommender.Serving;
@@ -312,7 +313,7 @@ public sealed partial class PersonalizerService
         var modelScores = model.Score(history, null, out _, 1);
         var unseen = actions.Where(a => !model.TryGetItemNumber(a.Id, out _)).ToList();
         var contentScores = model.ScoresContent
-            ? unseen.Zip(model.ScoreByContent(history, unseen.Select(a => ContentTokens.FromFeatures(a.Features)).ToList())).ToDictionary(x => x.First.Id, x => x.Second, StringComparer.Ordinal)
+            ? unseen.Zip(model.ScoreByContent(history, unseen.Select(a => FeatureTokens.OfFeatures(a.Features)).ToList())).ToDictionary(x => x.First.Id, x => x.Second, StringComparer.Ordinal)
             : [];
         var raw = actions.Select(a => model.TryGetItemNumber(a.Id, out var n) ? modelScores[n] : contentScores.TryGetValue(a.Id, out var c) ? c : (double?)null).ToArray();
         var known = raw.OfType<double>().ToList();

@@ -1,6 +1,7 @@
 using Recommender.Data;
 using TorchSharp;
 using TorchSharp.Modules;
+using Recommender.ModelContract;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -42,7 +43,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     public Tensor NewItemVectors(Tensor content) => content.Plus(forward(content));
 
     /// <summary><see cref="NewItemVectors"/> as ONNX ops: G(c) + c, G(c) = tanh(c W1ᵀ + b1) W2ᵀ + b2, from content vectors [K, d].</summary>
-    internal string NewItemVectorsToOnnx(Recommender.Serving.OnnxGraph g, string content, string output)
+    internal string NewItemVectorsToOnnx(Recommender.ModelContract.OnnxGraph g, string content, string output)
     {
         foreach (var (name, linear) in new[] { ("generator_1", _hidden), ("generator_2", _output) })
         {

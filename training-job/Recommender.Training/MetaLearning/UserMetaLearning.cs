@@ -1,4 +1,5 @@
 using Recommender.Data;
+using Recommender.ModelContract;
 using Recommender.Serving;
 using TorchSharp;
 using static TorchSharp.torch;

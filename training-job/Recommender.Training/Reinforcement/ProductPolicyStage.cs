@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.Data;
-using Recommender.Serving;
+using Recommender.ModelContract;
 using static TorchSharp.torch;
 
 namespace Recommender.Training.Reinforcement;

@@ -1,6 +1,7 @@
 using Recommender.Data;
 using TorchSharp;
 using TorchSharp.Modules;
+using Recommender.ModelContract;
 using static TorchSharp.torch;
 
 namespace Recommender.Training.Reinforcement;
@@ -226,7 +227,7 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
     /// manifest, all divided by the sharpness so that the graph's policy score stays in the units of its scores:
     /// logit = (score + bias / e^s + session terms / e^s) / (τ / e^s), which is <see cref="Forward"/>'s logit.
     /// </summary>
-    public (ExportedPolicyHead Graph, Recommender.Serving.ServingPolicy Manifest) Export()
+    public (ExportedPolicyHead Graph, Recommender.ModelContract.ServingPolicy Manifest) Export()
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -234,9 +235,9 @@ public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
         var bias = (itemLogPopularity * popularity).Plus(itemTokens.matmul(contentValue)).to(ScalarType.Float32).data<float>().ToArray();
         var categories = Enumerable.Range(0, encoder.ItemCount + 1).Select(i => (long)_repeats.Category(i)).ToArray();
         var graph = new ExportedPolicyHead(sharpnessValue, bias, categories);
-        var head = new Recommender.Serving.PolicyHeadWeights(repetition.item<float>() / sharpnessValue, declined.item<float>() / sharpnessValue,
+        var head = new Recommender.ModelContract.PolicyHeadWeights(repetition.item<float>() / sharpnessValue, declined.item<float>() / sharpnessValue,
             declinedAffinity.item<float>() / sharpnessValue, CategoryRepeats.RecentWindow);
-        return (graph, new Recommender.Serving.ServingPolicy(_temperatureValue / sharpnessValue, _candidates, head));
+        return (graph, new Recommender.ModelContract.ServingPolicy(_temperatureValue / sharpnessValue, _candidates, head));
     }
 
     /// <summary>

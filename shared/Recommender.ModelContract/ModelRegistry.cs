@@ -5,7 +5,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Recommender.Storage;
 
-namespace Recommender.Serving;
+namespace Recommender.ModelContract;
 
 /// <summary>The promoted version and the ETag it was read with (for the next conditional write).</summary>
 public sealed record CurrentModel(CurrentModelPointer Pointer, ETag ETag);
@@ -63,7 +63,7 @@ public sealed class ModelRegistry(BlobContainerClient container) : IUserDataHold
         try
         {
             var content = await container.GetBlobClient(CurrentPointer).DownloadContentAsync(cancellationToken);
-            var pointer = JsonSerializer.Deserialize(content.Value.Content.ToMemory().Span, ServingJsonContext.Default.CurrentModelPointer)!;
+            var pointer = JsonSerializer.Deserialize(content.Value.Content.ToMemory().Span, ModelContractJsonContext.Default.CurrentModelPointer)!;
             return new CurrentModel(pointer, content.Value.Details.ETag);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
@@ -108,7 +108,7 @@ public sealed class ModelRegistry(BlobContainerClient container) : IUserDataHold
         try
         {
             await container.GetBlobClient(CurrentPointer).UploadAsync(
-                BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(pointer, ServingJsonContext.Default.CurrentModelPointer)),
+                BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(pointer, ModelContractJsonContext.Default.CurrentModelPointer)),
                 new BlobUploadOptions { Conditions = conditions }, cancellationToken);
             return true;
         }

@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Onnx;
 
-namespace Recommender.Serving;
+namespace Recommender.ModelContract;
 
 /// <summary>
 /// A small builder over the ONNX protobuf messages: the exporters of the sequence policy

@@ -2,14 +2,14 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
-namespace Recommender.Serving;
+namespace Recommender.ModelContract;
 
 /// <summary>
 /// What a published model is and how to call it: <c>models/{version}/manifest.json</c> beside
 /// <c>policy.onnx</c>. <see cref="ItemIds"/> maps the model's item numbers to catalog ids (index 0 is padding);
 /// <see cref="PopularItems"/> (most interacted-with first) serve users with no history;
 /// <see cref="ContentVocabulary"/> numbers the content tokens (index 0 is padding) for items the model never saw;
-/// <see cref="UserAdaptation"/>, when present, adapts the model to users with a short history (<see cref="Serving.UserAdaptation"/>);
+/// <see cref="UserAdaptation"/>, when present, adapts the model to users with a short history (<c>Recommender.Serving.UserAdaptation</c>);
 /// <see cref="UserVocabulary"/> numbers the profile tokens (<see cref="Events.FeatureTokens.OfProfile"/>; index 0 is padding) the
 /// model reads as <c>user_tokens</c>; <see cref="Policy"/>, when present, is how the model's slates are drawn (else the host's exploration).
 /// </summary>
@@ -28,10 +28,10 @@ public sealed record ModelManifest(
     IReadOnlyList<string>? UserVocabulary = null,
     ServingPolicy? Policy = null)
 {
-    public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, ServingJsonContext.Default.ModelManifest);
+    public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, ModelContractJsonContext.Default.ModelManifest);
 
     public static ModelManifest FromUtf8Json(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, ServingJsonContext.Default.ModelManifest) ?? throw new InvalidDataException("manifest is null");
+        JsonSerializer.Deserialize(json, ModelContractJsonContext.Default.ModelManifest) ?? throw new InvalidDataException("manifest is null");
 }
 
 /// <summary>
@@ -50,10 +50,17 @@ public sealed record ServingPolicy(double Temperature, int Candidates, PolicyHea
 /// </summary>
 public sealed record PolicyHeadWeights(double Repetition, double Declined, double DeclinedAffinity, int RecentWindow);
 
+/// <summary>
+/// What few-shot user adaptation needs at serving time (the training job meta-learns it, the manifest
+/// carries it): the starting user vector u₀, the per-dimension inner rates α, the number of inner steps, and
+/// the longest history it is used for (longer histories are served by the sequence model as it is).
+/// </summary>
+public sealed record UserAdaptationParameters(float[] Initial, float[] Rates, int Steps, int MaxHistory);
+
 /// <summary><c>models/current.json</c>: the promoted version.</summary>
 public sealed record CurrentModelPointer(string Version, DateTimeOffset PromotedAt, string? Reason = null);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
 [JsonSerializable(typeof(ModelManifest))]
 [JsonSerializable(typeof(CurrentModelPointer))]
-internal sealed partial class ServingJsonContext : JsonSerializerContext;
+internal sealed partial class ModelContractJsonContext : JsonSerializerContext;
