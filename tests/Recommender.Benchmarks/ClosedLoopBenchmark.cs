@@ -72,13 +72,14 @@ internal static class ClosedLoopBenchmark
         // change from round to round (tastes drift, fatigue carries over), so its return at round 0 is not a fixed mark.
         using var baseline = await LoadServedModelAsync(host);
         var users = world.UsersAfterHistory().Select(SyntheticWorld.Clone).ToArray();
+        var servedSessions = new Dictionary<string, ServedSession>(StringComparer.Ordinal);
         var results = new JsonArray();
         JsonObject? lastTraining = null;
         for (var round = 0; round <= rounds; round++)
         {
             using var current = await LoadServedModelAsync(host);
             var evaluation = Evaluate(current, baseline, world, await CaptureAsync(host.Ingestion, users), evaluationSessions, HashCode.Combine(seed, round));
-            var served = await ServeRoundAsync(http, host.Ingestion, baseline, world, users, round, sessionsPerRound, seed, concurrency);
+            var served = await ServeRoundAsync(http, host.Ingestion, world, users, round, sessionsPerRound, seed, concurrency, servedSessions);
             var entry = new JsonObject
             {
                 ["round"] = round,
@@ -102,7 +103,7 @@ internal static class ClosedLoopBenchmark
             var judged = lastTraining is null ? null : (string?)lastTraining["result"] == "Promoted" ? "candidate" : "champion";
             entry["ope_reward"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_reward"]?.DeepClone();
             entry["ess"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_ess"]?.DeepClone();
-            // And how far it was from that model's true return on the users whose sessions it was estimated from.
+            // And how far it was from that model's true return on the sessions it was estimated from.
             entry["ope_relative_error"] = judged is null ? null : lastTraining!["ope_relative_error"]?[judged]?.DeepClone();
             entry["training_before"] = lastTraining?.DeepClone();
             results.Add(entry);
@@ -111,8 +112,7 @@ internal static class ClosedLoopBenchmark
             if (round == rounds)
                 break;
             await Task.Delay(SessionIdle + TimeSpan.FromSeconds(1)); // the round's last sessions close before the snapshot
-            // The users as this round left them: the gate's held-out decisions are the round's latest sessions, so these are
-            // (nearly) the users its estimates are about, and the truth to hold them against.
+            // The users as this round left them, the population the next round serves.
             var loggedUsers = await CaptureAsync(host.Ingestion, users);
             lastTraining = await TrainAsync(http);
             Console.WriteLine($"  retraining: {lastTraining["result"]}: {lastTraining["reason"]}  [{lastTraining["seconds"]} s]");
@@ -120,15 +120,29 @@ internal static class ClosedLoopBenchmark
             {
                 using var candidate = await LoadModelAsync(host, candidateVersion);
                 lastTraining["rl_seconds"] = candidate.Manifest.Metrics?["rl.seconds"]?.DeepClone(); // the RL stage's time, stage by stage
-                var truth = Evaluate(candidate, current, world, loggedUsers, evaluationSessions, HashCode.Combine(seed, round, 17));
-                lastTraining["true_return_on_logged_users"] = new JsonObject
+                // The truth the gate's estimates are about: each model's expected return on the held-out sessions they read, each
+                // session started again many times from its user as it was then (hidden state, online history). Both models
+                // on the same random numbers; the population's return beside it.
+                var heldOut = await HeldOutSessionsAsync(host, candidateVersion, servedSessions);
+                var truth = Evaluate(candidate, current, world, heldOut.Select(s => s.Start).ToList(), Replicated(evaluationSessions, heldOut.Count), HashCode.Combine(seed, round, 17));
+                var population = Evaluate(candidate, current, world, loggedUsers, evaluationSessions, HashCode.Combine(seed, round, 19));
+                lastTraining["true_return_on_held_out_sessions"] = new JsonObject
                 {
-                    ["sessions"] = evaluationSessions, ["candidate"] = truth.Served.Mean, ["candidate_ci95"] = truth.Served.HalfWidth,
-                    ["champion"] = truth.Baseline.Mean, ["champion_ci95"] = truth.Baseline.HalfWidth,
+                    ["sessions"] = heldOut.Count, ["replicates_per_session"] = heldOut.Count == 0 ? 0 : Replicated(evaluationSessions, heldOut.Count) / heldOut.Count,
+                    ["candidate"] = truth.Served.Mean, ["candidate_ci95"] = truth.Served.HalfWidth, ["champion"] = truth.Baseline.Mean, ["champion_ci95"] = truth.Baseline.HalfWidth,
+                    // What the champion earned on those sessions over HTTP: the one draw of each that the estimates saw.
+                    ["champion_realized"] = heldOut.Count == 0 ? null : heldOut.Average(s => s.Return),
                 };
-                double? Error(string who, double actual) => (double?)lastTraining["verdict"]?[who]?["rl.ope_reward"] is { } estimate ? estimate / actual - 1 : null;
+                lastTraining["true_return_after_round"] = new JsonObject
+                {
+                    ["sessions"] = evaluationSessions, ["candidate"] = population.Served.Mean, ["candidate_ci95"] = population.Served.HalfWidth,
+                    ["champion"] = population.Baseline.Mean, ["champion_ci95"] = population.Baseline.HalfWidth,
+                };
+                double? Error(string who, double actual) => (double?)lastTraining["verdict"]?[who]?["rl.ope_reward"] is { } estimate && heldOut.Count > 0 ? estimate / actual - 1 : null;
                 lastTraining["ope_relative_error"] = new JsonObject { ["candidate"] = Error("candidate", truth.Served.Mean), ["champion"] = Error("champion", truth.Baseline.Mean) };
-                Console.WriteLine(FormattableString.Invariant($"  true return on the users that logged the held-out decisions: candidate {truth.Served}, champion {truth.Baseline}; gate's DR off by {lastTraining["ope_relative_error"]!.ToJsonString()}"));
+                lastTraining["ope_relative_error_to_population"] = new JsonObject { ["candidate"] = Error("candidate", population.Served.Mean), ["champion"] = Error("champion", population.Baseline.Mean) };
+                Console.WriteLine(FormattableString.Invariant($"  true return on the {heldOut.Count} held-out sessions the gate read: candidate {truth.Served}, champion {truth.Baseline} (realized over HTTP {lastTraining["true_return_on_held_out_sessions"]!["champion_realized"]?.ToJsonString() ?? "-"}); gate's DR off by {lastTraining["ope_relative_error"]!.ToJsonString()}"));
+                Console.WriteLine(FormattableString.Invariant($"  on the population after the round: candidate {population.Served}, champion {population.Baseline}; DR off by {lastTraining["ope_relative_error_to_population"]!.ToJsonString()}"));
             }
             if ((string?)lastTraining["result"] == "Promoted")
                 await WaitUntilServedAsync(http, (string?)lastTraining["candidate_version"]);
@@ -146,8 +160,8 @@ internal static class ClosedLoopBenchmark
                 ["concurrency"] = concurrency, ["reward"] = "1 per click (the world's user picks one item of the slate or none, by true appeal; may leave after each slate)",
                 ["true_return"] = "mean over the round's sessions of the clicks per session, from the world's truth, through the HTTP path",
                 ["evaluation"] = "before the round: the model serving and round 0's model, each on the same sessions of copies of the world's users as they are then (online state read from storage, same random numbers), served in process through SlateRanker and logged nowhere",
-                ["ope_truth"] = "after a round: the candidate and the champion on copies of the world's users as the round left them (the gate's held-out decisions are the round's latest sessions), same protocol as evaluation; ope_relative_error = rl.ope_reward / that - 1",
-                ["users"] = "every world user, chosen at random per session; a user's state carries over between sessions and rounds",
+                ["ope_truth"] = "after a retraining: the candidate and the champion on the held-out sessions the gate's estimates read (the job's ope-sessions.json), each started again from copies of its user as the session found them (hidden state, online history and profile), replicated to about the evaluation's number of sessions, same random numbers for both; ope_relative_error = rl.ope_reward / that - 1. ope_relative_error_to_population holds it against the same models on every world user as the round left them",
+                ["users"] = "every world user, chosen at random per session over HTTP; a user's state carries over between sessions and rounds. In process, each user equally often",
                 ["training"] = training, ["host"] = host.Description,
             },
             ["rounds"] = results,
@@ -163,9 +177,15 @@ internal static class ClosedLoopBenchmark
 
     private sealed record RoundResult(Recommender.Training.Reinforcement.Estimate Return, int Decisions, int Clicks, SortedSet<string> Versions, SortedSet<string> Paths, double Seconds);
 
-    /// <summary>One round of sessions, <paramref name="concurrency"/> at a time, each with a user nobody else is serving at the moment.</summary>
-    private static async Task<RoundResult> ServeRoundAsync(HttpClient http, IngestionServices ingestion, Recommender.Serving.PolicyModel baseline, SyntheticWorld world, WorldUser[] users,
-        int round, int sessions, int seed, int concurrency)
+    /// <summary>A session served over HTTP: its user as it found them, and what it earned.</summary>
+    private sealed record ServedSession(SessionStart Start, double Return);
+
+    /// <summary>
+    /// One round of sessions, <paramref name="concurrency"/> at a time, each with a user nobody else is serving at the
+    /// moment; every session's start and return is added to <paramref name="served"/> by its session id.
+    /// </summary>
+    private static async Task<RoundResult> ServeRoundAsync(HttpClient http, IngestionServices ingestion, SyntheticWorld world, WorldUser[] users,
+        int round, int sessions, int seed, int concurrency, Dictionary<string, ServedSession> served)
     {
         var clock = Stopwatch.StartNew();
         var returns = new double[sessions];
@@ -186,8 +206,13 @@ internal static class ClosedLoopBenchmark
                 }
                 try
                 {
-                    var (reward, steps, picked, version, path) = await SessionAsync(http, world, users[u], $"r{round}-s{n}", new Random(HashCode.Combine(seed, round, n, 7)));
+                    var sessionId = $"r{round}-s{n}";
+                    users[u].Satisfaction = 1; // a new visit
+                    var start = await CaptureAsync(ingestion, users[u]);
+                    var (reward, steps, picked, version, path) = await SessionAsync(http, world, users[u], sessionId, new Random(HashCode.Combine(seed, round, n, 7)));
                     returns[n] = reward;
+                    lock (served)
+                        served[sessionId] = new ServedSession(start, reward);
                     Interlocked.Add(ref decisions, steps);
                     Interlocked.Add(ref clicks, picked);
                     lock (versions)
@@ -209,33 +234,55 @@ internal static class ClosedLoopBenchmark
     /// <summary>Two models' returns per session on the same users as they are now, with the same random numbers, and the first's gain over the second.</summary>
     private sealed record PairedEvaluation(Recommender.Training.Reinforcement.Estimate Served, Recommender.Training.Reinforcement.Estimate Baseline, double Gain, double GainHalfWidth);
 
-    /// <summary>Copies of the world's users as they are now, with their online state (history, profile) read from storage.</summary>
-    private sealed record Population(WorldUser[] Users, (List<string> History, string[]? Profile)[] Online);
+    /// <summary>A copy of a world user as a session finds them: their hidden state, and their online history and profile as storage holds them.</summary>
+    private sealed record SessionStart(WorldUser User, List<string> History, string[]? Profile);
 
-    private static async Task<Population> CaptureAsync(IngestionServices ingestion, WorldUser[] users)
+    /// <summary>Every world user as they are now.</summary>
+    private static async Task<IReadOnlyList<SessionStart>> CaptureAsync(IngestionServices ingestion, WorldUser[] users) =>
+        await Task.WhenAll(users.Select(u => CaptureAsync(ingestion, u)));
+
+    private static async Task<SessionStart> CaptureAsync(IngestionServices ingestion, WorldUser user)
     {
-        var online = await Task.WhenAll(users.Select(async u =>
-        {
-            var id = SyntheticWorld.UserId(u.Index);
-            var state = await ingestion.UserStates.GetAsync(id);
-            var profile = await ingestion.Catalog.GetProfileAsync(id);
-            return (History: (state?.Recent ?? []).Select(r => r.ItemId).ToList(), Profile: profile is null ? null : Recommender.Events.FeatureTokens.OfProfile(profile.Attributes));
-        }));
-        return new Population(users.Select(SyntheticWorld.Clone).ToArray(), online);
+        var id = SyntheticWorld.UserId(user.Index);
+        var state = await ingestion.UserStates.GetAsync(id);
+        var profile = await ingestion.Catalog.GetProfileAsync(id);
+        return new SessionStart(SyntheticWorld.Clone(user), (state?.Recent ?? []).Select(r => r.ItemId).ToList(),
+            profile is null ? null : Recommender.Events.FeatureTokens.OfProfile(profile.Attributes));
     }
 
     /// <summary>
-    /// Two models on <paramref name="sessions"/> sessions each, in this process and logged nowhere: each session a fresh
-    /// copy of a user of <paramref name="population"/>, served as the recommendation route serves them
+    /// The sessions the candidate's off-policy estimates read (the training job publishes their ids beside the version), as
+    /// this benchmark served them. The round's own sessions: the estimates read only those the champion logged.
+    /// </summary>
+    private static async Task<IReadOnlyList<ServedSession>> HeldOutSessionsAsync(LocalHost host, string version, Dictionary<string, ServedSession> served)
+    {
+        var file = await Registry(host).DownloadTrainingFileAsync(version, Recommender.Training.Reinforcement.ProductPolicyStage.EvaluationSessionsFile);
+        if (file is null)
+            return [];
+        var read = JsonSerializer.Deserialize(file, Recommender.Training.TrainingJsonContext.Default.EvaluatedSessionArray)!;
+        var missing = read.Where(s => !served.ContainsKey(s.SessionId)).Select(s => s.SessionId).ToList();
+        if (missing.Count > 0)
+            throw new InvalidOperationException($"the estimates read {missing.Count} sessions this run did not serve, e.g. {missing[0]}");
+        return read.Select(s => served[s.SessionId]).ToList();
+    }
+
+    /// <summary>At least <paramref name="sessions"/>, a whole number of times <paramref name="starts"/>: each start replicated equally.</summary>
+    private static int Replicated(int sessions, int starts) => starts == 0 ? 0 : (sessions + starts - 1) / starts * starts;
+
+    /// <summary>
+    /// Two models on <paramref name="sessions"/> sessions each, in this process and logged nowhere: session s a fresh copy of
+    /// start s mod their number (each start equally often), served as the recommendation route serves them
     /// (<see cref="Recommender.Serving.SlateRanker"/>), both models with the same users and random numbers. Many more
     /// sessions than a round serves over HTTP, so the gain is measured precisely.
     /// </summary>
-    private static PairedEvaluation Evaluate(Recommender.Serving.PolicyModel served, Recommender.Serving.PolicyModel baseline, SyntheticWorld world, Population population, int sessions, int seed)
+    private static PairedEvaluation Evaluate(Recommender.Serving.PolicyModel served, Recommender.Serving.PolicyModel baseline, SyntheticWorld world, IReadOnlyList<SessionStart> starts, int sessions, int seed)
     {
+        if (starts.Count == 0 || sessions == 0)
+            return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of([]), Recommender.Training.Reinforcement.Estimate.Of([]), double.NaN, double.NaN);
         double[] Returns(Recommender.Serving.PolicyModel model) => Enumerable.Range(0, sessions).Select(s =>
         {
-            var u = new Random(HashCode.Combine(seed, s, 11)).Next(population.Users.Length);
-            return EvaluationSession(model, world, SyntheticWorld.Clone(population.Users[u]), population.Online[u].History, population.Online[u].Profile, new Random(HashCode.Combine(seed, s, 13)));
+            var start = starts[s % starts.Count];
+            return EvaluationSession(model, world, SyntheticWorld.Clone(start.User), start.History, start.Profile, new Random(HashCode.Combine(seed, s, 13)));
         }).ToArray();
         var (a, b) = (Returns(served), Returns(baseline));
         var (meanA, meanB) = (a.Average(), b.Average());
@@ -294,7 +341,6 @@ internal static class ClosedLoopBenchmark
     /// <summary>One session of one world user over HTTP: slates until they leave or the session reaches its length.</summary>
     private static async Task<(double Reward, int Steps, int Picked, string Version, string Path)> SessionAsync(HttpClient http, SyntheticWorld world, WorldUser user, string sessionId, Random random)
     {
-        user.Satisfaction = 1; // a new visit
         var userId = SyntheticWorld.UserId(user.Index);
         double reward = 0;
         int steps = 0, picked = 0;

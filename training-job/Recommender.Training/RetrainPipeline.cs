@@ -37,6 +37,7 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
             return metrics; // the first model: nothing to compare with, nothing logged
         using var candidate = PolicyModel.Load(RunPublisher.Manifest(output, "candidate", "this run"), await File.ReadAllBytesAsync(Path.Combine(output, "policy.onnx"), cancellationToken));
         var logger = new PublishedPolicy(champion, data);
+        ProductPolicyStage.WriteEvaluatedSessions(output, ProductPolicyStage.SessionsLoggedBy(trained, logger), data);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         if (stage.Evaluate(trained, new PublishedPolicy(candidate, data), logger) is { } estimates)
             metrics = Merge(output, OffPolicyKeys(estimates));

@@ -36,9 +36,10 @@ public static class RunPublisher
         var manifest = Manifest(runDirectory, version, dataSnapshot);
         await registry.Container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         var before = await registry.GetCurrentAsync(cancellationToken);
-        // The weights and their settings travel with the version: the next retraining starts from them (WarmStart).
+        // The weights and their settings travel with the version: the next retraining starts from them (WarmStart); and the
+        // sessions its off-policy estimates read, so the gate's figures can be checked against the decisions behind them.
         var trainingFiles = new Dictionary<string, byte[]>();
-        foreach (var name in WarmStart.Files)
+        foreach (var name in WarmStart.Files.Append(Reinforcement.ProductPolicyStage.EvaluationSessionsFile))
         {
             if (File.Exists(Path.Combine(runDirectory, name)))
                 trainingFiles[name] = await File.ReadAllBytesAsync(Path.Combine(runDirectory, name), cancellationToken);

@@ -128,4 +128,5 @@ public static class Settings
 [JsonSerializable(typeof(Recommender.ModelContract.ServingPolicy))]
 [JsonSerializable(typeof(Reinforcement.PolicyStageConfig))]
 [JsonSerializable(typeof(Reinforcement.PolicyHead))]
+[JsonSerializable(typeof(Reinforcement.EvaluatedSession[]))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

@@ -61,6 +61,9 @@ public sealed record PolicyStageConfig
         Settings.Load(new PolicyStageConfig(), null, overrides, TrainingJsonContext.Default.PolicyStageConfig);
 }
 
+/// <summary>A held-out session an off-policy estimate read: the user's id and the session's (the client's <c>sessionId</c>, else its first recommendation's id).</summary>
+public sealed record EvaluatedSession(string UserId, string SessionId);
+
 /// <summary>What the RL stage learned, for the evaluation that follows it: the simulator and the held-out sessions it is judged on.</summary>
 public sealed record PolicyStageResult(JsonObject Metrics, ServingPolicy Policy, LearnedUserSimulator? Simulator, IReadOnlyList<LoggedSession> EvaluationSessions, int SlateSize);
 
@@ -83,6 +86,12 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
 
     /// <summary>The learned head in full (<see cref="PolicyHead"/>), which the next retraining continues from.</summary>
     public const string HeadFile = "policy-head.json";
+
+    /// <summary>
+    /// The held-out sessions the off-policy estimates read (<see cref="EvaluatedSession"/>: user and session ids), published
+    /// with the version so whoever audits the gate's figures can find the decisions they rest on.
+    /// </summary>
+    public const string EvaluationSessionsFile = "ope-sessions.json";
 
     /// <param name="championHead">
     /// The head of the policy being served, when it has one: PPO starts from it and is held near it, so each round is one
@@ -188,7 +197,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
     /// <param name="logger">The policy that logged the held-out sessions (the champion); the estimates read only the sessions it logged.</param>
     public SessionValueEstimates? Evaluate(PolicyStageResult stage, PublishedPolicy policy, PublishedPolicy logger)
     {
-        var sessions = stage.EvaluationSessions.Where(s => s.Decisions.All(d => d.ModelVersion == logger.Model.Version)).ToList();
+        var sessions = SessionsLoggedBy(stage, logger);
         if (stage.Simulator is null || sessions.Count == 0)
             return null;
         var clock = Stopwatch.StartNew();
@@ -204,6 +213,15 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
             $"ESS {estimates.EffectiveSampleSize:F0} (mean weight {estimates.MeanWeight:F3})  [{clock.Elapsed.TotalSeconds:F0} s]");
         return estimates;
     }
+
+    /// <summary>The held-out sessions <see cref="Evaluate"/> reads: those the policy judged against logged alone.</summary>
+    public static IReadOnlyList<LoggedSession> SessionsLoggedBy(PolicyStageResult stage, PublishedPolicy logger) =>
+        stage.EvaluationSessions.Where(s => s.Decisions.All(d => d.ModelVersion == logger.Model.Version)).ToList();
+
+    /// <summary>Writes <see cref="EvaluationSessionsFile"/>: the sessions <see cref="Evaluate"/> read, by user and session id.</summary>
+    public static void WriteEvaluatedSessions(string runDirectory, IEnumerable<LoggedSession> sessions, InteractionDataset data) =>
+        File.WriteAllText(Path.Combine(runDirectory, EvaluationSessionsFile), JsonSerializer.Serialize(
+            sessions.Select(s => new EvaluatedSession(data.UserIds[s.User], s.Key)).ToArray(), TrainingJsonContext.Default.EvaluatedSessionArray));
 
     private static void WritePolicy(string runDirectory, ServingPolicy policy) =>
         File.WriteAllText(Path.Combine(runDirectory, PolicyFile), JsonSerializer.Serialize(policy, TrainingJsonContext.Default.ServingPolicy));
