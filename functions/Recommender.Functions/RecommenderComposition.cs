@@ -18,7 +18,7 @@ namespace Recommender.Functions;
 /// <remarks>
 /// Settings: <c>AzureWebJobsStorage</c> (or <c>AzureWebJobsStorage__accountName</c>, with the app's identity);
 /// <c>Storage:Namespace</c> (a tag on every container and table, for a product of its own in a shared account);
-/// <c>ModelContainer</c>; <c>Serving:Sinks:*</c> (<see cref="BatchingSinkOptions"/>); <c>Purge:*</c> (<see cref="UserDataPurgeOptions"/>); <c>Personalizer:SubscriptionKeys</c>;
+/// <c>ModelContainer</c>; <c>Serving:Sinks:*</c> (<see cref="BatchingSinkOptions"/>); <c>UserState:*</c> (<see cref="UserStateStoreOptions"/>); <c>Purge:*</c> (<see cref="UserDataPurgeOptions"/>); <c>Personalizer:SubscriptionKeys</c>;
 /// <c>TrainingJob:*</c> and <c>Retraining:*</c> (<see cref="RetrainingConfiguration"/>).
 /// </remarks>
 public static class RecommenderComposition
@@ -37,7 +37,7 @@ public static class RecommenderComposition
 
         services.AddSingleton(_ =>
         {
-            var ingestion = IngestionServices.Connect(storage, layout, faults);
+            var ingestion = IngestionServices.Connect(storage, layout, faults, configuration.GetSection("UserState").Get<UserStateStoreOptions>());
             ingestion.EnsureCreatedAsync().GetAwaiter().GetResult();
             return ingestion;
         });

@@ -40,9 +40,9 @@ public sealed class EventIngestor(
 
     /// <summary>Ingests a batch that arrived over HTTP; the key is the hash of the request body.</summary>
     public Task<IngestResult> IngestHttpAsync(IReadOnlyList<ReadOnlyMemory<byte>> events, ReadOnlyMemory<byte> body, CancellationToken cancellationToken = default) =>
-        IngestBodyAsync(events.Select(e => new RawEvent(e)).ToList(), body, cancellationToken);
+        IngestBodyAsync(events.Select(e => new RawEvent(e)).ToList(), body, impressionsNotedAsShown: false, cancellationToken);
 
-    private async Task<IngestResult> IngestBodyAsync(IReadOnlyList<RawEvent> events, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    private async Task<IngestResult> IngestBodyAsync(IReadOnlyList<RawEvent> events, ReadOnlyMemory<byte> body, bool impressionsNotedAsShown, CancellationToken cancellationToken)
     {
         var deliveryKey = "http-" + Convert.ToHexStringLower(SHA256.HashData(body.Span)[..16]);
         var now = _time.GetUtcNow();
@@ -50,7 +50,7 @@ public sealed class EventIngestor(
         if (batch.Interactions.Count == 0 && batch.Items.Count == 0 && batch.Profiles.Count == 0 && batch.DeadLetters.Count == 0)
             return IngestResult.Nothing;
         var blobName = batch.Interactions.Count == 0 ? null : StorageLayout.EventLogBlobName(batch.Interactions.Min(e => e.Timestamp), deliveryKey);
-        await ApplyEffectsAsync(HttpSource, deliveryKey, blobName, batch, now, cancellationToken);
+        await ApplyEffectsAsync(HttpSource, deliveryKey, blobName, batch, now, cancellationToken, impressionsNotedAsShown);
         return batch.ToResult(deliveryKey);
     }
 
@@ -58,7 +58,12 @@ public sealed class EventIngestor(
     /// Ingests events the product produces itself (impressions, rewards, synthetic traffic) as if posted
     /// to <c>POST /api/events</c> in one body: the same events in the same order are the same delivery.
     /// </summary>
-    public Task<IngestResult> IngestEventsAsync(IReadOnlyList<WireEvent> events, CancellationToken cancellationToken = default)
+    /// <param name="impressionsNotedAsShown">
+    /// The impressions' slates were noted as shown (<see cref="UserStateStore.NoteShown"/>), and the store writes them into
+    /// the users' state itself, several slates per row write (<see cref="UserStateStore.StoreShownAsync"/>): this delivery
+    /// leaves them out of the state and logs them. Serving's own impressions come this way.
+    /// </param>
+    public Task<IngestResult> IngestEventsAsync(IReadOnlyList<WireEvent> events, CancellationToken cancellationToken = default, bool impressionsNotedAsShown = false)
     {
         var parts = events.Select(e => (ReadOnlyMemory<byte>)e.ToUtf8Json()).ToList();
         var body = new List<byte>(parts.Sum(p => p.Length + 1) + 2) { (byte)'[' };
@@ -70,7 +75,7 @@ public sealed class EventIngestor(
         }
         body.Add((byte)']');
         // The events are at hand: they are validated as they are, not read back from the JSON that keys the delivery.
-        return IngestBodyAsync(parts.Select((json, i) => new RawEvent(json, Wire: events[i])).ToList(), body.ToArray(), cancellationToken);
+        return IngestBodyAsync(parts.Select((json, i) => new RawEvent(json, Wire: events[i])).ToList(), body.ToArray(), impressionsNotedAsShown, cancellationToken);
     }
 
     /// <summary>Ingests a batch from one Event Hubs partition.</summary>
@@ -124,7 +129,8 @@ public sealed class EventIngestor(
         }
     }
 
-    private async Task ApplyEffectsAsync(string source, string deliveryKey, string? blobName, ParsedBatch batch, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task ApplyEffectsAsync(string source, string deliveryKey, string? blobName, ParsedBatch batch, DateTimeOffset now, CancellationToken cancellationToken,
+        bool impressionsNotedAsShown = false)
     {
         await deadLetters.WriteAsync(source, deliveryKey, batch.DeadLetters, cancellationToken);
         if (batch.Items.Count > 0)
@@ -137,8 +143,9 @@ public sealed class EventIngestor(
             var records = batch.Interactions.Select((e, i) => EventLogRecord.From(e, deliveryKey, batch.InteractionSequenceNumbers[i], now)).ToList();
             firstTime = await eventLog.AppendAsync(blobName, records, cancellationToken);
         }
-        if (batch.Interactions.Count > 0)
-            await userStates.ApplyAsync(deliveryKey, firstTime ? batch.Interactions : await WithoutDeletedUsersAsync(batch.Interactions, cancellationToken), cancellationToken);
+        var toState = impressionsNotedAsShown ? batch.Interactions.Where(e => !(e.Type == InteractionType.Impression && e.RecommendationId is not null)).ToList() : batch.Interactions;
+        if (toState.Count > 0)
+            await userStates.ApplyAsync(deliveryKey, firstTime ? toState : await WithoutDeletedUsersAsync(toState, cancellationToken), cancellationToken);
         if (firstTime)
             RecommenderMetrics.RecordAccepted(source, batch.Interactions.Count + batch.Items.Count + batch.Profiles.Count, batch.DeadLetters.Count, batch.Interactions);
     }

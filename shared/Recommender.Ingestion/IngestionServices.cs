@@ -12,13 +12,14 @@ namespace Recommender.Ingestion;
 /// </summary>
 public sealed class IngestionServices
 {
-    public IngestionServices(BlobServiceClient blobs, TableServiceClient tables, StorageLayout? layout = null, EventLimits? limits = null, TimeProvider? time = null)
+    public IngestionServices(BlobServiceClient blobs, TableServiceClient tables, StorageLayout? layout = null, EventLimits? limits = null, TimeProvider? time = null,
+        UserStateStoreOptions? userStates = null)
     {
         Layout = layout ?? StorageLayout.Default;
         EventLog = new EventLogStore(blobs.GetBlobContainerClient(Layout.EventLogContainer));
         DeadLetters = new DeadLetterStore(blobs.GetBlobContainerClient(Layout.DeadLetterContainer));
         Ledger = new DeliveryLedger(blobs.GetBlobContainerClient(Layout.IngestStateContainer));
-        UserStates = new UserStateStore(tables.GetTableClient(Layout.UserStateTable), time: time);
+        UserStates = new UserStateStore(tables.GetTableClient(Layout.UserStateTable), userStates, time);
         Catalog = new CatalogStore(tables.GetTableClient(Layout.CatalogTable), tables.GetTableClient(Layout.UserProfileTable), time: time);
         Tombstones = new TombstoneStore(tables.GetTableClient(Layout.TombstoneTable));
         Parser = new EventParser(limits);
@@ -32,10 +33,11 @@ public sealed class IngestionServices
     }
 
     /// <summary>Over the account that <paramref name="storage"/> names (see <see cref="StorageAccount.Connect"/>; <c>UseDevelopmentStorage=true</c> for Azurite).</summary>
-    public static IngestionServices Connect(string storage, StorageLayout? layout = null, Azure.Core.Pipeline.HttpPipelinePolicy? policy = null)
+    public static IngestionServices Connect(string storage, StorageLayout? layout = null, Azure.Core.Pipeline.HttpPipelinePolicy? policy = null,
+        UserStateStoreOptions? userStates = null)
     {
         var account = StorageAccount.Connect(storage, policy: policy);
-        return new(account.Blobs, account.Tables, layout);
+        return new(account.Blobs, account.Tables, layout, userStates: userStates);
     }
 
     private readonly BlobServiceClient _blobs;

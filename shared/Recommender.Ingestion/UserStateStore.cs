@@ -22,6 +22,15 @@ public sealed record UserStateStoreOptions
 
     /// <summary>Attempts at a transaction that loses an optimistic-concurrency race before giving up.</summary>
     public int MaxConflictRetries { get; init; } = 20;
+
+    /// <summary>
+    /// How long a slate this process showed waits in memory (read back at once all the same) before
+    /// <see cref="ShownSlatesWriter"/> writes it into the user's row with every other slate shown to the user since: under
+    /// load one row write per user per delay instead of one per impression batch. What another instance reads of this
+    /// one's slates lags by up to this much more; a crash loses up to this much of them from the online state (the event
+    /// log has them).
+    /// </summary>
+    public TimeSpan ShownSlatesDelay { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
@@ -66,12 +75,80 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
     private readonly ConcurrentDictionary<string, List<ShownSlate>> _shownNotStored = new(StringComparer.Ordinal);
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
-    /// <summary>A slate this process just showed the user, whose impressions are on their way to being applied: reads include it until then.</summary>
+    /// <summary>
+    /// A slate this process just showed the user: reads include it at once, and <see cref="StoreShownAsync"/> writes it into
+    /// the user's row (with the slate's impressions left out of the state by the delivery that logs them:
+    /// <see cref="EventIngestor.IngestEventsAsync"/>).
+    /// </summary>
     public void NoteShown(string userId, ShownSlate slate)
     {
         var shown = _shownNotStored.GetOrAdd(userId, _ => []);
         lock (shown)
             shown.Add(slate);
+    }
+
+    public UserStateStoreOptions Options => _options;
+
+    /// <summary>Users with slates noted as shown and not stored yet, and how many slates.</summary>
+    public (int Users, int Slates) ShownNotStored
+    {
+        get
+        {
+            int users = 0, slates = 0;
+            foreach (var (_, shown) in _shownNotStored)
+            {
+                lock (shown)
+                {
+                    users += shown.Count > 0 ? 1 : 0;
+                    slates += shown.Count;
+                }
+            }
+            return (users, slates);
+        }
+    }
+
+    private readonly SemaphoreSlim _storing = new(1, 1);
+
+    /// <summary>The delivery key of stored shown slates: never remembered (a delivery of impressions alone is idempotent by slate, see <see cref="UserState.Apply"/>).</summary>
+    private const string ShownSlatesDelivery = "shown-slates";
+
+    /// <summary>
+    /// Writes into their users' rows the slates noted as shown (<see cref="NoteShown"/>) of every user whose oldest such
+    /// slate was shown at least <paramref name="olderThan"/> ago, all of that user's at once, as the impressions they are
+    /// (the counts, the last seen time, the slates kept). Safe to repeat and to race with other writers: a slate already
+    /// in the row is not applied again. Returns how many slates it wrote.
+    /// </summary>
+    public async Task<int> StoreShownAsync(TimeSpan olderThan, CancellationToken cancellationToken = default)
+    {
+        await _storing.WaitAsync(cancellationToken);
+        try
+        {
+            var due = _time.GetUtcNow() - olderThan;
+            var impressions = new List<Interaction>();
+            var slates = 0;
+            foreach (var (userId, shown) in _shownNotStored)
+            {
+                lock (shown)
+                {
+                    if (shown.Count == 0 || shown.Min(s => s.ShownAt) > due)
+                        continue;
+                    foreach (var slate in shown)
+                    {
+                        slates++;
+                        for (var position = 0; position < slate.Items.Count; position++)
+                            impressions.Add(new Interaction($"{slate.RecommendationId}-{position}", userId, slate.Items[position], InteractionType.Impression, null,
+                                slate.ShownAt, slate.SessionId, slate.RecommendationId, position));
+                    }
+                }
+            }
+            if (impressions.Count > 0)
+                await ApplyAsync(ShownSlatesDelivery, impressions, cancellationToken);
+            return slates;
+        }
+        finally
+        {
+            _storing.Release();
+        }
     }
 
     private void Stored(UserState state)

@@ -46,7 +46,7 @@ public sealed class RecommendationService(
     ModelSwitcher models,
     UserStateStore userStates,
     CatalogAvailability availability,
-    BatchingSink<IReadOnlyList<WireEvent>> impressions,
+    BatchingSink<ServingLogEntry> impressions,
     RecommendationOptions? options = null,
     TimeProvider? time = null,
     CatalogStore? profiles = null)
@@ -113,11 +113,10 @@ public sealed class RecommendationService(
     {
         if (items.Count == 0)
             return;
-        var shownAt = _time.GetUtcNow();
-        var events = Impressions.ToEvents(userId, recommendationId, shownAt, items.Select(i => (i.ItemId, i.Propensity)),
-            new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path }, sessionId);
-        if (impressions.TryAdd(events)) // a slate the sink must drop is counted and logged there
-            userStates.NoteShown(userId, new ShownSlate(recommendationId, sessionId, shownAt, items.Select(i => i.ItemId).ToList()));
+        var slate = new SlateImpressions(userId, recommendationId, sessionId, _time.GetUtcNow(), items.Select(i => i.ItemId).ToArray(),
+            items.Select(i => i.Propensity).ToArray(), new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path });
+        if (impressions.TryAdd(slate)) // a slate the sink must drop is counted and logged there
+            userStates.NoteShown(userId, slate.Shown);
     }
 }
 

@@ -24,9 +24,12 @@ public sealed class ServingServices : IAsyncDisposable
         RankEvents = rankEvents;
         Registry = new ModelRegistry(models);
         Switcher = new ModelSwitcher(Registry);
-        // One slate per item, so a batch never splits a slate (the user state applies a slate once, whole).
-        Impressions = new BatchingSink<IReadOnlyList<WireEvent>>("impressions",
-            (slates, ct) => ingestion.Ingestor.IngestEventsAsync(slates.SelectMany(s => s).ToList(), ct), sinks, logs?.CreateLogger("Recommender.Impressions"));
+        // A slate is one entry, its events built when its batch is written; the slates reach the users' state through the
+        // shown-slates writer (several per row write), so the batch leaves their impressions out of the state.
+        Impressions = new BatchingSink<ServingLogEntry>("impressions",
+            (entries, ct) => ingestion.Ingestor.IngestEventsAsync(entries.SelectMany(e => e.ToEvents()).ToList(), ct, impressionsNotedAsShown: true),
+            sinks, logs?.CreateLogger("Recommender.Impressions"));
+        ShownSlates = new ShownSlatesWriter(ingestion.UserStates, logs?.CreateLogger("Recommender.ShownSlates"));
         Recommendations = new RecommendationService(Switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), Impressions, recommendation,
             profiles: ingestion.Catalog);
         PersonalizerState = new PersonalizerStore(models, time);
@@ -81,14 +84,18 @@ public sealed class ServingServices : IAsyncDisposable
         return new(ingestion, account.Blobs.GetBlobContainerClient(modelContainer), account.Tables.GetTableClient(rankEventTable), logs: logs, sinks: sinks, purge: purge);
     }
 
-    /// <summary>The impressions of every served slate (recommendations and Personalizer's ranks), on their way into the event log.</summary>
-    public BatchingSink<IReadOnlyList<WireEvent>> Impressions { get; }
+    /// <summary>The impressions of every served slate (recommendations and Personalizer's ranks) and Personalizer's rewards, on their way into the event log.</summary>
+    public BatchingSink<ServingLogEntry> Impressions { get; }
 
-    /// <summary>Writes now everything serving has logged so far: Personalizer's rank records, then the impressions.</summary>
+    /// <summary>Writes the slates served into the users' state, several per row write.</summary>
+    public ShownSlatesWriter ShownSlates { get; }
+
+    /// <summary>Writes now everything serving has logged so far: Personalizer's rank records, the impressions, the slates shown into the users' state.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
         await Ranks.FlushAsync(cancellationToken);
         await Impressions.FlushAsync(cancellationToken);
+        await ShownSlates.FlushAsync(cancellationToken);
     }
 
     /// <summary>Stops the sinks after writing what they hold.</summary>
@@ -96,6 +103,7 @@ public sealed class ServingServices : IAsyncDisposable
     {
         await Ranks.DisposeAsync();
         await Impressions.DisposeAsync();
+        await ShownSlates.DisposeAsync();
     }
 
     public BlobContainerClient Models { get; }

@@ -79,6 +79,10 @@ internal static class ServingInProcessBenchmark
         var times = new double[requests];
         var process = Process.GetCurrentProcess();
         var cpu = process.TotalProcessorTime;
+        // What the requests cost the collector: bytes allocated, collections by generation and the time paused.
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var collections = Enumerable.Range(0, 3).Select(GC.CollectionCount).ToArray();
+        var paused = GC.GetTotalPauseDuration();
         var wall = Stopwatch.StartNew();
         for (var i = 0; i < requests; i++)
         {
@@ -87,6 +91,9 @@ internal static class ServingInProcessBenchmark
             times[i] = Stopwatch.GetElapsedTime(started).TotalMicroseconds;
         }
         wall.Stop();
+        var allocatedPerRequest = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / requests;
+        var collected = Enumerable.Range(0, 3).Select(g => GC.CollectionCount(g) - collections[g]).ToArray();
+        var pausedMs = (GC.GetTotalPauseDuration() - paused).TotalMilliseconds;
         process.Refresh();
         var requestCpu = (process.TotalProcessorTime - cpu).TotalMicroseconds / requests;
         cpu = process.TotalProcessorTime;
@@ -98,12 +105,14 @@ internal static class ServingInProcessBenchmark
         Array.Sort(times);
         double P(double q) => Math.Round(times[(int)(q * (requests - 1))]);
         Console.WriteLine(FormattableString.Invariant(
-            $"{name}: p50 {P(0.5)} us, p99 {P(0.99)} us, p99.9 {P(0.999)} us; CPU {requestCpu:F0} us per request, then {writeCpu:F0} us per request to write what it logged ({flush.Elapsed.TotalSeconds:F1} s)"));
+            $"{name}: p50 {P(0.5)} us, p99 {P(0.99)} us, p99.9 {P(0.999)} us; CPU {requestCpu:F0} us per request, {allocatedPerRequest:N0} bytes allocated per request, collections gen0/1/2 {collected[0]}/{collected[1]}/{collected[2]} pausing {pausedMs:F0} ms; then {writeCpu:F0} us per request to write what it logged ({flush.Elapsed.TotalSeconds:F1} s)"));
         return new JsonObject
         {
             ["p50_us"] = P(0.5), ["p90_us"] = P(0.9), ["p99_us"] = P(0.99), ["p999_us"] = P(0.999),
             ["requests_per_second_one_thread"] = Math.Round(requests / wall.Elapsed.TotalSeconds),
             ["cpu_us_per_request"] = Math.Round(requestCpu), ["write_cpu_us_per_request"] = Math.Round(writeCpu),
+            ["allocated_bytes_per_request"] = allocatedPerRequest,
+            ["gc"] = new JsonObject { ["gen0"] = collected[0], ["gen1"] = collected[1], ["gen2"] = collected[2], ["pause_ms"] = Math.Round(pausedMs, 1) },
             ["write_seconds"] = Math.Round(flush.Elapsed.TotalSeconds, 2),
         };
     }

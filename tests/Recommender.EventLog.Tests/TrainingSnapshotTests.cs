@@ -50,8 +50,8 @@ public sealed class TrainingSnapshotTests
         var shownAt = DateTimeOffset.UtcNow.AddMinutes(-1);
         foreach (var (user, recommendation) in new[] { (SyntheticWorld.UserId(1), "rec-kept"), (SyntheticWorld.UserId(2), "rec-deleted") })
         {
-            await services.Ingestor.IngestEventsAsync(Recommender.Serving.Impressions.ToEvents(user, recommendation, shownAt, [("item3", 0.6), ("item4", 0.3)],
-                new Dictionary<string, string> { ["modelVersion"] = "v1", ["path"] = "sequence" }, sessionId: "s1"));
+            await services.Ingestor.IngestEventsAsync(new Recommender.Serving.SlateImpressions(user, recommendation, "s1", shownAt, ["item3", "item4"], [0.6, 0.3],
+                new Dictionary<string, string> { ["modelVersion"] = "v1", ["path"] = "sequence" }).ToEvents());
             await services.Ingestor.IngestEventsAsync([WireEvent.From(new Interaction($"click-{recommendation}", user, "item4", InteractionType.Click, null, shownAt.AddSeconds(5),
                 "s1", recommendation, 1))]);
         }

@@ -91,4 +91,62 @@ public sealed class UserStateCacheTests
         }).ToList());
         Assert.Equal(["r1"], (await services.UserStates.GetAsync("di"))!.Slates.Select(s => s.RecommendationId));
     }
+    private static IReadOnlyList<WireEvent> ImpressionsOf(string user, ShownSlate slate) => slate.Items.Select((item, p) => new WireEvent
+    {
+        SchemaVersion = 1, EventId = $"{slate.RecommendationId}-{p}", UserId = user, ItemId = item, Type = "impression", RecommendationId = slate.RecommendationId,
+        SessionId = slate.SessionId, Position = p, Timestamp = slate.ShownAt,
+    }).ToList();
+
+    [Fact]
+    public async Task Slates_noted_as_shown_reach_the_users_row_together_once_due_and_each_once()
+    {
+        var layout = Azurite.UniqueLayout();
+        var clock = new ManualClock(TestEvents.Start.AddDays(1));
+        var serving = await Azurite.CreateServicesAsync(layout, time: clock);
+        var slates = Enumerable.Range(0, 3).Select(n => new ShownSlate($"r{n}", "s1", clock.GetUtcNow().AddSeconds(n), [$"i{n}", $"j{n}"])).ToList();
+        foreach (var slate in slates)
+        {
+            serving.UserStates.NoteShown("eve", slate);
+            // The log's delivery leaves the slate to the store: nothing of it is in the row after the delivery.
+            await serving.Ingestor.IngestEventsAsync(ImpressionsOf("eve", slate), impressionsNotedAsShown: true);
+        }
+        async Task<UserState?> Stored() => await (await Azurite.CreateServicesAsync(layout)).UserStates.GetAsync("eve");
+        Assert.Null(await Stored());
+        Assert.Equal(3, (await serving.UserStates.GetAsync("eve"))!.Slates.Count); // read back at once all the same
+
+        var delay = serving.UserStates.Options.ShownSlatesDelay;
+        clock.Advance(delay - TimeSpan.FromSeconds(1));
+        Assert.Equal(0, await serving.UserStates.StoreShownAsync(delay)); // the oldest is not due yet
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(3, await serving.UserStates.StoreShownAsync(delay)); // due: all three in one write
+        var row = await Stored();
+        Assert.Equal(["r0", "r1", "r2"], row!.Slates.Select(s => s.RecommendationId));
+        Assert.Equal(6, row.Counts[InteractionType.Impression]);
+        Assert.Equal((0, 0), serving.UserStates.ShownNotStored);
+
+        // Noted again (a retried write, a second instance that served the same slate): still once.
+        serving.UserStates.NoteShown("eve", slates[1]);
+        Assert.Equal(1, await serving.UserStates.StoreShownAsync(TimeSpan.Zero));
+        row = await Stored();
+        Assert.Equal(["r0", "r1", "r2"], row!.Slates.Select(s => s.RecommendationId));
+        Assert.Equal(6, row.Counts[InteractionType.Impression]);
+    }
+
+    [Fact]
+    public async Task The_shown_slates_writer_stores_what_is_due_on_its_own_and_everything_when_disposed()
+    {
+        var layout = Azurite.UniqueLayout();
+        var services = await Azurite.CreateServicesAsync(layout, userStates: new UserStateStoreOptions { ShownSlatesDelay = TimeSpan.FromMilliseconds(200) });
+        var writer = new ShownSlatesWriter(services.UserStates);
+        services.UserStates.NoteShown("fay", new ShownSlate("r1", null, DateTimeOffset.UtcNow, ["i1"]));
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (services.UserStates.ShownNotStored.Slates > 0 && waited.Elapsed < TimeSpan.FromSeconds(10))
+            await Task.Delay(20);
+        Assert.Equal(["r1"], (await (await Azurite.CreateServicesAsync(layout)).UserStates.GetAsync("fay"))!.Slates.Select(s => s.RecommendationId));
+
+        services.UserStates.NoteShown("fay", new ShownSlate("r2", null, DateTimeOffset.UtcNow, ["i2"]));
+        await writer.DisposeAsync();
+        await writer.DisposeAsync(); // a host stops its services, then disposes them
+        Assert.Equal(["r1", "r2"], (await (await Azurite.CreateServicesAsync(layout)).UserStates.GetAsync("fay"))!.Slates.Select(s => s.RecommendationId));
+    }
 }

@@ -37,10 +37,11 @@ public static class Azurite
     /// sits in the pipeline of every request the returned services make (not of the set-up), and SDK
     /// retries are off so that a fault surfaces.
     /// </summary>
-    public static async Task<IngestionServices> CreateServicesAsync(StorageLayout? layout = null, HttpPipelinePolicy? fault = null, TimeProvider? time = null)
+    public static async Task<IngestionServices> CreateServicesAsync(StorageLayout? layout = null, HttpPipelinePolicy? fault = null, TimeProvider? time = null,
+        UserStateStoreOptions? userStates = null)
     {
         layout ??= UniqueLayout();
-        var healthy = new IngestionServices(new BlobServiceClient(ConnectionString), new TableServiceClient(ConnectionString), layout, EventLimits.Default, time);
+        var healthy = new IngestionServices(new BlobServiceClient(ConnectionString), new TableServiceClient(ConnectionString), layout, EventLimits.Default, time, userStates);
         try
         {
             await healthy.EnsureCreatedAsync();
@@ -58,7 +59,7 @@ public static class Azurite
         tableOptions.Retry.MaxRetries = 0;
         blobOptions.AddPolicy(fault, HttpPipelinePosition.PerRetry);
         tableOptions.AddPolicy(fault, HttpPipelinePosition.PerRetry);
-        return new IngestionServices(new BlobServiceClient(ConnectionString, blobOptions), new TableServiceClient(ConnectionString, tableOptions), layout, EventLimits.Default, time);
+        return new IngestionServices(new BlobServiceClient(ConnectionString, blobOptions), new TableServiceClient(ConnectionString, tableOptions), layout, EventLimits.Default, time, userStates);
     }
 
     /// <summary>Ends an Event Hubs partition's ledger lease now, as its expiry would after a crashed instance's 60 seconds.</summary>

@@ -67,12 +67,12 @@ public sealed partial class PersonalizerService
     private readonly UserStateStore userStates;
     private readonly RankEventTable ranks;
     private readonly EventIngestor ingestor;
-    private readonly BatchingSink<IReadOnlyList<WireEvent>> impressions;
+    private readonly BatchingSink<ServingLogEntry> impressions;
     private readonly PersonalizerStore store;
     private readonly TimeProvider _time;
 
     public PersonalizerService(ModelSwitcher models, UserStateStore userStates, RankEventTable ranks, EventIngestor ingestor,
-        BatchingSink<IReadOnlyList<WireEvent>> impressions, PersonalizerStore store, TimeProvider? time = null)
+        BatchingSink<ServingLogEntry> impressions, PersonalizerStore store, TimeProvider? time = null)
     {
         this.models = models;
         this.userStates = userStates;
@@ -220,13 +220,14 @@ public sealed partial class PersonalizerService
     {
         // Stamped with the rank's time: the impressions say when the ranking was made.
         var rankedAt = record.GetDateTimeOffset("RankedAt") ?? _time.GetUtcNow();
-        var events = Impressions.ToEvents(record.GetString("UserId")!, record.GetString("EventId") ?? TableKeys.Decode(record.RowKey), rankedAt,
-            ranking.Where(r => r.Probability > 0).Select(r => (r.Id, r.Probability)), Context(record));
-        if (events.Count > 0 && impressions.TryAdd(events))
+        var shown = ranking.Where(r => r.Probability > 0).ToList();
+        var slate = new SlateImpressions(record.GetString("UserId")!, record.GetString("EventId") ?? TableKeys.Decode(record.RowKey), null, rankedAt,
+            shown.Select(r => r.Id).ToArray(), shown.Select(r => r.Probability).ToArray(), Context(record));
+        if (shown.Count > 0 && impressions.TryAdd(slate))
         {
-            RecommenderMetrics.Impressions.Add(events.Count, new("path", "personalizer"), new("model_version", record.GetString("ModelVersion")));
-            if (events[0].UserId != AnonymousUser) // one user for every rank without a userId: nothing reads its slates
-                userStates.NoteShown(events[0].UserId!, new ShownSlate(events[0].RecommendationId!, null, rankedAt, events.Select(e => e.ItemId!).ToList()));
+            RecommenderMetrics.Impressions.Add(shown.Count, new("path", "personalizer"), new("model_version", record.GetString("ModelVersion")));
+            if (slate.UserId != AnonymousUser) // one user for every rank without a userId: nothing reads its slates
+                userStates.NoteShown(slate.UserId, slate.Shown);
         }
     }
 
@@ -274,7 +275,7 @@ public sealed partial class PersonalizerService
         // Into the event log behind the request, with the impressions (the reward the learner reads is the one kept on
         // the rank above); written now only when the sink is full, so nothing is dropped. One log blob per reward
         // would pile up blobs (a storage account lists and collects them all).
-        if (!impressions.TryAdd([rewarded]))
+        if (!impressions.TryAdd(new LoggedEvent(rewarded)))
             await ingestor.IngestEventsAsync([rewarded], cancellationToken);
     }
 
