@@ -16,6 +16,7 @@ namespace Recommender.EventLog;
 public sealed class EventLogStore(BlobContainerClient container) : IUserDataHolder
 {
     private static readonly ParquetOptions Options = new() { CompressionMethod = CompressionMethod.Snappy };
+    private static readonly Microsoft.IO.RecyclableMemoryStreamManager Buffers = new();
 
     /// <summary>Blob metadata holding the number of events in the blob, so new data is counted from a listing alone.</summary>
     public const string EventCountMetadata = "events";
@@ -44,14 +45,33 @@ public sealed class EventLogStore(BlobContainerClient container) : IUserDataHold
         return count;
     }
 
-    /// <summary>Writes the blob unless it exists. Returns false when it was already there (a redelivery).</summary>
-    public async Task<bool> AppendAsync(string blobName, IReadOnlyCollection<EventLogRecord> records, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Writes the blob unless it exists: the rows of one delivery, those added from events with its key and ingestion time.
+    /// Returns false when it was already there (a redelivery).
+    /// </summary>
+    public async Task<bool> AppendAsync(string blobName, EventLogColumns rows, string deliveryKey, DateTimeOffset ingestedAt, CancellationToken cancellationToken = default)
     {
-        using var buffer = new MemoryStream();
-        await ParquetSerializer.SerializeAsync(records, buffer, Options, cancellationToken: cancellationToken);
+        using var buffer = await SerializeAsync(rows, deliveryKey, ingestedAt, cancellationToken);
         return await container.GetBlobClient(blobName).UploadIfAbsentAsync(new BinaryData(buffer.GetBuffer().AsMemory(0, (int)buffer.Length)),
-            new Dictionary<string, string> { [EventCountMetadata] = records.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new Dictionary<string, string> { [EventCountMetadata] = rows.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             cancellationToken);
+    }
+
+    /// <summary>Rows as a Parquet blob, in a pooled buffer: a blob is a megabyte or more, and a fresh MemoryStream doubling up to
+    /// it would put a new large object on the collector's large-object heap at every write (full collections under serving's load).</summary>
+    public static async Task<Microsoft.IO.RecyclableMemoryStream> SerializeAsync(EventLogColumns rows, string? deliveryKey, DateTimeOffset ingestedAt, CancellationToken cancellationToken)
+    {
+        var buffer = Buffers.GetStream("event-log-blob");
+        try
+        {
+            await rows.WriteAsync(buffer, Options, deliveryKey, ingestedAt, cancellationToken);
+            return buffer;
+        }
+        catch
+        {
+            await buffer.DisposeAsync();
+            throw;
+        }
     }
 
     public async Task<bool> ExistsAsync(string blobName, CancellationToken cancellationToken = default) =>
@@ -83,8 +103,10 @@ public sealed class EventLogStore(BlobContainerClient container) : IUserDataHold
                 var kept = records.Where(r => !due.Covers(r.UserId, r.IngestedAt)).ToList();
                 if (kept.Count == records.Count)
                     return;
-                using var buffer = new MemoryStream();
-                await ParquetSerializer.SerializeAsync(kept, buffer, Options, cancellationToken: ct);
+                using var rows = new EventLogColumns(kept.Count);
+                foreach (var record in kept)
+                    rows.Add(record);
+                using var buffer = await SerializeAsync(rows, null, default, ct);
                 var metadata = new Dictionary<string, string>(blob.Metadata ?? new Dictionary<string, string>())
                 {
                     [EventCountMetadata] = kept.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Recommender.EventLog;
 using Recommender.Events;
 using Recommender.Storage;
@@ -44,13 +46,18 @@ public sealed class EventIngestor(
 
     private async Task<IngestResult> IngestBodyAsync(IReadOnlyList<RawEvent> events, ReadOnlyMemory<byte> body, bool impressionsNotedAsShown, CancellationToken cancellationToken)
     {
-        var deliveryKey = "http-" + Convert.ToHexStringLower(SHA256.HashData(body.Span)[..16]);
+        var deliveryKey = HttpDeliveryKey(SHA256.HashData(body.Span));
         var now = _time.GetUtcNow();
-        var batch = ParseBatch(events, deliveryKey, now);
-        if (batch.Interactions.Count == 0 && batch.Items.Count == 0 && batch.Profiles.Count == 0 && batch.DeadLetters.Count == 0)
+        using var batch = ParseBatch(events, deliveryKey, now, impressionsNotedAsShown);
+        return await IngestParsedAsync(batch, deliveryKey, now, cancellationToken);
+    }
+
+    private async Task<IngestResult> IngestParsedAsync(ParsedBatch batch, string deliveryKey, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (batch.Rows.Count == 0 && batch.Items.Count == 0 && batch.Profiles.Count == 0 && batch.DeadLetters.Count == 0)
             return IngestResult.Nothing;
-        var blobName = batch.Interactions.Count == 0 ? null : StorageLayout.EventLogBlobName(batch.Interactions.Min(e => e.Timestamp), deliveryKey);
-        await ApplyEffectsAsync(HttpSource, deliveryKey, blobName, batch, now, cancellationToken, impressionsNotedAsShown);
+        var blobName = batch.Rows.Earliest is { } earliest ? StorageLayout.EventLogBlobName(earliest, deliveryKey) : null;
+        await ApplyEffectsAsync(HttpSource, deliveryKey, blobName, batch, now, cancellationToken);
         return batch.ToResult(deliveryKey);
     }
 
@@ -63,20 +70,51 @@ public sealed class EventIngestor(
     /// the users' state itself, several slates per row write (<see cref="UserStateStore.StoreShownAsync"/>): this delivery
     /// leaves them out of the state and logs them. Serving's own impressions come this way.
     /// </param>
-    public Task<IngestResult> IngestEventsAsync(IReadOnlyList<WireEvent> events, CancellationToken cancellationToken = default, bool impressionsNotedAsShown = false)
+    public async Task<IngestResult> IngestEventsAsync(IEnumerable<WireEvent> events, CancellationToken cancellationToken = default, bool impressionsNotedAsShown = false)
     {
-        var parts = events.Select(e => (ReadOnlyMemory<byte>)e.ToUtf8Json()).ToList();
-        var body = new List<byte>(parts.Sum(p => p.Length + 1) + 2) { (byte)'[' };
-        for (var i = 0; i < parts.Count; i++)
+        // The key is the hash of the JSON array of the events, as if posted; each event's JSON is written into one reused
+        // buffer, hashed and measured there, the event validated as it is, not read back, and its log row added to the
+        // batch's pooled columns. The events are read once, as they come: serving writes tens of thousands of impressions
+        // a second this way, and what each of them allocates dies here instead of living on through the upload, where the
+        // collector would promote it.
+        var now = _time.GetUtcNow();
+        using var batch = new ParsedBatch(impressionsNotedAsShown);
+        var refused = new List<(int Index, string Error, string Payload)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var json = new ArrayBufferWriter<byte>(1024);
+        using (var writer = new Utf8JsonWriter(json))
         {
-            if (i > 0)
-                body.Add((byte)',');
-            body.AddRange(parts[i].Span);
+            hash.AppendData("["u8);
+            var i = -1;
+            foreach (var e in events)
+            {
+                i++;
+                json.ResetWrittenCount();
+                writer.Reset(json);
+                JsonSerializer.Serialize(writer, e, EventJsonContext.Default.WireEvent);
+                if (i > 0)
+                    hash.AppendData(","u8);
+                hash.AppendData(json.WrittenSpan);
+                var parsed = parser.Parse(e, json.WrittenSpan, now);
+                if (!parsed.IsValid)
+                    refused.Add((i, parsed.Error!, EventParser.PayloadText(json.WrittenSpan)));
+                else
+                    batch.Add(parsed, seen, sequenceNumber: null);
+            }
+            hash.AppendData("]"u8);
         }
-        body.Add((byte)']');
-        // The events are at hand: they are validated as they are, not read back from the JSON that keys the delivery.
-        return IngestBodyAsync(parts.Select((json, i) => new RawEvent(json, Wire: events[i])).ToList(), body.ToArray(), impressionsNotedAsShown, cancellationToken);
+        var deliveryKey = HttpDeliveryKey(hash.GetHashAndReset());
+        foreach (var (index, error, payload) in refused)
+        {
+            batch.Rejected.Add(new Rejection(index, null, error));
+            batch.DeadLetters.Add(new DeadLetter(error, payload, deliveryKey, index, null, now));
+        }
+        return await IngestParsedAsync(batch, deliveryKey, now, cancellationToken);
     }
+
+    /// <summary>The key of a delivery posted whole: 128 bits of the SHA-256 of its body.</summary>
+    private static string HttpDeliveryKey(ReadOnlySpan<byte> sha256) => "http-" + Convert.ToHexStringLower(sha256[..16]);
 
     /// <summary>Ingests a batch from one Event Hubs partition.</summary>
     public async Task<IngestResult> IngestAsync(EventHubsDelivery delivery, CancellationToken cancellationToken = default)
@@ -98,10 +136,10 @@ public sealed class EventIngestor(
         var last = fresh[^1].SequenceNumber;
         var deliveryKey = $"eh-{TableKeys.Encode(delivery.ConsumerGroup)}-{delivery.PartitionId}-{first:D19}-{last:D19}";
         var now = _time.GetUtcNow();
-        var batch = ParseBatch(fresh.Select(m => new RawEvent(m.Body, m.SequenceNumber, m.EnqueuedTime)).ToList(), deliveryKey, now);
+        using var batch = ParseBatch(fresh.Select(m => new RawEvent(m.Body, m.SequenceNumber, m.EnqueuedTime)).ToList(), deliveryKey, now, impressionsNotedAsShown: false);
 
         // The log blob is always written for an Event Hubs delivery (even with no rows): it is the commit marker recovery looks for.
-        var partitionTime = batch.Interactions.Count > 0 ? batch.Interactions.Min(e => e.Timestamp) : fresh[0].EnqueuedTime;
+        var partitionTime = batch.Rows.Earliest ?? fresh[0].EnqueuedTime;
         var blobName = StorageLayout.EventLogBlobName(partitionTime, deliveryKey);
 
         await lease.WriteAsync(lease.State with { Pending = new PendingDelivery(deliveryKey, blobName, first, last) }, cancellationToken);
@@ -129,8 +167,7 @@ public sealed class EventIngestor(
         }
     }
 
-    private async Task ApplyEffectsAsync(string source, string deliveryKey, string? blobName, ParsedBatch batch, DateTimeOffset now, CancellationToken cancellationToken,
-        bool impressionsNotedAsShown = false)
+    private async Task ApplyEffectsAsync(string source, string deliveryKey, string? blobName, ParsedBatch batch, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await deadLetters.WriteAsync(source, deliveryKey, batch.DeadLetters, cancellationToken);
         if (batch.Items.Count > 0)
@@ -139,15 +176,11 @@ public sealed class EventIngestor(
             await catalog.UpsertProfilesAsync(batch.Profiles, cancellationToken);
         var firstTime = true;
         if (blobName is not null)
-        {
-            var records = batch.Interactions.Select((e, i) => EventLogRecord.From(e, deliveryKey, batch.InteractionSequenceNumbers[i], now)).ToList();
-            firstTime = await eventLog.AppendAsync(blobName, records, cancellationToken);
-        }
-        var toState = impressionsNotedAsShown ? batch.Interactions.Where(e => !(e.Type == InteractionType.Impression && e.RecommendationId is not null)).ToList() : batch.Interactions;
-        if (toState.Count > 0)
-            await userStates.ApplyAsync(deliveryKey, firstTime ? toState : await WithoutDeletedUsersAsync(toState, cancellationToken), cancellationToken);
+            firstTime = await eventLog.AppendAsync(blobName, batch.Rows, deliveryKey, now, cancellationToken);
+        if (batch.Interactions.Count > 0)
+            await userStates.ApplyAsync(deliveryKey, firstTime ? batch.Interactions : await WithoutDeletedUsersAsync(batch.Interactions, cancellationToken), cancellationToken);
         if (firstTime)
-            RecommenderMetrics.RecordAccepted(source, batch.Interactions.Count + batch.Items.Count + batch.Profiles.Count, batch.DeadLetters.Count, batch.Interactions);
+            RecommenderMetrics.RecordAccepted(source, batch.Rows.Count + batch.Items.Count + batch.Profiles.Count, batch.DeadLetters.Count, batch.Interactions);
     }
 
     /// <summary>
@@ -161,53 +194,67 @@ public sealed class EventIngestor(
         return deleted.Count == 0 ? interactions : interactions.Where(e => deleted.Find(e.UserId) is null).ToList();
     }
 
-    /// <summary>One event of a delivery as it came: its JSON, its Event Hubs position, and the event itself when the product built it.</summary>
-    private readonly record struct RawEvent(ReadOnlyMemory<byte> Body, long? SequenceNumber = null, DateTimeOffset? EnqueuedTime = null, WireEvent? Wire = null);
+    /// <summary>One event of a delivery as it came: its JSON and its Event Hubs position.</summary>
+    private readonly record struct RawEvent(ReadOnlyMemory<byte> Body, long? SequenceNumber = null, DateTimeOffset? EnqueuedTime = null);
 
-    private ParsedBatch ParseBatch(IReadOnlyList<RawEvent> raw, string deliveryKey, DateTimeOffset now)
+    private ParsedBatch ParseBatch(IReadOnlyList<RawEvent> raw, string deliveryKey, DateTimeOffset now, bool impressionsNotedAsShown)
     {
-        var batch = new ParsedBatch();
+        var batch = new ParsedBatch(impressionsNotedAsShown);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < raw.Count; i++)
         {
-            var (body, sequenceNumber, enqueuedTime, wire) = raw[i];
-            var parsed = wire is null ? parser.Parse(body.Span, now, enqueuedTime) : parser.Parse(wire, body.Span, now, enqueuedTime);
+            var (body, sequenceNumber, enqueuedTime) = raw[i];
+            var parsed = parser.Parse(body.Span, now, enqueuedTime);
             if (!parsed.IsValid)
             {
                 batch.Rejected.Add(new Rejection(i, null, parsed.Error!));
                 batch.DeadLetters.Add(new DeadLetter(parsed.Error!, EventParser.PayloadText(body.Span), deliveryKey, i, sequenceNumber, now));
                 continue;
             }
-            var eventId = parsed.Interaction?.EventId ?? parsed.Item?.EventId ?? parsed.Profile!.EventId;
-            if (!seen.Add(eventId))
-            {
-                batch.Duplicates++;
-                continue;
-            }
-            if (parsed.Interaction is { } interaction)
-            {
-                batch.Interactions.Add(interaction);
-                batch.InteractionSequenceNumbers.Add(sequenceNumber);
-            }
-            else if (parsed.Item is { } item)
-                batch.Items.Add(item);
-            else
-                batch.Profiles.Add(parsed.Profile!);
+            batch.Add(parsed, seen, sequenceNumber);
         }
         return batch;
     }
 
-    private sealed class ParsedBatch
+    /// <summary>
+    /// A delivery, parsed: the log's rows (every interaction, in pooled columns), the interactions the user state applies
+    /// (all of them, but for the impressions of slates noted as shown, which the state store writes itself), the catalog
+    /// items, profiles, refusals and duplicates.
+    /// </summary>
+    private sealed class ParsedBatch(bool impressionsNotedAsShown) : IDisposable
     {
+        public EventLogColumns Rows { get; } = new();
         public List<Interaction> Interactions { get; } = [];
-        public List<long?> InteractionSequenceNumbers { get; } = [];
         public List<CatalogItem> Items { get; } = [];
         public List<UserProfile> Profiles { get; } = [];
         public List<Rejection> Rejected { get; } = [];
         public List<DeadLetter> DeadLetters { get; } = [];
         public int Duplicates { get; set; }
 
+        /// <summary>A valid event, unless its id came earlier in the delivery (a duplicate, counted).</summary>
+        public void Add(ParsedEvent parsed, HashSet<string> seen, long? sequenceNumber)
+        {
+            var eventId = parsed.Interaction?.EventId ?? parsed.Item?.EventId ?? parsed.Profile!.EventId;
+            if (!seen.Add(eventId))
+            {
+                Duplicates++;
+                return;
+            }
+            if (parsed.Interaction is { } interaction)
+            {
+                Rows.Add(interaction, sequenceNumber);
+                if (!(impressionsNotedAsShown && interaction.Type == InteractionType.Impression && interaction.RecommendationId is not null))
+                    Interactions.Add(interaction);
+            }
+            else if (parsed.Item is { } item)
+                Items.Add(item);
+            else
+                Profiles.Add(parsed.Profile!);
+        }
+
         public IngestResult ToResult(string deliveryKey) =>
-            new(deliveryKey, Interactions.Count + Items.Count + Profiles.Count, Duplicates, Rejected);
+            new(deliveryKey, Rows.Count + Items.Count + Profiles.Count, Duplicates, Rejected);
+
+        public void Dispose() => Rows.Dispose();
     }
 }

@@ -43,21 +43,21 @@ internal static class IngestionBenchmark
         var parser = new EventParser();
         var now = Start.AddDays(30);
         var cpu = Stopwatch.StartNew();
-        var rows = new List<EventLogRecord>(10_000);
+        var rows = new EventLogColumns(10_000);
         long parquetBytes = 0;
-        var parquet = new ParquetOptions { CompressionMethod = CompressionMethod.Snappy }; // as EventLogStore writes
         for (var i = 0; i < parseEvents; i++)
         {
             var parsed = parser.Parse(raw[i].Body, now);
-            rows.Add(EventLogRecord.From(parsed.Interaction!, "bench", i, now));
+            rows.Add(parsed.Interaction!, i);
             if (rows.Count == 10_000 || i == parseEvents - 1)
             {
-                using var buffer = new MemoryStream();
-                await ParquetSerializer.SerializeAsync(rows, buffer, parquet);
+                using var buffer = await EventLogStore.SerializeAsync(rows, "bench", now, CancellationToken.None); // as ingestion writes a log blob
                 parquetBytes += buffer.Length;
-                rows.Clear();
+                rows.Dispose();
+                rows = new EventLogColumns(10_000);
             }
         }
+        rows.Dispose();
         cpu.Stop();
         var parseRate = parseEvents / cpu.Elapsed.TotalSeconds;
         Console.WriteLine($"parse+validate+serialize: {parseRate:N0} events/s on one thread ({parquetBytes / (double)parseEvents:F1} bytes/event in Parquet+snappy)");

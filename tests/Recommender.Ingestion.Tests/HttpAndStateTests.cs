@@ -28,6 +28,22 @@ public sealed class HttpAndStateTests
         await LogAssert.ExactlyAsync(services, events);
     }
 
+    [Fact]
+    public async Task Events_the_product_built_are_the_same_delivery_as_the_same_events_posted_in_one_body()
+    {
+        var services = await Azurite.CreateServicesAsync();
+        var events = Enumerable.Range(0, 50).Select(n => TestEvents.Interaction(n)).Append(new WireEvent { SchemaVersion = 1, EventId = "bad", Type = "click" }).ToList();
+        var (split, body) = HttpBody(events);
+
+        var built = await services.Ingestor.IngestEventsAsync(events);
+        var posted = await services.Ingestor.IngestHttpAsync(split, body);
+
+        Assert.Equal(posted.DeliveryKey, built.DeliveryKey);
+        Assert.Equal((50, 50), (built.Accepted, posted.Accepted));
+        Assert.Equal([50], built.Rejected.Select(r => r.Index));
+        await LogAssert.ExactlyAsync(services, events.Take(50));
+    }
+
     /// <summary>
     /// Many writers update the same few users at once (HTTP batches on several instances, each with
     /// its own cache): optimistic concurrency makes every update land exactly once.
