@@ -33,25 +33,55 @@ public static class SlatePolicy
     /// </summary>
     public static double[] SlotProbabilities(IReadOnlyList<double> sortedScores, ExplorationOptions options)
     {
+        var probabilities = new double[sortedScores.Count];
+        SlotProbabilities(sortedScores, new bool[sortedScores.Count], options, probabilities);
+        return probabilities;
+    }
+
+    /// <summary>
+    /// The next slot's probabilities over the candidates not yet <paramref name="taken"/> (0 for those taken), as
+    /// <see cref="SlotProbabilities(IReadOnlyList{double}, ExplorationOptions)"/> gives them for the remaining candidates
+    /// alone: the best remaining is the greedy choice, the softmax is over the remaining scores.
+    /// </summary>
+    private static void SlotProbabilities(IReadOnlyList<double> sortedScores, ReadOnlySpan<bool> taken, ExplorationOptions options, Span<double> probabilities)
+    {
         var n = sortedScores.Count;
-        var probabilities = new double[n];
-        if (n == 0)
-            return probabilities;
+        int remaining = 0, best = -1;
+        var max = double.NegativeInfinity;
+        for (var i = 0; i < n; i++)
+        {
+            probabilities[i] = 0;
+            if (taken[i])
+                continue;
+            remaining++;
+            if (best < 0)
+                best = i;
+            max = Math.Max(max, sortedScores[i]);
+        }
+        if (remaining == 0)
+            return;
         switch (options.Mode)
         {
             case ExplorationMode.Greedy:
-                probabilities[0] = 1;
+                probabilities[best] = 1;
                 break;
             case ExplorationMode.EpsilonGreedy:
                 for (var i = 0; i < n; i++)
-                    probabilities[i] = (i == 0 ? 1 - options.Epsilon : 0) + options.Epsilon / n;
+                {
+                    if (!taken[i])
+                        probabilities[i] = (i == best ? 1 - options.Epsilon : 0) + options.Epsilon / remaining;
+                }
                 break;
             case ExplorationMode.Softmax:
             {
-                var max = sortedScores.Max();
+                var total = 0.0;
                 for (var i = 0; i < n; i++)
+                {
+                    if (taken[i])
+                        continue;
                     probabilities[i] = Math.Exp((sortedScores[i] - max) / options.Temperature);
-                var total = probabilities.Sum();
+                    total += probabilities[i];
+                }
                 for (var i = 0; i < n; i++)
                     probabilities[i] /= total;
                 break;
@@ -59,7 +89,6 @@ public static class SlatePolicy
             default:
                 throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "unknown exploration mode");
         }
-        return probabilities;
     }
 
     /// <summary>
@@ -68,31 +97,43 @@ public static class SlatePolicy
     /// </summary>
     public static double Probability(IReadOnlyList<double> sortedScores, IReadOnlyList<int> slate, ExplorationOptions options)
     {
-        var remaining = Enumerable.Range(0, sortedScores.Count).ToList();
+        var n = sortedScores.Count;
+        Span<bool> taken = n <= 512 ? stackalloc bool[n] : new bool[n];
+        Span<double> probabilities = n <= 512 ? stackalloc double[n] : new double[n];
         var probability = 1.0;
         foreach (var candidate in slate)
         {
-            var at = remaining.IndexOf(candidate);
-            if (at < 0)
+            if (candidate < 0 || candidate >= n || taken[candidate])
                 return 0;
-            probability *= SlotProbabilities(remaining.Select(i => sortedScores[i]).ToList(), options)[at];
-            remaining.RemoveAt(at);
+            SlotProbabilities(sortedScores, taken, options, probabilities);
+            probability *= probabilities[candidate];
+            taken[candidate] = true;
         }
         return probability;
     }
 
     public static IReadOnlyList<SlateChoice> Draw(IReadOnlyList<double> sortedScores, int k, ExplorationOptions options, Random random)
     {
-        var remaining = Enumerable.Range(0, sortedScores.Count).ToList();
-        var slate = new List<SlateChoice>(k);
-        while (slate.Count < k && remaining.Count > 0)
+        var n = sortedScores.Count;
+        Span<bool> taken = n <= 512 ? stackalloc bool[n] : new bool[n];
+        Span<double> probabilities = n <= 512 ? stackalloc double[n] : new double[n];
+        var slate = new List<SlateChoice>(Math.Min(k, n));
+        while (slate.Count < k && slate.Count < n)
         {
-            var probabilities = SlotProbabilities(remaining.Select(i => sortedScores[i]).ToList(), options);
-            var at = 0;
-            for (var r = random.NextDouble(); at < probabilities.Length - 1 && (r -= probabilities[at]) > 0;)
-                at++;
-            slate.Add(new SlateChoice(remaining[at], probabilities[at]));
-            remaining.RemoveAt(at);
+            SlotProbabilities(sortedScores, taken, options, probabilities);
+            // The first remaining candidate at which the cumulative probability reaches the draw, else the last remaining.
+            var at = -1;
+            var r = random.NextDouble();
+            for (var i = 0; i < n; i++)
+            {
+                if (taken[i])
+                    continue;
+                at = i;
+                if ((r -= probabilities[i]) <= 0)
+                    break;
+            }
+            slate.Add(new SlateChoice(at, probabilities[at]));
+            taken[at] = true;
         }
         return slate;
     }

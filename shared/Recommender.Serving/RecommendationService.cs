@@ -75,22 +75,22 @@ public sealed class RecommendationService(
         var numbers = model.ItemNumbers(history);
         string path;
         ExplorationOptions exploration;
-        List<(string ItemId, double Logit, float Score, string? BecauseOf)> candidates;
+        // The explanation (the closest history item) is found for the drawn items only: Item is the model's number, 0 for none.
+        List<(string ItemId, double Logit, float Score, int Item)> candidates;
         if (numbers.Count > 0)
         {
             var session = (state?.SessionSlates(sessionId, _time.GetUtcNow(), _options.SessionIdle) ?? []).Select(s => (IReadOnlyList<int>)model.ItemNumbers(s.Items)).ToList();
             var ranking = SlateRanker.Rank(model, new RankingInput(numbers, model.UserTokens(profile is null ? null : FeatureTokens.OfProfile(profile.Attributes)), session),
                 item => Allowed(model.Manifest.ItemIds[item]), seen.Count + unavailable.Count, _options.Exploration);
             (path, exploration) = (ranking.Path, ranking.Exploration);
-            candidates = ranking.Candidates.Select(c => (model.Manifest.ItemIds[c.Item], c.Logit, c.Score,
-                model.ClosestInHistory(c.Item, numbers) is { } h ? model.Manifest.ItemIds[h] : null)).ToList();
+            candidates = ranking.Candidates.Select(c => (model.Manifest.ItemIds[c.Item], c.Logit, c.Score, c.Item)).ToList();
         }
         else
         {
             (path, exploration) = (ServingPath.Popular, _options.Exploration);
             var popular = model.Manifest.PopularItems ?? [];
             candidates = popular.Where(Allowed).Take(exploration.Candidates)
-                .Select((id, rank) => (id, (double)(popular.Count - rank), (float)(popular.Count - rank), (string?)null)).ToList();
+                .Select((id, rank) => (id, (double)(popular.Count - rank), (float)(popular.Count - rank), 0)).ToList();
         }
 
         var recommendationId = Guid.NewGuid().ToString("N");
@@ -99,7 +99,8 @@ public sealed class RecommendationService(
         var items = slate.Select((choice, position) =>
         {
             var c = candidates[choice.Candidate];
-            return new RecommendedItem(c.ItemId, position, c.Score, choice.Propensity, c.BecauseOf);
+            var becauseOf = c.Item > 0 && model.ClosestInHistory(c.Item, numbers) is { } h ? model.Manifest.ItemIds[h] : null;
+            return new RecommendedItem(c.ItemId, position, c.Score, choice.Propensity, becauseOf);
         }).ToList();
 
         LogImpressions(userId, recommendationId, sessionId, model.Version, path, items);

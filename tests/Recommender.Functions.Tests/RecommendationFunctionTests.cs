@@ -216,4 +216,32 @@ public sealed class SlatePolicyTests
         Assert.Equal(1.0, seen.Values.Sum(), 9);
         Assert.True(seen[0] > seen[1] && seen[1] > seen[2]);
     }
+
+    [Theory]
+    [InlineData(ExplorationMode.Greedy)]
+    [InlineData(ExplorationMode.EpsilonGreedy)]
+    [InlineData(ExplorationMode.Softmax)]
+    public void A_slate_is_drawn_as_often_as_the_product_of_its_propensities_which_is_its_probability(ExplorationMode mode)
+    {
+        var scores = new double[] { 3, 2.5, 1, 0.2, -1 };
+        var options = new ExplorationOptions { Mode = mode, Epsilon = 0.3, Temperature = 0.7 };
+        var random = new Random(5);
+        var counts = new Dictionary<(int, int), int>();
+        var probabilities = new Dictionary<(int, int), double>();
+        const int draws = 40_000;
+        for (var n = 0; n < draws; n++)
+        {
+            var slate = SlatePolicy.Draw(scores, 2, options, random);
+            var key = (slate[0].Candidate, slate[1].Candidate);
+            Assert.NotEqual(key.Item1, key.Item2);
+            counts[key] = counts.GetValueOrDefault(key) + 1;
+            probabilities[key] = slate[0].Propensity * slate[1].Propensity;
+            Assert.Equal(probabilities[key], SlatePolicy.Probability(scores, [key.Item1, key.Item2], options), 12);
+        }
+
+        // Within 4.5 standard errors of a frequency of 40,000 draws.
+        foreach (var (slate, count) in counts)
+            Assert.Equal(probabilities[slate], count / (double)draws, tolerance: 4.5 * Math.Sqrt(probabilities[slate] * (1 - probabilities[slate]) / draws) + 1e-9);
+        Assert.Equal(0, SlatePolicy.Probability(scores, [1, 1], options));
+    }
 }
