@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using Recommender.ModelContract;
 
 namespace Recommender.Serving;
@@ -24,6 +23,11 @@ public sealed class PolicyModel : IDisposable
     private readonly Dictionary<string, int> _contentTokens;
     private readonly Dictionary<string, int> _userTokens;
     private readonly bool _hasPolicyScores;
+    private readonly RunOptions _runOptions = new();
+    private readonly string[] _inputNames;
+    private readonly long[] _historyShape;
+    // The history input of each thread serving, rewritten per request instead of allocated.
+    private readonly ThreadLocal<long[]> _histories;
     private int _references = 1;
     private float[] _itemEmbeddings = [];
     private int _dimension;
@@ -39,7 +43,17 @@ public sealed class PolicyModel : IDisposable
         _contentTokens = (manifest.ContentVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
         _userTokens = (manifest.UserVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
         _hasPolicyScores = session.OutputMetadata.ContainsKey(PolicyGraph.TopPolicyScores);
+        _inputNames = [PolicyGraph.History, PolicyGraph.K, .. _takesUserTokens ? [PolicyGraph.UserTokens] : Array.Empty<string>(),
+            .. _takesCandidateTokens ? [PolicyGraph.CandidateTokens] : Array.Empty<string>()];
+        _historyShape = [1, manifest.MaxLength];
+        _histories = new ThreadLocal<long[]>(() => new long[manifest.MaxLength]);
     }
+
+    private static readonly string[] ScoresAndTop = [PolicyGraph.Scores, PolicyGraph.TopScores, PolicyGraph.TopItems];
+    private static readonly string[] Top = [PolicyGraph.TopScores, PolicyGraph.TopItems];
+    private static readonly string[] TopWithPolicyScores = [PolicyGraph.TopScores, PolicyGraph.TopItems, PolicyGraph.TopPolicyScores];
+    private static readonly string[] CandidateScoresOnly = [PolicyGraph.CandidateScores];
+    private static readonly long[] ScalarShape = [1];
 
     public ModelManifest Manifest { get; }
 
@@ -126,15 +140,14 @@ public sealed class PolicyModel : IDisposable
     {
         if (_session.OutputMetadata.ContainsKey(PolicyGraph.ItemEmbeddings))
         {
-            using var results = _session.Run(Inputs([], null, 1), [PolicyGraph.ItemEmbeddings]);
-            var tensor = results[0].AsTensor<float>();
-            _dimension = tensor.Dimensions[1];
-            _itemEmbeddings = tensor.ToArray();
+            using var results = Run([], null, 1, [PolicyGraph.ItemEmbeddings]);
+            _dimension = (int)results[0].GetTensorTypeAndShape().Shape[1];
+            _itemEmbeddings = results[0].GetTensorDataAsSpan<float>().ToArray();
         }
         if (_session.OutputMetadata.ContainsKey(PolicyGraph.ItemCategories))
         {
-            using var results = _session.Run(Inputs([], null, 1), [PolicyGraph.ItemCategories]);
-            _itemCategories = results[0].AsTensor<long>().ToArray();
+            using var results = Run([], null, 1, [PolicyGraph.ItemCategories]);
+            _itemCategories = results[0].GetTensorDataAsSpan<long>().ToArray();
         }
     }
 
@@ -159,16 +172,16 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
     public float[] Score(IReadOnlyList<int> history, long[]? userTokens, out (int Item, float Score)[] top, int k)
     {
-        using var results = _session.Run(Inputs(history, userTokens, k), [PolicyGraph.Scores, PolicyGraph.TopScores, PolicyGraph.TopItems]);
-        top = Top(results[1], results[2]);
-        return ((DenseTensor<float>)results[0].AsTensor<float>()).Buffer.ToArray();
+        using var results = Run(history, userTokens, k, ScoresAndTop);
+        top = TopOf(results[1], results[2]);
+        return results[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
     /// <summary>Only the model's top-k for one history: the score vector stays inside ONNX Runtime (cheaper on large catalogs).</summary>
     public (int Item, float Score)[] TopK(IReadOnlyList<int> history, long[]? userTokens, int k)
     {
-        using var results = _session.Run(Inputs(history, userTokens, k), [PolicyGraph.TopScores, PolicyGraph.TopItems]);
-        return Top(results[0], results[1]);
+        using var results = Run(history, userTokens, k, Top);
+        return TopOf(results[0], results[1]);
     }
 
     /// <summary>
@@ -179,9 +192,9 @@ public sealed class PolicyModel : IDisposable
     {
         if (!_hasPolicyScores)
             return TopK(history, userTokens, k).Select(t => (t.Item, t.Score, t.Score)).ToArray();
-        using var results = _session.Run(Inputs(history, userTokens, k), [PolicyGraph.TopScores, PolicyGraph.TopItems, PolicyGraph.TopPolicyScores]);
-        var top = Top(results[0], results[1]);
-        var policy = ((DenseTensor<float>)results[2].AsTensor<float>()).Buffer.Span;
+        using var results = Run(history, userTokens, k, TopWithPolicyScores);
+        var top = TopOf(results[0], results[1]);
+        var policy = results[2].GetTensorDataAsSpan<float>();
         var scored = new (int Item, float Score, float PolicyScore)[top.Length];
         for (var n = 0; n < top.Length; n++)
             scored[n] = (top[n].Item, top[n].Score, policy[n]);
@@ -221,42 +234,57 @@ public sealed class PolicyModel : IDisposable
             return new float?[candidateTokens.Count];
         var ids = candidateTokens.Select(tokens => tokens.Select(t => _contentTokens.GetValueOrDefault(t)).Where(i => i > 0).Distinct().ToArray()).ToList();
         var width = Math.Max(1, ids.Max(i => i.Length));
-        var tensor = new DenseTensor<long>([ids.Count, width]);
+        var tokens = new long[ids.Count * width];
         for (var c = 0; c < ids.Count; c++)
             for (var t = 0; t < ids[c].Length; t++)
-                tensor[c, t] = ids[c][t];
-        var inputs = Inputs(history, null, 1, tensor);
-        using var results = _session.Run(inputs, [PolicyGraph.CandidateScores]);
-        var scores = ((DenseTensor<float>)results[0].AsTensor<float>()).Buffer.ToArray();
+                tokens[c * width + t] = ids[c][t];
+        using var results = Run(history, null, 1, CandidateScoresOnly, (tokens, [ids.Count, width]));
+        var scores = results[0].GetTensorDataAsSpan<float>().ToArray();
         return ids.Select((known, c) => known.Length > 0 ? scores[c] : (float?)null).ToArray();
     }
 
-    private List<NamedOnnxValue> Inputs(IReadOnlyList<int> history, long[]? userTokens, int k, DenseTensor<long>? candidateTokens = null)
+    /// <summary>
+    /// One run of the graph for one history: the inputs over arrays (the history in this thread's own, left-padded), the
+    /// outputs asked for by name, every native value disposed when the caller disposes the results, none left to a finalizer.
+    /// </summary>
+    private IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<int> history, long[]? userTokens, int k, string[] outputs,
+        (long[] Values, long[] Shape)? candidateTokens = null)
     {
         var length = Manifest.MaxLength;
-        var input = new DenseTensor<long>([1, length]);
+        var buffer = _histories.Value!;
         var take = Math.Min(length, history.Count);
+        Array.Clear(buffer, 0, length - take);
         for (var t = 0; t < take; t++)
-            input[0, length - take + t] = history[history.Count - take + t];
-        var inputs = new List<NamedOnnxValue>
+            buffer[length - take + t] = history[history.Count - take + t];
+        var inputs = new OrtValue[_inputNames.Length];
+        try
         {
-            NamedOnnxValue.CreateFromTensor(PolicyGraph.History, input),
-            NamedOnnxValue.CreateFromTensor(PolicyGraph.K, new DenseTensor<long>(new long[] { Math.Clamp(k, 1, Manifest.ItemIds.Count - 1) }, [1])),
-        };
-        if (_takesUserTokens)
-        {
-            var tokens = userTokens is { Length: > 0 } ? userTokens : [0L];
-            inputs.Add(NamedOnnxValue.CreateFromTensor(PolicyGraph.UserTokens, new DenseTensor<long>(tokens, [1, tokens.Length])));
+            inputs[0] = OrtValue.CreateTensorValueFromMemory(buffer, _historyShape);
+            inputs[1] = OrtValue.CreateTensorValueFromMemory(new long[] { Math.Clamp(k, 1, Manifest.ItemIds.Count - 1) }, ScalarShape);
+            var next = 2;
+            if (_takesUserTokens)
+            {
+                var tokens = userTokens is { Length: > 0 } ? userTokens : [0L];
+                inputs[next++] = OrtValue.CreateTensorValueFromMemory(tokens, [1, tokens.Length]);
+            }
+            if (_takesCandidateTokens)
+            {
+                var (values, shape) = candidateTokens ?? ([0L], [1, 1]);
+                inputs[next] = OrtValue.CreateTensorValueFromMemory(values, shape);
+            }
+            return _session.Run(_runOptions, _inputNames, inputs, outputs);
         }
-        if (_takesCandidateTokens)
-            inputs.Add(NamedOnnxValue.CreateFromTensor(PolicyGraph.CandidateTokens, candidateTokens ?? new DenseTensor<long>([1, 1])));
-        return inputs;
+        finally
+        {
+            foreach (var input in inputs)
+                input?.Dispose();
+        }
     }
 
-    private static (int Item, float Score)[] Top(DisposableNamedOnnxValue scores, DisposableNamedOnnxValue items)
+    private static (int Item, float Score)[] TopOf(OrtValue scores, OrtValue items)
     {
-        var s = ((DenseTensor<float>)scores.AsTensor<float>()).Buffer.Span;
-        var i = ((DenseTensor<long>)items.AsTensor<long>()).Buffer.Span;
+        var s = scores.GetTensorDataAsSpan<float>();
+        var i = items.GetTensorDataAsSpan<long>();
         var top = new (int, float)[i.Length];
         for (var n = 0; n < top.Length; n++)
             top[n] = ((int)i[n], s[n]);
@@ -287,6 +315,10 @@ public sealed class PolicyModel : IDisposable
     internal void Release()
     {
         if (Interlocked.Decrement(ref _references) == 0)
+        {
             _session.Dispose();
+            _runOptions.Dispose();
+            _histories.Dispose();
+        }
     }
 }
