@@ -180,24 +180,26 @@ public sealed class BatchingSink<T> : IAsyncDisposable
             try
             {
                 await _retry.ExecuteAsync(async token => await _write(batch, token), CancellationToken.None);
-                Done(batch.Count, failed: false);
+                Done(batch.Count);
             }
             catch (Exception ex)
             {
-                Done(batch.Count, failed: true);
+                // Counted, logged and told before the flushes waiting for this batch return: a flush means handled.
+                lock (_gate)
+                    _failed += batch.Count;
                 LogDropped(batch.Count, $"writing failed {_options.MaxAttempts} times", ex);
                 _dropped?.Invoke(batch);
+                Done(batch.Count);
             }
         }
     }
 
-    private void Done(int count, bool failed)
+    /// <summary>Items written or dropped: the flushes waiting for them return.</summary>
+    private void Done(int count)
     {
         lock (_gate)
         {
             _processed += count;
-            if (failed)
-                _failed += count;
             if (_processed >= _added && !_stopping)
                 _flushRequested = NewSignal();
             for (var i = _flushes.Count - 1; i >= 0; i--)

@@ -162,7 +162,12 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
     private async Task<(UserState? State, ETag ETag)> ReadAsync(string bucket, string userId, CancellationToken cancellationToken)
     {
         var response = await table.GetEntityIfExistsAsync<TableEntity>(bucket, TableKeys.Encode(userId), cancellationToken: cancellationToken);
-        return response.HasValue ? (FromEntity(response.Value!), response.Value!.ETag) : (null, default);
+        if (!response.HasValue)
+            return (null, default);
+        // The row as this process last wrote or read it (the usual case: the cache re-reads every row it serves, and this
+        // process writes the rows of the users it serves): the state it has is kept, not decoded again.
+        var etag = response.Value!.ETag;
+        return _cache.Peek(userId) is { Value: { } cached } entry && entry.ETag == etag && etag != default ? (cached, etag) : (FromEntity(response.Value), etag);
     }
 
     private static long EstimatedBytes(UserState? state) =>

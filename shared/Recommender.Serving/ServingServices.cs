@@ -27,7 +27,7 @@ public sealed class ServingServices : IAsyncDisposable
         // A slate is one entry, its events built when its batch is written; the slates reach the users' state through the
         // shown-slates writer (several per row write), so the batch leaves their impressions out of the state.
         Impressions = new BatchingSink<ServingLogEntry>("impressions",
-            (entries, ct) => ingestion.Ingestor.IngestEventsAsync(entries.SelectMany(e => e.ToEvents()).ToList(), ct, impressionsNotedAsShown: true),
+            (entries, ct) => ingestion.Ingestor.IngestEventsAsync(entries.SelectMany(e => e.ToEvents()), ct, impressionsNotedAsShown: true),
             sinks, logs?.CreateLogger("Recommender.Impressions"));
         ShownSlates = new ShownSlatesWriter(ingestion.UserStates, logs?.CreateLogger("Recommender.ShownSlates"));
         Recommendations = new RecommendationService(Switcher, ingestion.UserStates, new CatalogAvailability(ingestion.Catalog), Impressions, recommendation,
