@@ -33,6 +33,12 @@ public static class MetricKeys
     /// <summary>The effective sample size of <see cref="OffPolicyReward"/>'s importance weights.</summary>
     public const string OffPolicyEffectiveSampleSize = "rl.ope_ess";
 
+    /// <summary>
+    /// The candidate's doubly robust gain over the champion, paired on the same held-out sessions: <c>{ mean, ci95, sessions }</c>
+    /// (relative; 0.05 is 5% more return per session).
+    /// </summary>
+    public const string OffPolicyGain = "rl.ope_gain";
+
     /// <summary>A metric of the users with short histories: <c>cold_users.ndcg@10</c>.</summary>
     public static string OfColdUsers(string metric) => "cold_users." + metric;
 }

@@ -120,6 +120,13 @@ internal static class ClosedLoopBenchmark
             {
                 using var candidate = await LoadModelAsync(host, candidateVersion);
                 lastTraining["rl_seconds"] = candidate.Manifest.Metrics?["rl.seconds"]?.DeepClone(); // the RL stage's time, stage by stage
+                // The gate's paired estimate of the candidate's gain over the champion, and every estimator of both (rl.ope).
+                lastTraining["ope_gain"] = candidate.Manifest.Metrics?[Recommender.ModelContract.MetricKeys.OffPolicyGain]?.DeepClone();
+                lastTraining["ope_estimators"] = new JsonObject
+                {
+                    ["candidate"] = candidate.Manifest.Metrics?["rl.ope"]?.DeepClone(),
+                    ["champion"] = candidate.Manifest.Metrics?[Recommender.ModelContract.MetricKeys.Champion]?["rl.ope"]?.DeepClone(),
+                };
                 // The truth the gate's estimates are about: each model's expected return on the held-out sessions they read, each
                 // session started again many times from its user as it was then (hidden state, online history). Both models
                 // on the same random numbers; the population's return beside it.
@@ -132,6 +139,7 @@ internal static class ClosedLoopBenchmark
                     ["candidate"] = truth.Served.Mean, ["candidate_ci95"] = truth.Served.HalfWidth, ["champion"] = truth.Baseline.Mean, ["champion_ci95"] = truth.Baseline.HalfWidth,
                     // What the champion earned on those sessions over HTTP: the one draw of each that the estimates saw.
                     ["champion_realized"] = heldOut.Count == 0 ? null : heldOut.Average(s => s.Return),
+                    ["gain"] = heldOut.Count == 0 ? null : truth.Gain, ["gain_ci95"] = heldOut.Count == 0 ? null : truth.GainHalfWidth,
                 };
                 lastTraining["true_return_after_round"] = new JsonObject
                 {
@@ -285,10 +293,8 @@ internal static class ClosedLoopBenchmark
             return EvaluationSession(model, world, SyntheticWorld.Clone(start.User), start.History, start.Profile, new Random(HashCode.Combine(seed, s, 13)));
         }).ToArray();
         var (a, b) = (Returns(served), Returns(baseline));
-        var (meanA, meanB) = (a.Average(), b.Average());
-        // The gain's interval: the ratio of means, linearised over the paired sessions.
-        var gain = Recommender.Training.Reinforcement.Estimate.Of(a.Zip(b, (x, y) => (x - meanA / meanB * y) / meanB).ToList());
-        return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of(a), Recommender.Training.Reinforcement.Estimate.Of(b), meanA / meanB - 1, gain.HalfWidth);
+        var gain = Recommender.Training.Reinforcement.Estimate.Gain(a, b);
+        return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of(a), Recommender.Training.Reinforcement.Estimate.Of(b), gain.Mean, gain.HalfWidth);
     }
 
     /// <summary>A session of a copy of a user served by <paramref name="model"/> as the recommendation route would serve it, in this process and logged nowhere.</summary>

@@ -39,12 +39,23 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
         var logger = new PublishedPolicy(champion, data);
         ProductPolicyStage.WriteEvaluatedSessions(output, ProductPolicyStage.SessionsLoggedBy(trained, logger), data);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        if (stage.Evaluate(trained, new PublishedPolicy(candidate, data), logger) is { } estimates)
+        var estimates = stage.Evaluate(trained, new PublishedPolicy(candidate, data), logger);
+        if (estimates is not null)
             metrics = Merge(output, OffPolicyKeys(estimates));
         var block = ChampionEvaluation.Measure(champion, data, protocol);
-        if (stage.Evaluate(trained, logger, logger) is { } championEstimates)
+        var championEstimates = stage.Evaluate(trained, logger, logger);
+        if (championEstimates is not null)
             foreach (var (key, value) in OffPolicyKeys(championEstimates))
                 block[key] = value?.DeepClone();
+        if (estimates is not null && championEstimates is not null)
+        {
+            // The two on the same sessions and random numbers: the difference is far surer than either estimate alone.
+            var gain = Estimate.Gain(estimates.DoublyRobustPerSession, championEstimates.DoublyRobustPerSession);
+            metrics = Merge(output, new JsonObject
+            {
+                [MetricKeys.OffPolicyGain] = new JsonObject { ["mean"] = JsonNumbers.Finite(gain.Mean), ["ci95"] = JsonNumbers.Finite(gain.HalfWidth), ["sessions"] = gain.Samples },
+            });
+        }
         if (metrics["rl.seconds"] is JsonObject seconds)
             seconds["evaluation"] = Math.Round(clock.Elapsed.TotalSeconds, 1);
         return Merge(output, new JsonObject { [MetricKeys.Champion] = block, ["rl.seconds"] = metrics["rl.seconds"]?.DeepClone() });

@@ -15,6 +15,18 @@ public sealed record Estimate(double Mean, double HalfWidth, int Samples)
         return new Estimate(mean, StudentT975(values.Count - 1) * sd / Math.Sqrt(values.Count), values.Count);
     }
 
+    /// <summary>
+    /// The relative gain mean(a) / mean(b) - 1 of paired samples (the same sessions, the same random numbers for both),
+    /// its interval from the ratio linearised over the pairs, (a_i - r b_i) / mean(b): the pairing removes what the two share.
+    /// </summary>
+    public static Estimate Gain(IReadOnlyList<double> a, IReadOnlyList<double> b)
+    {
+        var (meanA, meanB) = (a.Average(), b.Average());
+        var ratio = meanA / meanB;
+        var linearised = Of(a.Zip(b, (x, y) => (x - ratio * y) / meanB).ToList());
+        return new Estimate(ratio - 1, linearised.HalfWidth, a.Count);
+    }
+
     /// <summary>The 97.5% quantile of Student's t (two-sided 95%); the normal 1.96 beyond 30 degrees of freedom.</summary>
     private static double StudentT975(int df) => df switch
     {

@@ -31,6 +31,9 @@ public sealed record SessionValueEstimates(
     int Decisions,
     IReadOnlyList<double>? WeightQuantiles = null)
 {
+    /// <summary>Each session's doubly robust return, in the order of the sessions evaluated (for paired comparisons of two policies).</summary>
+    public IReadOnlyList<double> DoublyRobustPerSession { get; init; } = [];
+
     public JsonObject ToJson() => new()
     {
         ["dr"] = Json(DoublyRobust), ["dr_unclipped"] = Json(DoublyRobustUnclipped), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = JsonNumbers.Finite(Snips), ["logged"] = Json(Logged),
@@ -123,7 +126,7 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
         double Quantile(double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
         return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(unclipped), Estimate.Of(dm), Estimate.Of(ips), WeightedPerDecision(stepWeights), Estimate.Of(logged),
             Kish(weights.Select(w => Math.Min(w, maxWeight)).ToList()), Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count,
-            [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]]);
+            [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]]) { DoublyRobustPerSession = dr };
     }
 
     /// <summary>The expected return from <paramref name="state"/> under the policy (after <paramref name="firstSlate"/>, when given), over the rollouts.</summary>
