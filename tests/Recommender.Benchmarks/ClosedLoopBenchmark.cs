@@ -267,7 +267,7 @@ internal static class ClosedLoopBenchmark
         var file = await Registry(host).DownloadTrainingFileAsync(version, Recommender.Training.Reinforcement.ProductPolicyStage.EvaluationSessionsFile);
         if (file is null)
             return [];
-        var read = JsonSerializer.Deserialize(file, Recommender.Training.TrainingJsonContext.Default.EvaluatedSessionArray)!;
+        var read = JsonSerializer.Deserialize(file, Recommender.Training.Reinforcement.ReinforcementJsonContext.Default.EvaluatedSessionArray)!;
         var missing = read.Where(s => !served.ContainsKey(s.SessionId)).Select(s => s.SessionId).ToList();
         if (missing.Count > 0)
             throw new InvalidOperationException($"the estimates read {missing.Count} sessions this run did not serve, e.g. {missing[0]}");

@@ -7,6 +7,7 @@ using Recommender.Serving;
 using Recommender.TestSupport;
 using Recommender.Training;
 using Recommender.Training.Reinforcement;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Functions.Tests;
 

@@ -6,6 +6,7 @@ using Recommender.Ingestion;
 using Recommender.Serving;
 using Recommender.TestSupport;
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Functions.Tests;
 

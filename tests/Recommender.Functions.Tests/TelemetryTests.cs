@@ -4,6 +4,7 @@ using Recommender.Events;
 using Recommender.Storage;
 using Recommender.TestSupport;
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Functions.Tests;
 

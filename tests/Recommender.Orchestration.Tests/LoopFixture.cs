@@ -10,6 +10,7 @@ using Recommender.ModelContract;
 using Recommender.TestSupport;
 using Recommender.Training;
 using Recommender.TrainingJob;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Orchestration.Tests;
 

@@ -3,6 +3,7 @@ using Recommender.Data;
 using Recommender.ModelContract;
 using Recommender.TestSupport;
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Serving.Tests;
 

@@ -1,4 +1,5 @@
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Serving.Tests;
 

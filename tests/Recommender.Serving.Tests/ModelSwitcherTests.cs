@@ -1,5 +1,6 @@
 using Recommender.Serving;
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Serving.Tests;
 

@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using Recommender.Data;
 using Recommender.ModelContract;
 using Recommender.TestSupport;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Training.Tests;
 

@@ -24,14 +24,14 @@ public sealed class ItemEmbeddingGeneratorTests
         };
         var encoder = new SequenceModelTrainer(config).Train(warm, warmSplit).Model;
 
-        var (states, targets) = ItemEmbeddingGenerator.TrainingPairs(encoder, config, data.UserFeatures, warmSplit.Train);
+        var (states, targets) = ItemGeneratorTraining.TrainingPairs(encoder, config, data.UserFeatures, warmSplit.Train);
         using var noGrad = no_grad();
         var items = encoder.ItemVectors().detach();
         var content = encoder.ContentVectors()!.detach();
         var generator = new ItemEmbeddingGenerator(config.Dimension);
         using (enable_grad())
         {
-            var curve = generator.Train(states, targets, items, content, metaConfig);
+            var curve = ItemGeneratorTraining.Train(generator, states, targets, items, content, metaConfig);
             Assert.True(curve[^1] < curve[0], $"new-item loss {curve[0]:F3} -> {curve[^1]:F3}");
         }
 

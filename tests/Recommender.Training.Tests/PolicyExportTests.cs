@@ -24,7 +24,7 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
             ItemContent = features, UserFeatures = features, ItemGenerator = generator, Seed = 4,
         };
         var outcome = new SequenceModelTrainer(config).Train(data, split);
-        Recommender.Training.MetaLearning.ItemEmbeddingGenerator.FitFor(outcome.Model, config, data.UserFeatures, split.Train, outcome.Device, new() { GeneratorEpochs = 2 });
+        Recommender.Training.MetaLearning.ItemGeneratorTraining.FitFor(outcome.Model, config, data.UserFeatures, split.Train, outcome.Device, new() { GeneratorEpochs = 2 });
         var users = Enumerable.Range(0, 64).ToArray();
         var histories = users.Select(u => split.History(u, EvaluationStage.Test)).ToArray();
         var expected = new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device).Score(users, histories);

@@ -1,6 +1,7 @@
 using Recommender.Data;
 using Recommender.Experiments;
 using Recommender.Training.Reinforcement;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Training.Tests;
 

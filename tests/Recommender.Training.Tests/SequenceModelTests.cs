@@ -1,5 +1,6 @@
 using Recommender.Data;
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Training.Tests;
 

@@ -2,6 +2,7 @@ using Recommender.Data;
 using Recommender.Serving;
 using Recommender.Training;
 using Recommender.Training.Reinforcement;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.Training.Tests;
 

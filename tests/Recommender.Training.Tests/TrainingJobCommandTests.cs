@@ -67,4 +67,51 @@ public sealed class TrainingJobCommandTests
         Assert.Equal(64, config.EpisodesPerIteration);
         Assert.Equal(new PolicyStageConfig().Iterations, config.Iterations);
     }
+
+    [Fact]
+    public void A_config_files_sections_reach_the_model_the_meta_learning_and_the_policy_and_options_override_them()
+    {
+        var settings = new TrainingSettings();
+        var command = new RootCommand();
+        settings.AddTo(command);
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, """{ "model": { "maxLength": 30 }, "meta": { "innerSteps": 5, "epochs": 3 }, "policy": { "klCoefficient": 0.2, "simulatorSteps": 40 } }""");
+        var parse = command.Parse(["--config", file, "--meta.epochs", "9"]);
+        Assert.Empty(parse.Errors);
+
+        var model = settings.Config(parse);
+        var meta = settings.Meta(parse, model);
+        var policy = PolicyStageConfig.Load(new Dictionary<string, string> { ["iterations"] = "7" }, settings.Section(parse, "policy"));
+
+        Assert.Equal(30, model.MaxLength);
+        Assert.Equal((5, 9), (meta.InnerSteps, meta.Epochs));
+        Assert.True(meta.FirstOrder);              // the product's default, kept where the file says nothing
+        Assert.Equal(model.Seed, meta.Seed);
+        Assert.Equal((0.2, 40, 7), (policy.KlCoefficient, policy.SimulatorSettings.Steps, policy.Iterations));
+    }
+
+    [Fact]
+    public void A_config_file_without_sections_is_the_models_and_an_unknown_section_is_refused_by_name()
+    {
+        var settings = new TrainingSettings();
+        var command = new RootCommand();
+        settings.AddTo(command);
+        var flat = Path.GetTempFileName();
+        File.WriteAllText(flat, """{ "maxLength": 20 }""");
+        var parse = command.Parse(["--config", flat]);
+        Assert.Equal(20, settings.Config(parse).MaxLength);
+        Assert.Null(settings.Section(parse, "meta"));
+
+        var wrong = Path.GetTempFileName();
+        File.WriteAllText(wrong, """{ "model": { "maxLength": 20 }, "rl": { "iterations": 3 } }""");
+        var error = Assert.Throws<FormatException>(() => settings.Config(command.Parse(["--config", wrong])));
+        Assert.Contains("rl", error.Message);
+    }
+
+    [Fact]
+    public void Retrain_takes_the_meta_learnings_and_the_simulators_settings_as_options()
+    {
+        Assert.Empty(Parse("retrain", "--snapshot", "s", "--version", "v", "--meta.innerSteps", "2", "--meta.first-order", "false", "--policy.simulatorSteps", "10").Errors);
+        Assert.Contains(Parse("train", "--data", "d", "--out", "x", "--meta.innerSteps", "two").Errors, e => e.Message == "--meta.innerSteps: 'two' is not an integer");
+    }
 }

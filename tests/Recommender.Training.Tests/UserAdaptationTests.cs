@@ -1,4 +1,5 @@
 using Recommender.Training.MetaLearning;
+using Recommender.Training.Pipeline;
 using static TorchSharp.torch;
 
 namespace Recommender.Training.Tests;

@@ -118,7 +118,7 @@ public sealed class ColdStartRun(MetaLearningConfig config, EvaluationProtocol p
         content = content.detach();
         var generator = new ItemEmbeddingGenerator(modelConfig.Dimension);
         using (torch.enable_grad())
-            generator.Fit(encoder, modelConfig, data.UserFeatures, warmSplit.Train, torch.CPU, config, progress);
+            ItemGeneratorTraining.Fit(generator, encoder, modelConfig, data.UserFeatures, warmSplit.Train, torch.CPU, config, progress);
 
         var coldItems = Enumerable.Range(1, data.ItemCount).Where(IsColdItem).Select(i => (long)i).ToArray();
         var index = torch.tensor(coldItems);

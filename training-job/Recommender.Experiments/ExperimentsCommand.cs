@@ -26,7 +26,7 @@ public static class ExperimentsCommand
     {
         var command = new Command("rl", "Research: pretrain on the synthetic world's logs (or reuse --pretrained), fine-tune with PPO and A2C against the world, judge every policy on held-out users and seeds; rl.* keys join metrics.json");
         var world = new Option<string>("--world") { Description = "The synthetic world (SyntheticWorldOptions), e.g. users=1000,items=500,seed=7,clickbait=0.1", DefaultValueFactory = _ => "" };
-        var (output, pretrained, quiet, model) = (Out(), Pretrained(), Quiet(), new ModelSettings());
+        var (output, pretrained, quiet, model) = (Out(), Pretrained(), Quiet(), new TrainingSettings());
         // PPO's and A2C's alike.
         var iterations = new Option<int?>("--rl-iterations") { Description = "Policy-optimisation iterations" };
         var episodes = new Option<int?>("--rl-episodes") { Description = "Sessions per iteration" };
@@ -91,7 +91,7 @@ public static class ExperimentsCommand
     }
 
     /// <summary>The run folder a research run starts from: <c>--pretrained</c>'s, or <paramref name="runFolder"/> once the model is pretrained there on <paramref name="data"/> (made only then).</summary>
-    private static async Task<string> PretrainedAsync(ParseResult parse, Option<string> pretrained, ModelSettings model, Func<Recommender.Data.InteractionDataset> data, string runFolder, JobProgress? progress)
+    private static async Task<string> PretrainedAsync(ParseResult parse, Option<string> pretrained, TrainingSettings model, Func<Recommender.Data.InteractionDataset> data, string runFolder, JobProgress? progress)
     {
         if (parse.GetValue(pretrained) is { } given)
             return given;
@@ -102,7 +102,7 @@ public static class ExperimentsCommand
     private static Command Meta()
     {
         var command = new Command("meta", "Research: user-cold meta-learning: pretrain on the warm users (or reuse --pretrained), meta-train the user adaptation, compare it on held-out new users; cold_users.* and cold_start join metrics.json");
-        var (data, output, pretrained, storage, quiet, model) = (DataSource(), Out(), Pretrained(), StorageConnection(), Quiet(), new ModelSettings());
+        var (data, output, pretrained, storage, quiet, model) = (DataSource(), Out(), Pretrained(), StorageConnection(), Quiet(), new TrainingSettings());
         foreach (var option in new Option[] { data, output, pretrained, storage, quiet })
             command.Add(option);
         model.AddTo(command);

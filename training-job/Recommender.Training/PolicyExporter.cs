@@ -18,7 +18,7 @@ namespace Recommender.Training;
 /// Outputs: <c>scores</c> float [batch, items + 1] (item 0, padding, is -inf), <c>top_scores</c> float [batch, k],
 /// <c>top_items</c> int64 [batch, k] (item numbers), <c>item_embeddings</c> float [items + 1, d] (the item
 /// vectors, for explanations: which history item is closest to a recommended one).
-/// With a policy head learned by RL (<see cref="Reinforcement.SequenceActorCritic.Export"/>) also <c>top_policy_scores</c>
+/// With a policy head learned by RL (the RL stage's actor, exported as <see cref="ExportedPolicyHead"/>) also <c>top_policy_scores</c>
 /// float [batch, k] (each top item's score plus its per-item policy terms over the sharpness) and <c>item_categories</c>
 /// int64 [items + 1] (what the head's repetition term counts); serving adds the session terms (<c>SlateRanker</c>).
 /// </remarks>
@@ -26,7 +26,7 @@ public static class PolicyExporter
 {
     public const int Opset = 17;
 
-    public static byte[] Export(SasRecModel model, SequenceModelConfig config, Reinforcement.ExportedPolicyHead? head = null)
+    public static byte[] Export(SasRecModel model, SequenceModelConfig config, ExportedPolicyHead? head = null)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();

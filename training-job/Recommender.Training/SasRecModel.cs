@@ -29,7 +29,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     private readonly ModuleList<TransformerBlock> _blocks;
     private readonly LayerNorm _finalNorm;
     private readonly Tensor? _itemTokens;
-    private readonly MetaLearning.ItemEmbeddingGenerator? _generator;
+    private readonly ItemEmbeddingGenerator? _generator;
 
     public SasRecModel(SequenceModelConfig config, int itemCount, int[][]? itemTokens, int contentVocabulary, int userVocabulary)
         : base(nameof(SasRecModel))
@@ -45,7 +45,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
             _contentEmbedding = Embedding(contentVocabulary, d, padding_idx: 0);
             _itemTokens = PadTokens(itemTokens);
             if (config.ItemGenerator)
-                _generator = new MetaLearning.ItemEmbeddingGenerator(d);
+                _generator = new ItemEmbeddingGenerator(d);
         }
         if (config.UserFeatures && userVocabulary > 1)
             _userEmbedding = Embedding(userVocabulary, d, padding_idx: 0);
@@ -77,7 +77,7 @@ public sealed class SasRecModel : Module<Tensor, Tensor?, Tensor>
     public Tensor ItemVectors() => ContentVectors() is { } content ? _itemEmbedding.weight!.Plus(content) : _itemEmbedding.weight!;
 
     /// <summary>The content-to-embedding generator for new items, when configured (<see cref="SequenceModelConfig.ItemGenerator"/>).</summary>
-    public MetaLearning.ItemEmbeddingGenerator? Generator => _generator;
+    public ItemEmbeddingGenerator? Generator => _generator;
 
     /// <summary>Vectors of items the model never saw, from their content vectors [K, d]: G(c) + c with a generator, else c.</summary>
     public Tensor NewItemVectors(Tensor content) => _generator?.NewItemVectors(content) ?? content;

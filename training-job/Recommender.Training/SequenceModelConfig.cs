@@ -62,13 +62,13 @@ public sealed record SequenceModelConfig
     public bool Refit { get; init; }
     /// <summary>
     /// After training, also learn a content-to-embedding generator for new items (Meta-Embedding style,
-    /// <see cref="MetaLearning.ItemEmbeddingGenerator"/>); saved with the model, and the exported graph scores
+    /// <see cref="ItemEmbeddingGenerator"/>); saved with the model, and the exported graph scores
     /// <c>candidate_tokens</c> (items the model never saw) as G(c) + c instead of c alone. Needs item content.
     /// </summary>
     public bool ItemGenerator { get; init; }
     /// <summary>
     /// After training, also meta-learn a few-shot adaptation for users with a short history (first-order MAML over
-    /// the training users' first interactions, <see cref="MetaLearning.UserMetaLearner"/>); written to
+    /// the training users' first interactions, the meta-learning stage); written to
     /// <c>user-adaptation.json</c> and the manifest, and serving adapts users with up to that many interactions.
     /// </summary>
     public bool UserAdaptation { get; init; }
@@ -89,22 +89,27 @@ public sealed record SequenceModelConfig
     public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides) =>
         Settings.Load(new SequenceModelConfig(), path, overrides, TrainingJsonContext.Default.SequenceModelConfig);
 
+    /// <summary>The defaults, then a settings file's (or section's) <paramref name="settings"/>, then <paramref name="overrides"/>.</summary>
+    public static SequenceModelConfig FromSettings(System.Text.Json.Nodes.JsonObject? settings, IReadOnlyDictionary<string, string> overrides) =>
+        Settings.Load(new SequenceModelConfig(), settings, overrides, TrainingJsonContext.Default.SequenceModelConfig);
+
     public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.SequenceModelConfig);
 }
 
 /// <summary>Binds a settings record: its documented defaults, then a JSON file, then <c>name value</c> overrides (names as the properties, case-insensitive, dashes ignored).</summary>
 public static class Settings
 {
-    public static T Load<T>(T defaults, string? path, IReadOnlyDictionary<string, string> overrides, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    public static T Load<T>(T defaults, string? path, IReadOnlyDictionary<string, string> overrides, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        Load(defaults, path is null ? null : System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject(), overrides, type);
+
+    /// <param name="file">The settings from a file (or a file's section), named as the record's JSON.</param>
+    public static T Load<T>(T defaults, System.Text.Json.Nodes.JsonObject? file, IReadOnlyDictionary<string, string> overrides, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {
         // Start from the defaults written out in full: the source-generated reader sets init-only
         // properties it does not find to default(T), not to their initialisers.
         var node = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(defaults, type))!.AsObject();
-        if (path is not null)
-        {
-            foreach (var (key, value) in System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject())
-                node[key] = value?.DeepClone();
-        }
+        foreach (var (key, value) in file ?? [])
+            node[key] = value?.DeepClone();
         var properties = typeof(T).GetProperties().Where(p => p.CanWrite).ToList();
         foreach (var (key, value) in overrides)
         {
@@ -126,7 +131,4 @@ public static class Settings
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(Recommender.ModelContract.UserAdaptationParameters))]
 [JsonSerializable(typeof(Recommender.ModelContract.ServingPolicy))]
-[JsonSerializable(typeof(Reinforcement.PolicyStageConfig))]
-[JsonSerializable(typeof(Reinforcement.PolicyHead))]
-[JsonSerializable(typeof(Reinforcement.EvaluatedSession[]))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

@@ -14,18 +14,15 @@ namespace Recommender.Training;
 /// </summary>
 public sealed class WarmStart : IDisposable
 {
-    /// <summary>What a published version carries for the next retraining (<see cref="ModelRegistry.TrainingFileBlob"/>).</summary>
-    public static readonly string[] Files = ["model.bin", "config.json", Reinforcement.ProductPolicyStage.HeadFile];
+    /// <summary>The model's files a published version carries for the next retraining to start from (<see cref="ModelRegistry.TrainingFileBlob"/>).</summary>
+    public static readonly string[] Files = ["model.bin", "config.json"];
 
     private readonly SasRecModel _source;
     private readonly ModelManifest _manifest;
 
-    private WarmStart(SasRecModel source, ModelManifest manifest, Reinforcement.PolicyHead? head) => (_source, _manifest, Head) = (source, manifest, head);
+    private WarmStart(SasRecModel source, ModelManifest manifest) => (_source, _manifest) = (source, manifest);
 
     public string Version => _manifest.Version;
-
-    /// <summary>The champion's policy head, when it was trained by RL (the next RL stage continues from it).</summary>
-    public Reinforcement.PolicyHead? Head { get; }
 
     /// <summary>
     /// The champion's weights when it was published with them and its architecture is <paramref name="config"/>'s
@@ -56,8 +53,6 @@ public sealed class WarmStart : IDisposable
             return null;
         }
         var manifest = await registry.GetManifestAsync(version, cancellationToken);
-        var head = await registry.DownloadTrainingFileAsync(version, Reinforcement.ProductPolicyStage.HeadFile, cancellationToken) is { } json
-            ? System.Text.Json.JsonSerializer.Deserialize(json, TrainingJsonContext.Default.PolicyHead) : null;
         var items = manifest.ItemIds.Count - 1;
         var contentVocabulary = manifest.ContentVocabulary?.Count ?? 0;
         // The content-token table of each item is rebuilt from data: it is skipped when loading the weights.
@@ -66,7 +61,7 @@ public sealed class WarmStart : IDisposable
         source.load(Path.Combine(directory, "model.bin"), skip: ["_itemTokens", "item_tokens"]);
         Directory.Delete(directory, recursive: true);
         progress?.Line($"warm start from the champion {version}");
-        return new WarmStart(source, manifest, head);
+        return new WarmStart(source, manifest);
     }
 
     /// <summary>Overwrites <paramref name="target"/>'s weights (a fresh model for <paramref name="data"/>) with the champion's, row by row where the tables are by id or token.</summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Recommender.Storage;
 using Recommender.Training;
+using Recommender.Training.Pipeline;
 
 namespace Recommender.TrainingJob;
 

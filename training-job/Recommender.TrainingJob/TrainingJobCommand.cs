@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Recommender.Training;
 using Recommender.Training.Reinforcement;
+using Recommender.Training.Pipeline;
 using static Recommender.TrainingJob.CommandOptions;
 
 namespace Recommender.TrainingJob;
@@ -29,7 +30,7 @@ public static class TrainingJobCommand
     private static Command Train()
     {
         var command = new Command("train", "Pretrain the sequence model on a data source and write the run folder");
-        var (data, output, storage, quiet, model) = (DataSource(), Out(), StorageConnection(), Quiet(), new ModelSettings());
+        var (data, output, storage, quiet, model) = (DataSource(), Out(), StorageConnection(), Quiet(), new TrainingSettings());
         foreach (var option in new Option[] { data, output, storage, quiet })
             command.Add(option);
         model.AddTo(command);
@@ -73,7 +74,7 @@ public static class TrainingJobCommand
         var snapshot = new Option<string>("--snapshot") { Required = true, Description = "The training snapshot's id" };
         var version = new Option<string>("--version") { Required = true, Description = "The candidate's version" };
         var snapshotContainer = new Option<string>("--snapshot-container") { Description = "The snapshots' container, when not the default one" };
-        var (output, storage, container, quiet, model) = (Out(required: false), StorageConnection(), Container(), Quiet(), new ModelSettings());
+        var (output, storage, container, quiet, model) = (Out(required: false), StorageConnection(), Container(), Quiet(), new TrainingSettings());
         var policy = new SettingOptions(typeof(PolicyStageConfig), new PolicyStageConfig(), prefix: "policy.");
         foreach (var option in new Option[] { snapshot, version, snapshotContainer, output, storage, container, quiet })
             command.Add(option);
@@ -86,12 +87,13 @@ public static class TrainingJobCommand
             var (id, candidate) = (parse.GetRequiredValue(snapshot), parse.GetRequiredValue(version));
             var runFolder = parse.GetValue(output) ?? Path.Combine(Path.GetTempPath(), "retrain-" + candidate);
             var prefix = parse.GetValue(snapshotContainer) is { } c ? c + "/" : "";
-            var policyConfig = PolicyStageConfig.Load(policy.Given(parse));
+            var policyConfig = PolicyStageConfig.Load(policy.Given(parse), model.Section(parse, "policy"));
             var account = StorageOf(parse, storage);
             var (data, logs) = await DataSources.OpenProductSnapshotAsync(account, prefix + id, policyConfig.MaxSessionSteps);
             var registry = Registry(account, parse.GetRequiredValue(container)!);
             var modelConfig = model.Config(parse, RetrainDefaults);
-            await WithProgressAsync(parse, quiet, progress => new RetrainPipeline(modelConfig, policyConfig, model.Protocol(parse, modelConfig), progress).RunAsync(data, logs, registry, runFolder));
+            await WithProgressAsync(parse, quiet, progress => new RetrainPipeline(modelConfig, policyConfig, model.Protocol(parse, modelConfig), progress, model.Meta(parse, modelConfig))
+                .RunAsync(data, logs, registry, runFolder));
             await RunPublisher.PublishAsync(registry, runFolder, candidate, "snapshot:" + id, promote: false);
             Console.WriteLine($"published candidate {candidate} (trained on snapshot {id})");
             return 0;

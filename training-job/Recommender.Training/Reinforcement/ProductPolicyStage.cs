@@ -53,12 +53,23 @@ public sealed record PolicyStageConfig
     public double MaxWeight { get; init; } = 5;
     /// <summary>Simulator rollouts per value the doubly robust estimate needs (two per logged decision).</summary>
     public int ValueRollouts { get; init; } = 4;
+    /// <summary>The learned user simulator's fit: full-batch Adam steps for each of its models (<see cref="SimulatorConfig.Steps"/>).</summary>
+    public int SimulatorSteps { get; init; } = Simulator.Steps;
+    /// <summary>The simulator fit's Adam learning rate.</summary>
+    public double SimulatorLearningRate { get; init; } = Simulator.LearningRate;
+    /// <summary>How fast the leave model forgets the session's clicks (<see cref="SimulatorConfig.RecentClickDecay"/>).</summary>
+    public double SimulatorRecentClickDecay { get; init; } = Simulator.RecentClickDecay;
     public int Seed { get; init; } = 42;
 
     public RewardConfig RewardWeights => RewardConfig.Parse(Rewards);
 
-    public static PolicyStageConfig Load(IReadOnlyDictionary<string, string> overrides) =>
-        Settings.Load(new PolicyStageConfig(), null, overrides, TrainingJsonContext.Default.PolicyStageConfig);
+    private static readonly SimulatorConfig Simulator = new();
+
+    /// <summary>The simulator's settings these name.</summary>
+    public SimulatorConfig SimulatorSettings => new() { Steps = SimulatorSteps, LearningRate = SimulatorLearningRate, RecentClickDecay = SimulatorRecentClickDecay };
+
+    public static PolicyStageConfig Load(IReadOnlyDictionary<string, string> overrides, System.Text.Json.Nodes.JsonObject? file = null) =>
+        Settings.Load(new PolicyStageConfig(), file, overrides, ReinforcementJsonContext.Default.PolicyStageConfig);
 }
 
 /// <summary>A held-out session an off-policy estimate read: the user's id and the session's (the client's <c>sessionId</c>, else its first recommendation's id).</summary>
@@ -128,7 +139,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
         var states = new FrozenEncoderStates(encoder, modelConfig, data.UserFeatures);
         var split = LeaveOneOutSplit.Create(data);
         var rewards = config.RewardWeights;
-        var simulator = new LearnedUserSimulator(states, data, split, new SimulatorConfig());
+        var simulator = new LearnedUserSimulator(states, data, split, config.SimulatorSettings);
         var fitSteps = fitted.SelectMany(s => s.Decisions).Select(d => d.ToStep()).ToList();
         simulator.Fit(fitSteps, engagement: rewards.ReadsEngagement);
         var fidelity = simulator.Fidelity(heldOut.SelectMany(s => s.Decisions).Select(d => d.ToStep()).ToList(), fitSteps);
@@ -164,7 +175,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
         var (graph, servingPolicy) = policy.Export();
         File.WriteAllBytes(Path.Combine(runDirectory, "policy.onnx"), PolicyExporter.Export(encoder, modelConfig, graph));
         WritePolicy(runDirectory, servingPolicy);
-        File.WriteAllText(Path.Combine(runDirectory, HeadFile), JsonSerializer.Serialize(policy.HeadWeights(), TrainingJsonContext.Default.PolicyHead));
+        File.WriteAllText(Path.Combine(runDirectory, HeadFile), JsonSerializer.Serialize(policy.HeadWeights(), ReinforcementJsonContext.Default.PolicyHead));
 
         metrics["rl.stage"] = "trained";
         metrics["rl.started_from"] = championHead is null ? "the pretrained model" : "the champion's head";
@@ -218,10 +229,14 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
     public static IReadOnlyList<LoggedSession> SessionsLoggedBy(PolicyStageResult stage, PublishedPolicy logger) =>
         stage.EvaluationSessions.Where(s => s.Decisions.All(d => d.ModelVersion == logger.Model.Version)).ToList();
 
+    /// <summary>The policy head <paramref name="version"/> was published with (<see cref="HeadFile"/>): null when it was not trained by RL.</summary>
+    public static async Task<PolicyHead?> PublishedHeadAsync(ModelRegistry registry, string version, CancellationToken cancellationToken = default) =>
+        await registry.DownloadTrainingFileAsync(version, HeadFile, cancellationToken) is { } json ? JsonSerializer.Deserialize(json, ReinforcementJsonContext.Default.PolicyHead) : null;
+
     /// <summary>Writes <see cref="EvaluationSessionsFile"/>: the sessions <see cref="Evaluate"/> read, by user and session id.</summary>
     public static void WriteEvaluatedSessions(string runDirectory, IEnumerable<LoggedSession> sessions, InteractionDataset data) =>
         File.WriteAllText(Path.Combine(runDirectory, EvaluationSessionsFile), JsonSerializer.Serialize(
-            sessions.Select(s => new EvaluatedSession(data.UserIds[s.User], s.Key)).ToArray(), TrainingJsonContext.Default.EvaluatedSessionArray));
+            sessions.Select(s => new EvaluatedSession(data.UserIds[s.User], s.Key)).ToArray(), ReinforcementJsonContext.Default.EvaluatedSessionArray));
 
     private static void WritePolicy(string runDirectory, ServingPolicy policy) =>
         File.WriteAllText(Path.Combine(runDirectory, PolicyFile), JsonSerializer.Serialize(policy, TrainingJsonContext.Default.ServingPolicy));

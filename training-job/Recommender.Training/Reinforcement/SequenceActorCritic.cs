@@ -64,9 +64,6 @@ public sealed record PolicyHead(double LogSharpness = 0, double Repetition = 0, 
 /// by how likely it is to be picked, not by what picking it is worth. RL can learn these here. Terms that read the
 /// session (declined, declined affinity) are 0 at a session's first step, so they leave the offline ranking as it was.
 /// </remarks>
-/// <summary>What the graph holds of a learned head: the sharpness e^s, each item's bias (popularity and content values, in logit·τ units), each item's category (-1: none).</summary>
-public sealed record ExportedPolicyHead(double Sharpness, float[] ItemBias, long[] ItemCategories);
-
 public sealed class SequenceActorCritic : nn.Module, IActorCritic<SessionState>
 {
     private readonly SasRecModel encoder;

@@ -5,7 +5,7 @@ using Recommender.Data;
 using TorchSharp;
 using Recommender.ModelContract;
 
-namespace Recommender.Training;
+namespace Recommender.Training.Pipeline;
 
 /// <summary>
 /// One training run, start to finish: split, baselines, train, evaluate on the test targets, and write
@@ -13,8 +13,16 @@ namespace Recommender.Training;
 /// <c>items.json</c> (item number to id), <c>popular.json</c> (the 200 most frequent training items), <c>content-vocabulary.json</c> (content tokens, when used), <c>user-adaptation.json</c> (when meta-learned), <c>report.html</c> (learning curve and metric table).
 /// </summary>
 /// <param name="warmStart">The champion's weights to start from (retraining), or null for a random initialisation.</param>
-public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, JobProgress? progress = null, WarmStart? warmStart = null)
+/// <param name="meta">The item generator's and the user adaptation's meta-learning (default: the model's seed, first-order MAML).</param>
+public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol protocol, JobProgress? progress = null, WarmStart? warmStart = null,
+    MetaLearning.MetaLearningConfig? meta = null)
 {
+    /// <summary>
+    /// The product's meta-learning settings for a model: its seed, and first-order MAML, because the meta run found it as
+    /// good as second order and faster (figures in the README's cold-start results).
+    /// </summary>
+    public static MetaLearning.MetaLearningConfig ProductMeta(SequenceModelConfig config) => new() { Seed = config.Seed, FirstOrder = true };
+
     /// <summary>The meta-learned user adaptation of the run (with <see cref="SequenceModelConfig.UserAdaptation"/>).</summary>
     public const string UserAdaptationFile = "user-adaptation.json";
 
@@ -60,13 +68,12 @@ public sealed class TrainingRun(SequenceModelConfig config, EvaluationProtocol p
 
         // New items: learn to place them from content, on the served model's own training sequences.
         var servedSequences = served == outcome.Model && warmStart is null ? split.Train : split.Histories(EvaluationStage.Test);
-        var metaSettings = new MetaLearning.MetaLearningConfig { Seed = config.Seed };
-        MetaLearning.ItemEmbeddingGenerator.FitFor(served, config, data.UserFeatures, servedSequences, outcome.Device, metaSettings, progress);
-        // Users with a short history: meta-learn their few-shot adaptation, on the same sequences. First-order MAML,
-        // because the meta run found it as good as second order and faster (figures in the README's cold-start results).
+        var metaSettings = meta ?? ProductMeta(config);
+        MetaLearning.ItemGeneratorTraining.FitFor(served, config, data.UserFeatures, servedSequences, outcome.Device, metaSettings, progress);
+        // Users with a short history: meta-learn their few-shot adaptation, on the same sequences.
         if (config.UserAdaptation)
         {
-            var learner = new MetaLearning.UserMetaLearner(served, config, data.UserFeatures, metaSettings with { FirstOrder = true }, progress, outcome.Device);
+            var learner = new MetaLearning.UserMetaLearner(served, config, data.UserFeatures, metaSettings, progress, outcome.Device);
             var adaptation = learner.Train(learner.FirstInteractionTasks(servedSequences));
             await File.WriteAllTextAsync(Path.Combine(outputDirectory, UserAdaptationFile), JsonSerializer.Serialize(adaptation, TrainingJsonContext.Default.UserAdaptationParameters), cancellationToken);
         }

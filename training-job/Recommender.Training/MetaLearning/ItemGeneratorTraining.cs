@@ -1,17 +1,13 @@
 using Recommender.Data;
 using TorchSharp;
-using TorchSharp.Modules;
-using Recommender.ModelContract;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
 namespace Recommender.Training.MetaLearning;
 
 /// <summary>
-/// Meta-Embedding for new items (Pan et al. 2019, the cold-start phase): a small network that predicts an
-/// item's id embedding from its content, so that an item with no interactions is scored as
-/// <c>v = G(c) + c</c> (c: the pretrained model's mean content-token embedding) instead of
-/// <c>e_id + c</c> with an id row that never learned anything.
+/// How the model's generator of new items' vectors (<see cref="ItemEmbeddingGenerator"/>, Meta-Embedding, Pan et al. 2019,
+/// the cold-start phase) learns to place an item that has no interactions yet, <c>v = G(c) + c</c>:
 /// <code>
 /// encoder frozen; pairs (h_t, y_t): the state before each training interaction, and its item
 /// repeat for each minibatch of pairs:
@@ -25,44 +21,14 @@ namespace Recommender.Training.MetaLearning;
 /// N is drawn independently of the targets, as new items are in the catalogue: drawing it from the
 /// minibatch's own targets teaches G that "new" means "about to be chosen", which inflates every new item.
 /// </summary>
-public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
+public static class ItemGeneratorTraining
 {
-    private readonly Linear _hidden, _output;
-
-    public ItemEmbeddingGenerator(int dimension) : base(nameof(ItemEmbeddingGenerator))
-    {
-        _hidden = Linear(dimension, dimension);
-        _output = Linear(dimension, dimension);
-        RegisterComponents();
-    }
-
-    /// <summary>Predicted id embeddings [K, d] from content vectors [K, d].</summary>
-    public override Tensor forward(Tensor content) => _output.forward(functional.tanh(_hidden.forward(content)));
-
-    /// <summary>The vectors new items are scored with, G(c) + c, from their content vectors [K, d].</summary>
-    public Tensor NewItemVectors(Tensor content) => content.Plus(forward(content));
-
-    /// <summary><see cref="NewItemVectors"/> as ONNX ops: G(c) + c, G(c) = tanh(c W1ᵀ + b1) W2ᵀ + b2, from content vectors [K, d].</summary>
-    internal string NewItemVectorsToOnnx(Recommender.ModelContract.OnnxGraph g, string content, string output)
-    {
-        foreach (var (name, linear) in new[] { ("generator_1", _hidden), ("generator_2", _output) })
-        {
-            OnnxLayers.Initializer(g, name + "_w", linear.weight!);
-            OnnxLayers.Initializer(g, name + "_b", linear.bias!);
-        }
-        g.Node("Gemm", [content, "generator_1_w", "generator_1_b"], ["generator_linear"], ("transB", 1L));
-        g.Node("Tanh", ["generator_linear"], ["generator_hidden"]);
-        g.Node("Gemm", ["generator_hidden", "generator_2_w", "generator_2_b"], ["generator_id"], ("transB", 1L));
-        g.Node("Add", [content, "generator_id"], [output]);
-        return output;
-    }
-
     /// <summary>Trains the generator on (state, next item) pairs of warm items; returns the mean loss of each epoch.</summary>
-    public IReadOnlyList<double> Train(Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, JobProgress? progress = null)
+    public static IReadOnlyList<double> Train(ItemEmbeddingGenerator generator, Tensor states, Tensor targets, Tensor itemVectors, Tensor contentVectors, MetaLearningConfig config, JobProgress? progress = null)
     {
         torch.random.manual_seed(config.Seed);
         var random = new Random(config.Seed);
-        var optimizer = optim.Adam(parameters(), config.GeneratorLearningRate);
+        var optimizer = optim.Adam(generator.parameters(), config.GeneratorLearningRate);
         var pairs = (int)states.shape[0];
         var itemCount = (int)itemVectors.shape[0] - 1;
         var device = states.device;
@@ -79,7 +45,7 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
                 var h = states.index_select(0, index);
                 var y = targets.index_select(0, index);
                 var newItems = tensor(Enumerable.Range(1, itemCount).Where(_ => random.NextDouble() < config.ColdItemShare).Select(i => (long)i).ToArray(), device: device);
-                var logits = Logits(h, itemVectors, newItems, NewItemVectors(contentVectors.index_select(0, newItems)));
+                var logits = Logits(h, itemVectors, newItems, generator.NewItemVectors(contentVectors.index_select(0, newItems)));
                 var loss = functional.cross_entropy(logits, y);
                 optimizer.zero_grad();
                 loss.backward();
@@ -112,11 +78,14 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
     }
 
     /// <summary>Trains the generator a model carries (<see cref="SasRecModel.Generator"/>), if any, on the model's own training sequences.</summary>
-    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, JobProgress? progress = null) =>
-        model.Generator?.Fit(model, modelConfig, userFeatures, sequences, device, settings, progress);
+    public static void FitFor(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, JobProgress? progress = null)
+    {
+        if (model.Generator is not null)
+            Fit(model.Generator, model, modelConfig, userFeatures, sequences, device, settings, progress);
+    }
 
-    /// <summary>Trains this generator for <paramref name="model"/> (frozen, with item content) on pairs from <paramref name="sequences"/>.</summary>
-    public void Fit(SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, JobProgress? progress = null)
+    /// <summary>Trains <paramref name="generator"/> for <paramref name="model"/> (frozen, with item content) on pairs from <paramref name="sequences"/>.</summary>
+    public static void Fit(ItemEmbeddingGenerator generator, SasRecModel model, SequenceModelConfig modelConfig, FeatureTable? userFeatures, int[][] sequences, Device device, MetaLearningConfig settings, JobProgress? progress = null)
     {
         using var scope = NewDisposeScope();
         Tensor items, content;
@@ -127,17 +96,9 @@ public sealed class ItemEmbeddingGenerator : Module<Tensor, Tensor>
             content = (model.ContentVectors() ?? throw new InvalidOperationException("the model has no item content to generate from")).detach();
         }
         var (states, targets) = TrainingPairs(model, modelConfig, userFeatures, sequences, device);
-        train();
-        Train(states, targets, items, content, settings, progress);
-        eval();
-    }
-
-    /// <summary>The item table with the rows of <paramref name="items"/> replaced by generated vectors (G(c) + c).</summary>
-    public Tensor ItemTable(Tensor itemVectors, Tensor contentVectors, long[] items)
-    {
-        using var _ = no_grad();
-        var index = tensor(items, device: itemVectors.device);
-        return itemVectors.index_copy(0, index, NewItemVectors(contentVectors.index_select(0, index)));
+        generator.train();
+        Train(generator, states, targets, items, content, settings, progress);
+        generator.eval();
     }
 
     /// <summary>Logits h Vᵀ over the catalogue, with the columns of <paramref name="items"/> scored against <paramref name="replacement"/> rows; padding never wins.</summary>

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recommender.ModelContract;
 
-namespace Recommender.Training;
+namespace Recommender.Training.Pipeline;
 
 /// <summary>Publishes a run folder (written by <see cref="TrainingRun"/>) as a model version, and optionally promotes it.</summary>
 public static class RunPublisher
@@ -39,7 +39,7 @@ public static class RunPublisher
         // The weights and their settings travel with the version: the next retraining starts from them (WarmStart); and the
         // sessions its off-policy estimates read, so the gate's figures can be checked against the decisions behind them.
         var trainingFiles = new Dictionary<string, byte[]>();
-        foreach (var name in WarmStart.Files.Append(Reinforcement.ProductPolicyStage.EvaluationSessionsFile))
+        foreach (var name in WarmStart.Files.Append(Reinforcement.ProductPolicyStage.HeadFile).Append(Reinforcement.ProductPolicyStage.EvaluationSessionsFile))
         {
             if (File.Exists(Path.Combine(runDirectory, name)))
                 trainingFiles[name] = await File.ReadAllBytesAsync(Path.Combine(runDirectory, name), cancellationToken);

@@ -5,7 +5,7 @@ using Recommender.ModelContract;
 using Recommender.Serving;
 using Recommender.Training.Reinforcement;
 
-namespace Recommender.Training;
+namespace Recommender.Training.Pipeline;
 
 /// <summary>
 /// One run of the product's learning loop on a frozen snapshot (<c>training-job retrain</c>), every stage writing
@@ -18,17 +18,19 @@ namespace Recommender.Training;
 /// </list>
 /// The caller publishes the run folder; the orchestration's gate reads these figures.
 /// </summary>
-public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStageConfig policyConfig, EvaluationProtocol protocol, JobProgress? progress = null)
+public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStageConfig policyConfig, EvaluationProtocol protocol, JobProgress? progress = null,
+    MetaLearning.MetaLearningConfig? meta = null)
 {
     public async Task<JsonObject> RunAsync(InteractionDataset data, ProductLogs logs, ModelRegistry registry, string output, CancellationToken cancellationToken = default)
     {
         // 1. Pretrain (continuing from the champion's weights when it has them and the same architecture) and meta-learn.
         using var warmStart = modelConfig.WarmStart ? await WarmStart.FromChampionAsync(registry, modelConfig, progress, cancellationToken) : null;
-        await new TrainingRun(modelConfig, protocol, progress, warmStart).RunAsync(data, output, cancellationToken);
+        await new TrainingRun(modelConfig, protocol, progress, warmStart, meta).RunAsync(data, output, cancellationToken);
 
         // 2. RL on the logs.
         var stage = new ProductPolicyStage(policyConfig, progress);
-        var trained = stage.Train(logs, data, output, warmStart?.Head);
+        var championHead = warmStart is null ? null : await ProductPolicyStage.PublishedHeadAsync(registry, warmStart.Version, cancellationToken);
+        var trained = stage.Train(logs, data, output, championHead);
         var metrics = Merge(output, trained.Metrics);
 
         // 3. Judge: the candidate as serving will run it, and the champion on the same data.
