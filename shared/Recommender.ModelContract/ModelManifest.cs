@@ -9,7 +9,7 @@ namespace Recommender.ModelContract;
 /// <c>policy.onnx</c>. <see cref="ItemIds"/> maps the model's item numbers to catalog ids (index 0 is padding);
 /// <see cref="PopularItems"/> (most interacted-with first) serve users with no history;
 /// <see cref="ContentVocabulary"/> numbers the content tokens (index 0 is padding) for items the model never saw;
-/// <see cref="UserAdaptation"/>, when present, adapts the model to users with a short history (<c>Recommender.Serving.UserAdaptation</c>);
+/// <see cref="UserAdaptation"/>, when present, adapts the model to users with a short history (<c>Recommender.Serving.ServingTimeAdaptation</c>);
 /// <see cref="UserVocabulary"/> numbers the profile tokens (<see cref="Events.FeatureTokens.OfProfile"/>; index 0 is padding) the
 /// model reads as <c>user_tokens</c>; <see cref="Policy"/>, when present, is how the model's slates are drawn (else the host's exploration).
 /// </summary>

@@ -206,7 +206,7 @@ public sealed class PolicyModel : IDisposable
         Manifest.UserAdaptation is { } adaptation && _dimension > 0 && history.Count >= 1 && history.Count <= adaptation.MaxHistory;
 
     /// <summary>
-    /// Scores of every item for a short history after few-shot adaptation (<see cref="UserAdaptation"/>, as the
+    /// Scores of every item for a short history after few-shot adaptation (<see cref="ServingTimeAdaptation"/>, as the
     /// training job meta-learned it): the graph scores each prefix of the history, the pairs (scores before item
     /// t, item t) adapt u from the manifest's u₀, and the whole history's scores move by V u.
     /// </summary>
@@ -214,7 +214,7 @@ public sealed class PolicyModel : IDisposable
     {
         var parameters = Manifest.UserAdaptation ?? throw new InvalidOperationException($"model {Version} carries no user adaptation");
         var prefixScores = Enumerable.Range(1, history.Count).Select(t => Score(history.Take(t).ToList(), userTokens, out _, 1)).ToList();
-        var u = UserAdaptation.Adapt(prefixScores[..^1], history.Skip(1).ToList(), _itemEmbeddings, _dimension, parameters);
+        var u = ServingTimeAdaptation.Adapt(prefixScores[..^1], history.Skip(1).ToList(), _itemEmbeddings, _dimension, parameters);
         var scores = prefixScores[^1];
         for (var i = 1; i < scores.Length; i++)
             scores[i] += System.Numerics.Tensors.TensorPrimitives.Dot(u, _itemEmbeddings.AsSpan(i * _dimension, _dimension));

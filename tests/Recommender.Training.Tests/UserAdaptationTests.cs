@@ -56,7 +56,7 @@ public sealed class UserAdaptationTests
 
         // Serving sees the model's scores after each support prefix (s_t = h_t Vᵀ, as the ONNX graph outputs them), not the states.
         var scores = states.matmul(items.T);
-        var actual = Recommender.Serving.UserAdaptation.Adapt(
+        var actual = Recommender.Serving.ServingTimeAdaptation.Adapt(
             Enumerable.Range(0, 4).Select(t => scores[t].data<float>().ToArray()).ToList(),
             targets.data<long>().Select(t => (int)t).ToList(),
             items.data<float>().ToArray(), 8, new Recommender.ModelContract.UserAdaptationParameters(initial.data<float>().ToArray(), rates.data<float>().ToArray(), Steps: 4, MaxHistory: 5));

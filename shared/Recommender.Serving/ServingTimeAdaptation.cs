@@ -9,7 +9,7 @@ namespace Recommender.Serving;
 /// interaction, and that interaction y_t. The adapted scores are the model's plus V u. Computed in double
 /// precision; item 0 (padding) is left out.
 /// </summary>
-public static class UserAdaptation
+public static class ServingTimeAdaptation
 {
     /// <param name="supportScores">Per support pair, the model's scores of every item [items + 1] after the history before the item.</param>
     /// <param name="targets">Per support pair, the item number that followed.</param>
