@@ -9,7 +9,7 @@ namespace Recommender.Training.MetaLearning;
 /// The inner loop is S steps u ← u - α ⊙ ∇L(u) from a meta-learned u₀ with meta-learned per-dimension
 /// rates α (Meta-SGD). Written with that formula rather than autograd, the steps are ordinary tensor ops:
 /// the outer loop differentiates through them (second-order MAML, exactly), and serving repeats them in C#
-/// without TorchSharp (<c>Recommender.Serving.UserAdaptation</c>).
+/// without TorchSharp (<c>Recommender.Serving.ServingTimeAdaptation</c>).
 /// </summary>
 public static class UserAdaptation
 {
