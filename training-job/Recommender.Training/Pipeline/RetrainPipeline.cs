@@ -51,7 +51,8 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
                 block[key] = value?.DeepClone();
         if (estimates is not null && championEstimates is not null)
         {
-            // The two on the same sessions and random numbers: the difference is far surer than either estimate alone.
+            // The two on the same sessions and random numbers: the gain is estimated from the pairs, with its own interval
+            // (what the sessions share cancels; what the candidate's importance weights add does not).
             var gain = Estimate.Gain(estimates.DoublyRobustPerSession, championEstimates.DoublyRobustPerSession);
             metrics = Merge(output, new JsonObject
             {

@@ -21,8 +21,11 @@ public sealed record PolicyStageConfig
     public string Algorithm { get; init; } = "ppo";
     /// <summary>Share of logged sessions, the most recent, kept out of the simulator's fit: its fidelity and the off-policy estimates are measured on them.</summary>
     public double HeldOutShare { get; init; } = 0.3;
-    /// <summary>Held-out sessions the off-policy estimates read at most (the most recent closed ones): each decision costs simulator rollouts.</summary>
-    public int MaxEvaluationSessions { get; init; } = 300;
+    /// <summary>
+    /// Held-out sessions the off-policy estimates read at most (the most recent closed ones): each decision costs simulator
+    /// rollouts, and the estimates' sampling error shrinks as the square root of their number.
+    /// </summary>
+    public int MaxEvaluationSessions { get; init; } = 600;
     /// <summary>Items the policy chooses among (the sequence model's top not yet consumed).</summary>
     public int Candidates { get; init; } = 50;
     /// <summary>
