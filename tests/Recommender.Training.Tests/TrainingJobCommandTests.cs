@@ -68,12 +68,19 @@ public sealed class TrainingJobCommandTests
         Assert.Equal(new PolicyStageConfig().Iterations, config.Iterations);
     }
 
-    [Fact]
-    public void A_config_files_sections_reach_the_model_the_meta_learning_and_the_policy_and_options_override_them()
+    /// <summary>A command with nothing but the training's settings, to parse them alone.</summary>
+    private static (TrainingSettings Settings, RootCommand Command) TrainingSettingsCommand()
     {
         var settings = new TrainingSettings();
         var command = new RootCommand();
         settings.AddTo(command);
+        return (settings, command);
+    }
+
+    [Fact]
+    public void A_config_files_sections_reach_the_model_the_meta_learning_and_the_policy_and_options_override_them()
+    {
+        var (settings, command) = TrainingSettingsCommand();
         var file = Path.GetTempFileName();
         File.WriteAllText(file, """{ "model": { "maxLength": 30 }, "meta": { "innerSteps": 5, "epochs": 3 }, "policy": { "klCoefficient": 0.2, "simulatorSteps": 40 } }""");
         var parse = command.Parse(["--config", file, "--meta.epochs", "9"]);
@@ -93,9 +100,7 @@ public sealed class TrainingJobCommandTests
     [Fact]
     public void A_config_file_without_sections_is_the_models_and_an_unknown_section_is_refused_by_name()
     {
-        var settings = new TrainingSettings();
-        var command = new RootCommand();
-        settings.AddTo(command);
+        var (settings, command) = TrainingSettingsCommand();
         var flat = Path.GetTempFileName();
         File.WriteAllText(flat, """{ "maxLength": 20 }""");
         var parse = command.Parse(["--config", flat]);
