@@ -24,6 +24,14 @@ public sealed class OnnxGraph
         _graph.Initializer.Add(tensor);
     }
 
+    public void Initializer(string name, sbyte[] data, long[] dims)
+    {
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int8 };
+        tensor.Dims.AddRange(dims);
+        tensor.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
+        _graph.Initializer.Add(tensor);
+    }
+
     public void Initializer(string name, long[] data, long[] dims)
     {
         var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
@@ -48,6 +56,7 @@ public sealed class OnnxGraph
             {
                 long i => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = i },
                 float f => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = f },
+                string text => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(text) },
                 long[] ints => Ints(name, ints),
                 float[] floats => Floats(name, floats),
                 _ => throw new ArgumentException($"attribute {name} of type {value.GetType()}"),
@@ -64,6 +73,38 @@ public sealed class OnnxGraph
         foreach (var (domain, version) in domains)
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = domain, Version = version });
         return model;
+    }
+
+    /// <summary>
+    /// The part of <paramref name="model"/> that computes <paramref name="outputs"/>: the nodes they depend on, the
+    /// initializers those read, every input (callers feed one set of inputs to every part). ONNX Runtime runs every node of
+    /// a graph whatever outputs a call asks for, so a caller that wants only some outputs runs the part that makes them.
+    /// Nodes with subgraphs (If, Loop) are not looked into: the graphs written here have none.
+    /// </summary>
+    public static ModelProto Part(ModelProto model, IReadOnlyCollection<string> outputs)
+    {
+        var missing = outputs.Where(o => model.Graph.Output.All(g => g.Name != o)).ToList();
+        if (missing.Count > 0)
+            throw new ArgumentException($"the graph has no output {string.Join(", ", missing)}", nameof(outputs));
+        var needed = new HashSet<string>(outputs);
+        var nodes = new List<NodeProto>();
+        for (var n = model.Graph.Node.Count - 1; n >= 0; n--) // nodes are in topological order: consumers after producers
+        {
+            var node = model.Graph.Node[n];
+            if (!node.Output.Any(needed.Contains))
+                continue;
+            nodes.Add(node);
+            needed.UnionWith(node.Input.Where(i => i.Length > 0));
+        }
+        nodes.Reverse();
+        var graph = new GraphProto { Name = model.Graph.Name };
+        graph.Input.AddRange(model.Graph.Input);
+        graph.Output.AddRange(model.Graph.Output.Where(o => outputs.Contains(o.Name)));
+        graph.Initializer.AddRange(model.Graph.Initializer.Where(i => needed.Contains(i.Name)));
+        graph.Node.AddRange(nodes);
+        var part = new ModelProto { IrVersion = model.IrVersion, ProducerName = model.ProducerName, Graph = graph };
+        part.OpsetImport.AddRange(model.OpsetImport);
+        return part;
     }
 
     private static AttributeProto Ints(string name, long[] values)

@@ -1,4 +1,6 @@
+using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
+using Onnx;
 using Recommender.ModelContract;
 
 namespace Recommender.Serving;
@@ -16,7 +18,12 @@ public readonly record struct ScoredItem(string ItemId, int ItemNumber, float Sc
 /// </summary>
 public sealed class PolicyModel : IDisposable
 {
-    private readonly InferenceSession _session;
+    // One session per group of outputs asked for together (OnnxGraph.Part): ONNX Runtime runs a whole graph per call, and
+    // on a large catalog the full score vector, the content scores and the copy of the item vectors each cost about as
+    // much as the ranking itself.
+    private readonly InferenceSession _scoring;
+    private readonly InferenceSession _ranking;
+    private readonly InferenceSession? _contentScoring;
     private readonly Dictionary<string, int> _itemNumbers;
     private readonly bool _takesUserTokens;
     private readonly bool _takesCandidateTokens;
@@ -33,20 +40,39 @@ public sealed class PolicyModel : IDisposable
     private int _dimension;
     private long[] _itemCategories = [];
 
-    private PolicyModel(ModelManifest manifest, InferenceSession session)
+    private PolicyModel(ModelManifest manifest, ModelProto graph, Func<ModelProto, InferenceSession> open)
     {
         Manifest = manifest;
-        _session = session;
+        var inputs = graph.Graph.Input.Select(i => i.Name).ToHashSet();
+        var outputs = graph.Graph.Output.Select(o => o.Name).ToHashSet();
+        foreach (var name in new[] { PolicyGraph.History, PolicyGraph.K })
+        {
+            if (!inputs.Contains(name))
+                throw new InvalidModelException($"model {manifest.Version} has no input '{name}'");
+        }
         _itemNumbers = manifest.ItemIds.Select((id, i) => (id, i)).Where(x => x.i > 0).ToDictionary(x => x.id, x => x.i);
-        _takesUserTokens = session.InputMetadata.ContainsKey(PolicyGraph.UserTokens);
-        _takesCandidateTokens = session.InputMetadata.ContainsKey(PolicyGraph.CandidateTokens);
+        _takesUserTokens = inputs.Contains(PolicyGraph.UserTokens);
+        _takesCandidateTokens = inputs.Contains(PolicyGraph.CandidateTokens);
         _contentTokens = (manifest.ContentVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
         _userTokens = (manifest.UserVocabulary ?? []).Select((t, i) => (t, i)).Where(x => x.i > 0).ToDictionary(x => x.t, x => x.i);
-        _hasPolicyScores = session.OutputMetadata.ContainsKey(PolicyGraph.TopPolicyScores);
+        _hasPolicyScores = outputs.Contains(PolicyGraph.TopPolicyScores);
         _inputNames = [PolicyGraph.History, PolicyGraph.K, .. _takesUserTokens ? [PolicyGraph.UserTokens] : Array.Empty<string>(),
             .. _takesCandidateTokens ? [PolicyGraph.CandidateTokens] : Array.Empty<string>()];
         _historyShape = [1, manifest.MaxLength];
         _histories = new ThreadLocal<long[]>(() => new long[manifest.MaxLength]);
+        try
+        {
+            _scoring = open(OnnxGraph.Part(graph, ScoresAndTop));
+            _ranking = open(OnnxGraph.Part(graph, _hasPolicyScores ? TopWithPolicyScores : Top));
+            if (outputs.Contains(PolicyGraph.CandidateScores))
+                _contentScoring = open(OnnxGraph.Part(graph, CandidateScoresOnly));
+            LoadConstants(graph, outputs, open);
+        }
+        catch
+        {
+            Release();
+            throw;
+        }
     }
 
     private static readonly string[] ScoresAndTop = [PolicyGraph.Scores, PolicyGraph.TopScores, PolicyGraph.TopItems];
@@ -65,25 +91,20 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Loads and smoke-checks a policy; throws <see cref="InvalidModelException"/> when it is unusable.</summary>
     public static PolicyModel Load(ModelManifest manifest, byte[] onnx)
     {
-        InferenceSession session;
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        PolicyModel model;
         try
         {
-            using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-            session = new InferenceSession(onnx, options);
+            var graph = ModelProto.Parser.ParseFrom(onnx);
+            model = new PolicyModel(manifest, graph, part => new InferenceSession(part.ToByteArray(), options));
         }
-        catch (OnnxRuntimeException ex)
+        catch (Exception ex) when (ex is OnnxRuntimeException or InvalidProtocolBufferException or ArgumentException)
         {
             throw new InvalidModelException($"model {manifest.Version} does not load: {ex.Message}", ex);
         }
-        var model = new PolicyModel(manifest, session);
         try
         {
-            foreach (var name in new[] { PolicyGraph.History, PolicyGraph.K })
-            {
-                if (!session.InputMetadata.ContainsKey(name))
-                    throw new InvalidModelException($"model {manifest.Version} has no input '{name}'");
-            }
             // Smoke check: an empty and a one-item history give finite scores for every item and k results.
             var k = Math.Min(10, manifest.ItemIds.Count - 1);
             foreach (var history in new[] { Array.Empty<int>(), [1] })
@@ -92,19 +113,18 @@ public sealed class PolicyModel : IDisposable
                 if (scores.Length != manifest.ItemIds.Count || scores.Skip(1).Any(s => !float.IsFinite(s)) || top.Length != k)
                     throw new InvalidModelException($"model {manifest.Version} failed its smoke check (scores {scores.Length} for {manifest.ItemIds.Count} items)");
             }
-            model.LoadItemEmbeddings();
             if (manifest.Policy?.Head is not null && (!model._hasPolicyScores || model._itemCategories.Length != manifest.ItemIds.Count || model._dimension == 0))
                 throw new InvalidModelException($"model {manifest.Version} has a policy head but its graph lacks top_policy_scores, item_categories or item_embeddings");
             return model;
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
         {
-            session.Dispose();
+            model.Dispose();
             throw new InvalidModelException($"model {manifest.Version} failed its smoke check: {ex.Message}", ex);
         }
         catch
         {
-            session.Dispose();
+            model.Dispose();
             throw;
         }
     }
@@ -135,19 +155,23 @@ public sealed class PolicyModel : IDisposable
         return best;
     }
 
-    /// <summary>The graph's constant outputs, read once: the item vectors and, for a policy, each item's category.</summary>
-    private void LoadItemEmbeddings()
+    /// <summary>The graph's constant outputs, read once through a session of their own: the item vectors and, for a policy, each item's category.</summary>
+    private void LoadConstants(ModelProto graph, HashSet<string> outputs, Func<ModelProto, InferenceSession> open)
     {
-        if (_session.OutputMetadata.ContainsKey(PolicyGraph.ItemEmbeddings))
+        string[] constants = [.. new[] { PolicyGraph.ItemEmbeddings, PolicyGraph.ItemCategories }.Where(outputs.Contains)];
+        if (constants.Length == 0)
+            return;
+        using var session = open(OnnxGraph.Part(graph, constants));
+        using var results = Run(session, [], null, 1, constants);
+        for (var n = 0; n < constants.Length; n++)
         {
-            using var results = Run([], null, 1, [PolicyGraph.ItemEmbeddings]);
-            _dimension = (int)results[0].GetTensorTypeAndShape().Shape[1];
-            _itemEmbeddings = results[0].GetTensorDataAsSpan<float>().ToArray();
-        }
-        if (_session.OutputMetadata.ContainsKey(PolicyGraph.ItemCategories))
-        {
-            using var results = Run([], null, 1, [PolicyGraph.ItemCategories]);
-            _itemCategories = results[0].GetTensorDataAsSpan<long>().ToArray();
+            if (constants[n] == PolicyGraph.ItemEmbeddings)
+            {
+                _dimension = (int)results[n].GetTensorTypeAndShape().Shape[1];
+                _itemEmbeddings = results[n].GetTensorDataAsSpan<float>().ToArray();
+            }
+            else
+                _itemCategories = results[n].GetTensorDataAsSpan<long>().ToArray();
         }
     }
 
@@ -172,7 +196,7 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Scores of every item (index = item number; 0 is padding, -inf) for one history of item numbers, and the model's top-k.</summary>
     public float[] Score(IReadOnlyList<int> history, long[]? userTokens, out (int Item, float Score)[] top, int k)
     {
-        using var results = Run(history, userTokens, k, ScoresAndTop);
+        using var results = Run(_scoring, history, userTokens, k, ScoresAndTop);
         top = TopOf(results[1], results[2]);
         return results[0].GetTensorDataAsSpan<float>().ToArray();
     }
@@ -180,7 +204,7 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Only the model's top-k for one history: the score vector stays inside ONNX Runtime (cheaper on large catalogs).</summary>
     public (int Item, float Score)[] TopK(IReadOnlyList<int> history, long[]? userTokens, int k)
     {
-        using var results = Run(history, userTokens, k, Top);
+        using var results = Run(_ranking, history, userTokens, k, Top);
         return TopOf(results[0], results[1]);
     }
 
@@ -192,7 +216,7 @@ public sealed class PolicyModel : IDisposable
     {
         if (!_hasPolicyScores)
             return TopK(history, userTokens, k).Select(t => (t.Item, t.Score, t.Score)).ToArray();
-        using var results = Run(history, userTokens, k, TopWithPolicyScores);
+        using var results = Run(_ranking, history, userTokens, k, TopWithPolicyScores);
         var top = TopOf(results[0], results[1]);
         var policy = results[2].GetTensorDataAsSpan<float>();
         var scored = new (int Item, float Score, float PolicyScore)[top.Length];
@@ -238,7 +262,7 @@ public sealed class PolicyModel : IDisposable
         for (var c = 0; c < ids.Count; c++)
             for (var t = 0; t < ids[c].Length; t++)
                 tokens[c * width + t] = ids[c][t];
-        using var results = Run(history, null, 1, CandidateScoresOnly, (tokens, [ids.Count, width]));
+        using var results = Run(_contentScoring!, history, null, 1, CandidateScoresOnly, (tokens, [ids.Count, width]));
         var scores = results[0].GetTensorDataAsSpan<float>().ToArray();
         return ids.Select((known, c) => known.Length > 0 ? scores[c] : (float?)null).ToArray();
     }
@@ -247,7 +271,7 @@ public sealed class PolicyModel : IDisposable
     /// One run of the graph for one history: the inputs over arrays (the history in this thread's own, left-padded), the
     /// outputs asked for by name, every native value disposed when the caller disposes the results, none left to a finalizer.
     /// </summary>
-    private IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<int> history, long[]? userTokens, int k, string[] outputs,
+    private IDisposableReadOnlyCollection<OrtValue> Run(InferenceSession session, IReadOnlyList<int> history, long[]? userTokens, int k, string[] outputs,
         (long[] Values, long[] Shape)? candidateTokens = null)
     {
         var length = Manifest.MaxLength;
@@ -272,7 +296,7 @@ public sealed class PolicyModel : IDisposable
                 var (values, shape) = candidateTokens ?? ([0L], [1, 1]);
                 inputs[next] = OrtValue.CreateTensorValueFromMemory(values, shape);
             }
-            return _session.Run(_runOptions, _inputNames, inputs, outputs);
+            return session.Run(_runOptions, _inputNames, inputs, outputs);
         }
         finally
         {
@@ -316,7 +340,9 @@ public sealed class PolicyModel : IDisposable
     {
         if (Interlocked.Decrement(ref _references) == 0)
         {
-            _session.Dispose();
+            _scoring?.Dispose();
+            _ranking?.Dispose();
+            _contentScoring?.Dispose();
             _runOptions.Dispose();
             _histories.Dispose();
         }
