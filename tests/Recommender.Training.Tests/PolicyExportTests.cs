@@ -101,6 +101,46 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
     }
 
+    [Fact]
+    public void A_large_catalog_is_ranked_by_exact_scores_of_an_int8_shortlist()
+    {
+        var world = new SyntheticWorld(new SyntheticWorldOptions { Users = 300, Items = 400, Seed = 9 });
+        var data = world.ToDataset(world.GenerateHistory(DateTimeOffset.UnixEpoch.AddYears(50)));
+        var split = LeaveOneOutSplit.Create(data);
+        // Two stages from 100 items up, and a shortlist small enough that the int8 stage decides what reaches it.
+        var config = new SequenceModelConfig
+        {
+            Dimension = 32, Blocks = 1, MaxLength = 20, Epochs = 3, EvaluateEvery = 3, BatchSize = 64, Negatives = 64,
+            ItemContent = false, UserFeatures = false, Seed = 4, ShortlistAbove = 100, ShortlistSize = 30,
+        };
+        var model = new SequenceModelTrainer(config).Train(data, split).Model;
+        var onnx = PolicyExporter.Export(model, config);
+        var graph = Onnx.ModelProto.Parser.ParseFrom(onnx);
+        Assert.Contains(graph.Graph.Node, n => n.OpType == "MatMulInteger");
+        var ranking = Recommender.ModelContract.OnnxGraph.Part(graph, [Recommender.ModelContract.PolicyGraph.TopItems]);
+        Assert.DoesNotContain(ranking.Graph.Node, n => n.OpType == "Gemm"); // the ranking part never reads the fp32 matrix whole
+        var manifest = new Recommender.ModelContract.ModelManifest("two-stage", DateTimeOffset.UnixEpoch, "none", config.MaxLength,
+            ["history", "k"], [.. graph.Graph.Output.Select(o => o.Name)], ["", .. Enumerable.Range(1, data.ItemCount).Select(i => "i" + i)]);
+        using var served = Recommender.Serving.PolicyModel.Load(manifest, onnx);
+
+        var found = 0;
+        var users = Enumerable.Range(0, 100).ToArray();
+        foreach (var u in users)
+        {
+            var history = split.History(u, EvaluationStage.Test).ToList();
+            var exact = served.Score(history, null, out var top, 10);
+            for (var n = 0; n < top.Length; n++)
+                Assert.Equal(exact[top[n].Item], top[n].Score, 1e-5); // the shortlist is re-scored exactly
+            Assert.Equal(top.Select(t => t.Score).OrderByDescending(s => s), top.Select(t => t.Score));
+            var exactTop = Enumerable.Range(1, data.ItemCount).OrderByDescending(i => exact[i]).Take(10).ToHashSet();
+            found += top.Count(t => exactTop.Contains(t.Item));
+            Assert.Equal(50, served.TopK(history, null, 50).Select(t => t.Item).Distinct().Count()); // k above the shortlist's size
+        }
+        var recall = found / (10.0 * users.Length);
+        output.WriteLine($"recall@10 of the int8 shortlist of 30 against exact fp32: {recall:F4}");
+        Assert.True(recall >= 0.99, $"recall@10 {recall:F4}");
+    }
+
     private static DenseTensor<long> Row(Tensor<long> tensor, int row)
     {
         var width = tensor.Dimensions[1];

@@ -55,7 +55,10 @@ public static class PolicyExporter
         g.Node("Squeeze", ["last_3d", OnnxLayers.Axis1], ["state"]);
         g.Node("Gemm", ["state", "item_vectors"], ["raw_scores"], ("transB", 1L)); // one copy of the item matrix serves lookup and scoring
         g.Node("Add", ["raw_scores", "padding_mask"], [PolicyGraph.Scores]);
-        g.Node("TopK", [PolicyGraph.Scores, PolicyGraph.K], [PolicyGraph.TopScores, PolicyGraph.TopItems], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
+        if (config.ShortlistAbove > 0 && model.ItemCount > config.ShortlistAbove)
+            TopKInTwoStages(g, model.ItemVectors().data<float>().ToArray(), d, items, config.ShortlistSize);
+        else
+            g.Node("TopK", [PolicyGraph.Scores, PolicyGraph.K], [PolicyGraph.TopScores, PolicyGraph.TopItems], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
         if (model.UsesItemContent)
         {
             // Items the model never saw, from their content tokens alone (SasRecModel.NewItemVectors).
@@ -83,5 +86,50 @@ public static class PolicyExporter
             g.Output(PolicyGraph.ItemCategories, TensorProto.Types.DataType.Int64, [items]);
         }
         return g.ToModel("recommender-sasrec", Opset).ToByteArray();
+    }
+
+    /// <summary>
+    /// The top-k of a large catalog without reading its fp32 item matrix whole (<see cref="SequenceModelConfig.ShortlistAbove"/>):
+    /// <list type="number">
+    /// <item>every item's approximate score: the state quantized to uint8 per request (DynamicQuantizeLinear) times an
+    /// int8 copy of the item vectors, each item's row with its own symmetric scale (its largest |v| maps to 127);</item>
+    /// <item>the best max(shortlist, k) items by that score re-scored exactly against their fp32 vectors;</item>
+    /// <item>the top-k of the shortlist by exact score, as item numbers.</item>
+    /// </list>
+    /// The full <c>scores</c> output stays exact; only <c>top_scores</c> and <c>top_items</c> come through the shortlist.
+    /// </summary>
+    private static void TopKInTwoStages(OnnxGraph g, float[] vectors, int d, int items, int shortlist)
+    {
+        var quantized = new sbyte[d * items]; // [d, items]: MatMulInteger's B
+        var scales = new float[items];
+        for (var i = 0; i < items; i++)
+        {
+            var row = vectors.AsSpan(i * d, d);
+            var largest = MathF.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(row));
+            scales[i] = largest > 0 ? largest / 127f : 1f;
+            for (var j = 0; j < d; j++)
+                quantized[j * items + i] = (sbyte)Math.Clamp(MathF.Round(row[j] / scales[i]), -127f, 127f);
+        }
+        g.Initializer("item_vectors_int8", quantized, [d, items]);
+        g.Initializer("item_scales", scales, [items]);
+        g.Initializer("shortlist_size", [(long)shortlist], [1]);
+        g.Initializer("catalog_size", [(long)items], [1]);
+
+        // 1. Approximate scores (the state's own scale and zero point are common to every item: ranking ignores the first).
+        g.Node("DynamicQuantizeLinear", ["state"], ["state_uint8", "state_scale", "state_zero_point"]);
+        g.Node("MatMulInteger", ["state_uint8", "item_vectors_int8", "state_zero_point"], ["approximate_int32"]);
+        g.Node("Cast", ["approximate_int32"], ["approximate_unscaled"], ("to", (long)TensorProto.Types.DataType.Float));
+        g.Node("Mul", ["approximate_unscaled", "item_scales"], ["approximate_scores"]);
+        // 2. The shortlist, re-scored exactly (padding gets -inf as in the exact path).
+        g.Node("Max", [PolicyGraph.K, "shortlist_size"], ["shortlist_wanted"]);
+        g.Node("Min", ["shortlist_wanted", "catalog_size"], ["shortlist_k"]);
+        g.Node("TopK", ["approximate_scores", "shortlist_k"], ["shortlist_approximate_scores", "shortlist"], ("axis", -1L), ("largest", 1L), ("sorted", 0L));
+        g.Node("Gather", ["item_vectors", "shortlist"], ["shortlist_vectors"], ("axis", 0L));
+        g.Node("Einsum", ["state", "shortlist_vectors"], ["shortlist_raw_scores"], ("equation", "bd,bcd->bc"));
+        g.Node("Gather", ["padding_mask", "shortlist"], ["shortlist_padding"], ("axis", 0L));
+        g.Node("Add", ["shortlist_raw_scores", "shortlist_padding"], ["shortlist_scores"]);
+        // 3. The top-k of the shortlist.
+        g.Node("TopK", ["shortlist_scores", PolicyGraph.K], [PolicyGraph.TopScores, "top_positions"], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
+        g.Node("GatherElements", ["shortlist", "top_positions"], [PolicyGraph.TopItems], ("axis", 1L));
     }
 }

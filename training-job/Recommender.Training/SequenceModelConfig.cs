@@ -86,6 +86,17 @@ public sealed record SequenceModelConfig
     /// </summary>
     public double WarmStartLearningRate { get; init; } = 3e-4;
 
+    /// <summary>
+    /// Catalogs with more items than this are ranked in two stages by the exported graph
+    /// (<see cref="PolicyExporter"/>): every item scored against an int8 copy of the item vectors, a quarter of the bytes
+    /// a request reads, then the best <see cref="ShortlistSize"/> re-scored exactly. The top-k is the exact one whenever
+    /// the int8 scores keep it in the shortlist (recall against exact scoring: the <c>serving-latency</c> benchmark).
+    /// 0 ranks every catalog exactly.
+    /// </summary>
+    public int ShortlistAbove { get; init; } = 20_000;
+    /// <summary>Items re-scored exactly in the second stage (at least the k asked for).</summary>
+    public int ShortlistSize { get; init; } = 256;
+
     public static SequenceModelConfig Load(string? path, IReadOnlyDictionary<string, string> overrides) =>
         Settings.Load(new SequenceModelConfig(), path, overrides, TrainingJsonContext.Default.SequenceModelConfig);
 
