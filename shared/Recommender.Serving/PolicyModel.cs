@@ -18,9 +18,9 @@ public readonly record struct ScoredItem(string ItemId, int ItemNumber, float Sc
 /// </summary>
 public sealed class PolicyModel : IDisposable
 {
-    // One session per group of outputs asked for together (OnnxGraph.Part): ONNX Runtime runs a whole graph per call, and
-    // on a large catalog the full score vector, the content scores and the copy of the item vectors each cost about as
-    // much as the ranking itself.
+    // One session per group of outputs asked for together (OnnxGraph.Part): ONNX Runtime runs a whole graph per call, so
+    // the ranking every request runs must not carry the exact score of every item, which a large catalog's two-stage
+    // ranking exists to avoid computing.
     private readonly InferenceSession _scoring;
     private readonly InferenceSession _ranking;
     private readonly InferenceSession? _contentScoring;
