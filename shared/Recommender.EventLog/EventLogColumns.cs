@@ -22,30 +22,32 @@ public sealed class EventLogColumns : IDisposable
 
     private const int TextChunk = 64 * 1024;
 
-    private ReadOnlyMemory<char>?[] _eventId, _userId, _itemId, _type, _sessionId, _recommendationId, _context, _deliveryKey;
-    private double?[] _value;
-    private DateTime[] _timestamp, _ingestedAt;
-    private int?[] _position;
-    private long?[] _sequenceNumber;
+    // Every column, for what is done to all of them alike (grow, give back); each is also a field of its own, named.
+    private readonly List<IColumn> _columns = [];
+    private readonly Column<ReadOnlyMemory<char>?> _eventId, _userId, _itemId, _type, _sessionId, _recommendationId, _context, _deliveryKey;
+    private readonly Column<double?> _value;
+    private readonly Column<DateTime> _timestamp, _ingestedAt;
+    private readonly Column<int?> _position;
+    private readonly Column<long?> _sequenceNumber;
     private readonly List<char[]> _text = [];
     private int _textUsed = TextChunk;
     private readonly ArrayBufferWriter<byte> _json = new(512);
 
     public EventLogColumns(int capacity = 1024)
     {
-        _eventId = Rent<ReadOnlyMemory<char>?>(capacity);
-        _userId = Rent<ReadOnlyMemory<char>?>(capacity);
-        _itemId = Rent<ReadOnlyMemory<char>?>(capacity);
-        _type = Rent<ReadOnlyMemory<char>?>(capacity);
-        _sessionId = Rent<ReadOnlyMemory<char>?>(capacity);
-        _recommendationId = Rent<ReadOnlyMemory<char>?>(capacity);
-        _context = Rent<ReadOnlyMemory<char>?>(capacity);
-        _deliveryKey = Rent<ReadOnlyMemory<char>?>(capacity);
-        _value = Rent<double?>(capacity);
-        _timestamp = Rent<DateTime>(capacity);
-        _ingestedAt = Rent<DateTime>(capacity);
-        _position = Rent<int?>(capacity);
-        _sequenceNumber = Rent<long?>(capacity);
+        _eventId = new(capacity, _columns);
+        _userId = new(capacity, _columns);
+        _itemId = new(capacity, _columns);
+        _type = new(capacity, _columns);
+        _sessionId = new(capacity, _columns);
+        _recommendationId = new(capacity, _columns);
+        _context = new(capacity, _columns);
+        _deliveryKey = new(capacity, _columns);
+        _value = new(capacity, _columns);
+        _timestamp = new(capacity, _columns);
+        _ingestedAt = new(capacity, _columns);
+        _position = new(capacity, _columns);
+        _sequenceNumber = new(capacity, _columns);
     }
 
     /// <summary>Rows added so far.</summary>
@@ -62,19 +64,19 @@ public sealed class EventLogColumns : IDisposable
     {
         Grow();
         var row = Count++;
-        _deliveryKey[row] = null;
-        _ingestedAt[row] = default;
-        _eventId[row] = Copy(e.EventId);
-        _userId[row] = e.UserId.AsMemory();
-        _itemId[row] = e.ItemId?.AsMemory();
-        _type[row] = EventParser.WireName(e.Type).AsMemory();
-        _value[row] = e.Value;
-        _timestamp[row] = e.Timestamp.UtcDateTime;
-        _sessionId[row] = e.SessionId?.AsMemory();
-        _recommendationId[row] = e.RecommendationId?.AsMemory();
-        _position[row] = e.Position;
-        _context[row] = e.Context is null ? (ReadOnlyMemory<char>?)null : ContextJson(e.Context);
-        _sequenceNumber[row] = sequenceNumber;
+        _deliveryKey.Values[row] = null;
+        _ingestedAt.Values[row] = default;
+        _eventId.Values[row] = Copy(e.EventId);
+        _userId.Values[row] = e.UserId.AsMemory();
+        _itemId.Values[row] = e.ItemId?.AsMemory();
+        _type.Values[row] = EventParser.WireName(e.Type).AsMemory();
+        _value.Values[row] = e.Value;
+        _timestamp.Values[row] = e.Timestamp.UtcDateTime;
+        _sessionId.Values[row] = e.SessionId?.AsMemory();
+        _recommendationId.Values[row] = e.RecommendationId?.AsMemory();
+        _position.Values[row] = e.Position;
+        _context.Values[row] = e.Context is null ? (ReadOnlyMemory<char>?)null : ContextJson(e.Context);
+        _sequenceNumber.Values[row] = sequenceNumber;
         if (Earliest is null || e.Timestamp < Earliest)
             Earliest = e.Timestamp;
     }
@@ -84,19 +86,19 @@ public sealed class EventLogColumns : IDisposable
     {
         Grow();
         var row = Count++;
-        _eventId[row] = r.EventId.AsMemory();
-        _userId[row] = r.UserId.AsMemory();
-        _itemId[row] = r.ItemId?.AsMemory();
-        _type[row] = r.Type.AsMemory();
-        _value[row] = r.Value;
-        _timestamp[row] = r.Timestamp;
-        _sessionId[row] = r.SessionId?.AsMemory();
-        _recommendationId[row] = r.RecommendationId?.AsMemory();
-        _position[row] = r.Position;
-        _context[row] = r.Context?.AsMemory();
-        _deliveryKey[row] = r.DeliveryKey.AsMemory();
-        _sequenceNumber[row] = r.SequenceNumber;
-        _ingestedAt[row] = r.IngestedAt;
+        _eventId.Values[row] = r.EventId.AsMemory();
+        _userId.Values[row] = r.UserId.AsMemory();
+        _itemId.Values[row] = r.ItemId?.AsMemory();
+        _type.Values[row] = r.Type.AsMemory();
+        _value.Values[row] = r.Value;
+        _timestamp.Values[row] = r.Timestamp;
+        _sessionId.Values[row] = r.SessionId?.AsMemory();
+        _recommendationId.Values[row] = r.RecommendationId?.AsMemory();
+        _position.Values[row] = r.Position;
+        _context.Values[row] = r.Context?.AsMemory();
+        _deliveryKey.Values[row] = r.DeliveryKey.AsMemory();
+        _sequenceNumber.Values[row] = r.SequenceNumber;
+        _ingestedAt.Values[row] = r.IngestedAt;
         var timestamp = new DateTimeOffset(DateTime.SpecifyKind(r.Timestamp, DateTimeKind.Utc));
         if (Earliest is null || timestamp < Earliest)
             Earliest = timestamp;
@@ -107,36 +109,37 @@ public sealed class EventLogColumns : IDisposable
     {
         for (var row = 0; row < Count; row++)
         {
-            if (_deliveryKey[row] is null)
-                (_deliveryKey[row], _ingestedAt[row]) = (deliveryKey?.AsMemory() ?? throw new InvalidOperationException("rows added from events need the delivery's key"), ingestedAt.UtcDateTime);
+            if (_deliveryKey.Values[row] is null)
+                (_deliveryKey.Values[row], _ingestedAt.Values[row]) = (deliveryKey?.AsMemory() ?? throw new InvalidOperationException("rows added from events need the delivery's key"), ingestedAt.UtcDateTime);
         }
+        await using var writer = await Parquet.ParquetWriter.CreateAsync(Schema, stream, options, cancellationToken: cancellationToken);
+        using var group = writer.CreateRowGroup();
+        // In the schema's order, which is EventLogRecord's.
+        foreach (var field in Schema.GetDataFields())
         {
-            await using var writer = await Parquet.ParquetWriter.CreateAsync(Schema, stream, options, cancellationToken: cancellationToken);
-            using var group = writer.CreateRowGroup();
-            // In the schema's order, which is EventLogRecord's.
-            foreach (var field in Schema.GetDataFields())
+            var task = field.Name switch
             {
-                var task = field.Name switch
-                {
-                    nameof(EventLogRecord.EventId) => Text(_eventId),
-                    nameof(EventLogRecord.UserId) => Text(_userId),
-                    nameof(EventLogRecord.ItemId) => Text(_itemId),
-                    nameof(EventLogRecord.Type) => Text(_type),
-                    nameof(EventLogRecord.Value) => group.WriteAsync(field, new ReadOnlyMemory<double?>(_value, 0, Count), cancellationToken: cancellationToken),
-                    nameof(EventLogRecord.Timestamp) => group.WriteAsync(field, new ReadOnlyMemory<DateTime>(_timestamp, 0, Count), cancellationToken: cancellationToken),
-                    nameof(EventLogRecord.SessionId) => Text(_sessionId),
-                    nameof(EventLogRecord.RecommendationId) => Text(_recommendationId),
-                    nameof(EventLogRecord.Position) => group.WriteAsync(field, new ReadOnlyMemory<int?>(_position, 0, Count), cancellationToken: cancellationToken),
-                    nameof(EventLogRecord.Context) => Text(_context),
-                    nameof(EventLogRecord.DeliveryKey) => Text(_deliveryKey),
-                    nameof(EventLogRecord.SequenceNumber) => group.WriteAsync(field, new ReadOnlyMemory<long?>(_sequenceNumber, 0, Count), cancellationToken: cancellationToken),
-                    nameof(EventLogRecord.IngestedAt) => group.WriteAsync(field, new ReadOnlyMemory<DateTime>(_ingestedAt, 0, Count), cancellationToken: cancellationToken),
-                    var other => throw new InvalidOperationException($"EventLogRecord has a column {other} the event log does not write"),
-                };
-                await task;
+                nameof(EventLogRecord.EventId) => WriteNullable(_eventId),
+                nameof(EventLogRecord.UserId) => WriteNullable(_userId),
+                nameof(EventLogRecord.ItemId) => WriteNullable(_itemId),
+                nameof(EventLogRecord.Type) => WriteNullable(_type),
+                nameof(EventLogRecord.Value) => WriteNullable(_value),
+                nameof(EventLogRecord.Timestamp) => Write(_timestamp),
+                nameof(EventLogRecord.SessionId) => WriteNullable(_sessionId),
+                nameof(EventLogRecord.RecommendationId) => WriteNullable(_recommendationId),
+                nameof(EventLogRecord.Position) => WriteNullable(_position),
+                nameof(EventLogRecord.Context) => WriteNullable(_context),
+                nameof(EventLogRecord.DeliveryKey) => WriteNullable(_deliveryKey),
+                nameof(EventLogRecord.SequenceNumber) => WriteNullable(_sequenceNumber),
+                nameof(EventLogRecord.IngestedAt) => Write(_ingestedAt),
+                var other => throw new InvalidOperationException($"EventLogRecord has a column {other} the event log does not write"),
+            };
+            await task;
 
-                Task Text(ReadOnlyMemory<char>?[] column) => group.WriteAsync(field, new ReadOnlyMemory<ReadOnlyMemory<char>?>(column, 0, Count), cancellationToken: cancellationToken);
-            }
+            Task Write<T>(Column<T> column) where T : struct =>
+                group.WriteAsync(field, new ReadOnlyMemory<T>(column.Values, 0, Count), cancellationToken: cancellationToken);
+            Task WriteNullable<T>(Column<T?> column) where T : struct =>
+                group.WriteAsync(field, new ReadOnlyMemory<T?>(column.Values, 0, Count), cancellationToken: cancellationToken);
         }
     }
 
@@ -178,56 +181,53 @@ public sealed class EventLogColumns : IDisposable
 
     private void Grow()
     {
-        if (Count < _eventId.Length)
+        if (Count < _eventId.Values.Length)
             return;
-        var capacity = _eventId.Length * 2;
-        Regrow(ref _eventId, capacity);
-        Regrow(ref _userId, capacity);
-        Regrow(ref _itemId, capacity);
-        Regrow(ref _type, capacity);
-        Regrow(ref _sessionId, capacity);
-        Regrow(ref _recommendationId, capacity);
-        Regrow(ref _context, capacity);
-        Regrow(ref _deliveryKey, capacity);
-        Regrow(ref _value, capacity);
-        Regrow(ref _timestamp, capacity);
-        Regrow(ref _ingestedAt, capacity);
-        Regrow(ref _position, capacity);
-        Regrow(ref _sequenceNumber, capacity);
+        foreach (var column in _columns)
+            column.Grow(Count, Count * 2);
     }
-
-    private void Regrow<T>(ref T[] column, int capacity)
-    {
-        var grown = Rent<T>(capacity);
-        Array.Copy(column, grown, Count);
-        ArrayPool<T>.Shared.Return(column, clearArray: System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<T>());
-        column = grown;
-    }
-
-    private static T[] Rent<T>(int capacity) => ArrayPool<T>.Shared.Rent(Math.Max(16, capacity));
 
     /// <summary>Gives the pooled arrays back (cleared where they hold references, so nothing the rows named is kept alive).</summary>
     public void Dispose()
     {
-        Return(_eventId);
-        Return(_userId);
-        Return(_itemId);
-        Return(_type);
-        Return(_sessionId);
-        Return(_recommendationId);
-        Return(_context);
-        Return(_deliveryKey);
-        Return(_value);
-        Return(_timestamp);
-        Return(_ingestedAt);
-        Return(_position);
-        Return(_sequenceNumber);
+        foreach (var column in _columns)
+            column.Return();
         foreach (var chunk in _text)
             ArrayPool<char>.Shared.Return(chunk);
         _text.Clear();
         Count = 0;
     }
 
-    private static void Return<T>(T[] column) =>
-        ArrayPool<T>.Shared.Return(column, clearArray: System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<T>());
+    private interface IColumn
+    {
+        /// <summary>A pooled array of <paramref name="capacity"/> in place of this one, its first <paramref name="count"/> rows copied.</summary>
+        void Grow(int count, int capacity);
+
+        void Return();
+    }
+
+    /// <summary>One column's values, in an array rented from the shared pool.</summary>
+    private sealed class Column<T> : IColumn
+    {
+        public Column(int capacity, List<IColumn> columns)
+        {
+            Values = Rent(capacity);
+            columns.Add(this);
+        }
+
+        public T[] Values { get; private set; }
+
+        public void Grow(int count, int capacity)
+        {
+            var grown = Rent(capacity);
+            Array.Copy(Values, grown, count);
+            Return();
+            Values = grown;
+        }
+
+        public void Return() =>
+            ArrayPool<T>.Shared.Return(Values, clearArray: System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<T>());
+
+        private static T[] Rent(int capacity) => ArrayPool<T>.Shared.Rent(Math.Max(16, capacity));
+    }
 }
