@@ -43,7 +43,8 @@ public static class PolicyExporter
             g.Input(PolicyGraph.CandidateTokens, TensorProto.Types.DataType.Int64, ["candidates", "candidate_tokens"]);
 
         OnnxLayers.Constants(g);
-        OnnxLayers.Initializer(g, "item_vectors", model.ItemVectors());
+        var itemVectors = model.ItemVectors();
+        OnnxLayers.Initializer(g, "item_vectors", itemVectors);
         g.Initializer("last_position", [(long)config.MaxLength - 1], [1]);
         var padding = new float[items];
         padding[0] = float.NegativeInfinity;
@@ -56,7 +57,7 @@ public static class PolicyExporter
         g.Node("Gemm", ["state", "item_vectors"], ["raw_scores"], ("transB", 1L)); // one copy of the item matrix serves lookup and scoring
         g.Node("Add", ["raw_scores", "padding_mask"], [PolicyGraph.Scores]);
         if (config.ShortlistAbove > 0 && model.ItemCount > config.ShortlistAbove)
-            TopKInTwoStages(g, model.ItemVectors().data<float>().ToArray(), d, items, config.ShortlistSize);
+            TopKInTwoStages(g, itemVectors.data<float>().ToArray(), d, items, config.ShortlistSize);
         else
             g.Node("TopK", [PolicyGraph.Scores, PolicyGraph.K], [PolicyGraph.TopScores, PolicyGraph.TopItems], ("axis", -1L), ("largest", 1L), ("sorted", 1L));
         if (model.UsesItemContent)
