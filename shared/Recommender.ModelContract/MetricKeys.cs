@@ -30,6 +30,14 @@ public static class MetricKeys
     /// <summary>The doubly robust off-policy estimate of the return per session on the logged decisions.</summary>
     public const string OffPolicyReward = "rl.ope_reward";
 
+    /// <summary>
+    /// The direct-method estimate of the return per session on the same held-out sessions: the learned simulator's own
+    /// rollouts, no importance weights. Low variance, and biased the same way for both policies (the simulator's
+    /// optimism), so the gate reads it beside <see cref="OffPolicyReward"/>: a candidate the reward model itself
+    /// finds worse is not promoted on a doubly robust gain that its weights' variance alone can produce.
+    /// </summary>
+    public const string RewardModelReturn = "rl.dm_reward";
+
     /// <summary>The effective sample size of <see cref="OffPolicyReward"/>'s importance weights.</summary>
     public const string OffPolicyEffectiveSampleSize = "rl.ope_ess";
 

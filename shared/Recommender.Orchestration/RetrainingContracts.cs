@@ -15,8 +15,12 @@ public sealed record RetrainingSettings
     public int MaxJobAttempts { get; init; } = 3;
     /// <summary>Wait before the second execution; doubled before each one after it.</summary>
     public TimeSpan RetryBackoff { get; init; } = TimeSpan.FromMinutes(5);
-    /// <summary>Metrics the candidate must not lose on (offline ranking quality, the off-policy estimate of reward).</summary>
-    public IReadOnlyList<string> GateMetrics { get; init; } = [MetricKeys.Ndcg, MetricKeys.OffPolicyReward];
+    /// <summary>
+    /// Metrics the candidate must not lose on: offline ranking quality, the doubly robust estimate of return, and the reward
+    /// model's own estimate of it, so a policy is promoted on RL grounds only when the importance-weighted correction and the
+    /// model it corrects agree that it is not worse.
+    /// </summary>
+    public IReadOnlyList<string> GateMetrics { get; init; } = [MetricKeys.Ndcg, MetricKeys.OffPolicyReward, MetricKeys.RewardModelReturn];
     public double MinRelativeImprovement { get; init; }
     /// <summary>
     /// How far below the champion a gate metric may fall (relative) and still count as not worse: the next-item metric is a

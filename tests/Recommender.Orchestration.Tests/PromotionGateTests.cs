@@ -56,6 +56,27 @@ public sealed class PromotionGateTests
         Assert.StartsWith(failing, verdict.Reason, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(3.195, false)] // the reward model finds it worse: a doubly robust gain within its weights' noise does not promote it
+    [InlineData(3.434, true)]  // both agree it is better
+    public void By_default_an_RL_candidate_is_promoted_only_when_the_reward_model_agrees_with_the_doubly_robust_estimate(double candidateModelReturn, bool promoted)
+    {
+        // The shape of a judgement the closed loop recorded: DR put the candidate 4% above the champion, the reward model
+        // (the direct method, on the same sessions) 0.4% below it, and the candidate was truly 2.9% worse.
+        var settings = new RetrainingSettings();
+        var candidate = Metrics(0.7384, 3.018, 964);
+        candidate["rl.dm_reward"] = candidateModelReturn;
+        var champion = Metrics(0.7399, 2.891, 2516);
+        champion["rl.dm_reward"] = 3.209;
+
+        var verdict = PromotionGate.Decide(candidate, champion, "v1", null, settings.GateMetrics, settings.MinRelativeImprovement,
+            settings.MinEffectiveSampleSize, settings.GateTolerances);
+
+        Assert.Equal(promoted, verdict.Promote);
+        if (!promoted)
+            Assert.StartsWith("rl.dm_reward 3.1950 is below the champion's 3.2090", verdict.Reason, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_guardrail_metric_may_dip_within_its_tolerance_when_the_candidate_is_better_on_another()
     {

@@ -111,6 +111,7 @@ public sealed class WholeLoopTests
         Assert.Equal("trained", (string?)candidate.Metrics!["rl.stage"]);
         Assert.NotNull(candidate.Policy!.Head);
         Assert.Contains("rl.ope_reward", second.Verdict!.Candidate.Keys);
+        Assert.Contains("rl.dm_reward", second.Verdict.Champion.Keys); // the reward model's estimate, judged like with like
         // The champion logged the held-out sessions: recomputing its probabilities of what it served gives every weight 1.
         var championEstimates = candidate.Metrics["champion"]!["rl.ope"]!;
         Assert.Equal((double)championEstimates["decisions"]!, (double)championEstimates["ess"]!, 6);

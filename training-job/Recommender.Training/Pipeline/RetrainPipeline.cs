@@ -64,10 +64,14 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
         return Merge(output, new JsonObject { [MetricKeys.Champion] = block, ["rl.seconds"] = metrics["rl.seconds"]?.DeepClone() });
     }
 
-    /// <summary>The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session) and <c>rl.ope_ess</c>.</summary>
+    /// <summary>
+    /// The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session),
+    /// <c>rl.ope_ess</c> and <c>rl.dm_reward</c> (the reward model's own estimate, which the doubly robust one corrects).
+    /// </summary>
     private static JsonObject OffPolicyKeys(SessionValueEstimates estimates) => new()
     {
         [MetricKeys.OffPolicyReward] = estimates.DoublyRobust.Mean,
+        [MetricKeys.RewardModelReturn] = estimates.DirectMethod.Mean,
         [MetricKeys.OffPolicyEffectiveSampleSize] = estimates.EffectiveSampleSize,
         ["rl.ope"] = estimates.ToJson(),
     };
