@@ -88,11 +88,21 @@ public sealed class PolicyModel : IDisposable
     /// <summary>Loads, smoke-checks and unloads a policy (the promotion gate's check); throws <see cref="InvalidModelException"/> when it is unusable.</summary>
     public static void SmokeTest(ModelManifest manifest, byte[] onnx) => Load(manifest, onnx).Dispose();
 
+    /// <summary>
+    /// How the product opens an ONNX Runtime session (the caller disposes the options): one thread per request, no
+    /// spinning, because the host serves many requests at once on few cores and a spinning thread takes a core from them.
+    /// </summary>
+    public static SessionOptions NewSessionOptions()
+    {
+        var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return options;
+    }
+
     /// <summary>Loads and smoke-checks a policy; throws <see cref="InvalidModelException"/> when it is unusable.</summary>
     public static PolicyModel Load(ModelManifest manifest, byte[] onnx)
     {
-        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var options = NewSessionOptions();
         PolicyModel model;
         try
         {

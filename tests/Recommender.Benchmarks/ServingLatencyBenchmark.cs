@@ -154,8 +154,7 @@ internal static class ServingLatencyBenchmark
 
         private static InferenceSession Open(byte[] onnx)
         {
-            using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            using var options = PolicyModel.NewSessionOptions();
             return new InferenceSession(onnx, options);
         }
 

@@ -99,8 +99,7 @@ public sealed class PersonalizerLearningTests
         var (bandit, _, _) = await serving.PersonalizerState.GetModelAsync();
         var exported = (FileContentResult)await api.GetModel(Request("GET"), default);
 
-        using var options = new SessionOptions { IntraOpNumThreads = 1 };
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var options = PolicyModel.NewSessionOptions();
         using var session = new InferenceSession(exported.FileContents, options);
         using var untrainedSession = new InferenceSession(untrained.FileContents, options);
         var actions = Articles.Select(a => (IReadOnlyList<Feature>)[new Feature("a.id=" + a, 1), new Feature("a.topic=" + a, 1)]).ToList();

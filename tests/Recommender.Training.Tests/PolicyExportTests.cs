@@ -30,8 +30,7 @@ public sealed class PolicyExportTests(Xunit.Abstractions.ITestOutputHelper outpu
         var expected = new SasRecScorer(outcome.Model, config, data.UserFeatures, outcome.Device).Score(users, histories);
 
         var onnx = PolicyExporter.Export(outcome.Model, config);
-        using var options = new SessionOptions { IntraOpNumThreads = 1 };
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var options = Recommender.Serving.PolicyModel.NewSessionOptions();
         using var session = new InferenceSession(onnx, options);
         var history = new DenseTensor<long>([users.Length, config.MaxLength]);
         for (var b = 0; b < users.Length; b++)
