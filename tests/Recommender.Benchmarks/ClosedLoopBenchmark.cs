@@ -101,6 +101,15 @@ internal static class ClosedLoopBenchmark
                 ["click_rate"] = served.Clicks / (double)served.Decisions,
                 ["seconds"] = Math.Round(served.Seconds, 1),
             };
+            // The replay the gate's estimates are held against, checked on the round's own sessions: each started again in
+            // process from its user as the session found it should earn what it earned over HTTP, up to sampling.
+            var roundSessions = servedSessions.Where(s => s.Key.StartsWith($"r{round}-", StringComparison.Ordinal)).Select(s => s.Value).ToList();
+            var replayed = Evaluate(current, current, world, roundSessions.Select(s => s.Start).ToList(), Replicated(evaluationSessions, roundSessions.Count), HashCode.Combine(seed, round, 23)).Served;
+            entry["replay_check"] = new JsonObject
+            {
+                ["realized"] = served.Return.Mean, ["realized_ci95"] = served.Return.HalfWidth, ["replayed"] = replayed.Mean, ["replayed_ci95"] = replayed.HalfWidth,
+                ["relative_difference"] = replayed.Mean / served.Return.Mean - 1,
+            };
             // The gate's estimate of the model now serving, from the training that promoted (or kept) it.
             var judged = lastTraining is null ? null : (string?)lastTraining["result"] == "Promoted" ? "candidate" : "champion";
             entry["ope_reward"] = judged is null ? null : lastTraining!["verdict"]?[judged]?["rl.ope_reward"]?.DeepClone();
@@ -111,6 +120,7 @@ internal static class ClosedLoopBenchmark
             results.Add(entry);
             Console.WriteLine(FormattableString.Invariant($"round {round}: model {entry["model_version"]} ({entry["path"]}), true return per session over HTTP {served.Return}; in process {evaluation.Served} against round 0's model's {evaluation.Baseline} ({evaluation.Gain:+0.0%;-0.0%} ± {evaluation.GainHalfWidth:0.0%}), ") +
                 FormattableString.Invariant($"{served.Decisions} decisions, gate's estimate {entry["ope_reward"]?.ToJsonString() ?? "-"} (ESS {entry["ess"]?.ToJsonString() ?? "-"})  [{served.Seconds:F0} s]"));
+            Console.WriteLine(FormattableString.Invariant($"  the round's sessions replayed in process from their starts: {replayed} (over HTTP {served.Return})"));
             if (round == rounds)
                 break;
             await Task.Delay(SessionIdle + TimeSpan.FromSeconds(1)); // the round's last sessions close before the snapshot
@@ -171,6 +181,7 @@ internal static class ClosedLoopBenchmark
                 ["true_return"] = "mean over the round's sessions of the clicks per session, from the world's truth, through the HTTP path",
                 ["evaluation"] = "before the round: the model serving and round 0's model, each on the same sessions of copies of the world's users as they are then (online state read from storage, same random numbers), served in process through SlateRanker and logged nowhere",
                 ["ope_truth"] = "after a retraining: the candidate and the champion on the held-out sessions the gate's estimates read (the job's ope-sessions.json), each started again from copies of its user as the session found them (hidden state, online history and profile), replicated to about the evaluation's number of sessions, same random numbers for both; ope_relative_error = rl.ope_reward / that - 1. ope_relative_error_to_population holds it against the same models on every world user as the round left them",
+                ["replay_check"] = "each round's own sessions started again in process from their captured starts, replicated like ope_truth, with the model that served them; replayed should equal realized up to sampling, or the truth the estimates are held against is off",
                 ["users"] = "every world user, chosen at random per session over HTTP; a user's state carries over between sessions and rounds. In process, each user equally often",
                 ["training"] = training, ["host"] = host.Description,
             },
@@ -455,17 +466,23 @@ internal static class ClosedLoopBenchmark
         public required Uri Url { get; init; }
         public required string Description { get; init; }
         public required string Storage { get; init; }
-        /// <summary>The host's storage: the users' online state the control reads.</summary>
+        /// <summary>
+        /// The host's storage: the users' online state as a session finds it, read from the table every time. The host is
+        /// another process, so a cached read could be seconds stale (the cache's bound), missing the clicks of the user's
+        /// last session: a replay from there could show again what the user already took.
+        /// </summary>
         public required IngestionServices Ingestion { get; init; }
         public required string ModelContainer { get; init; }
         public bool Started => _process is not null;
+
+        private static readonly UserStateStoreOptions Uncached = new() { Cache = new() { MaxStaleness = TimeSpan.Zero, MaxStalenessWhileStorageLags = TimeSpan.Zero } };
 
         /// <param name="tag">The host's storage namespace (empty: none, as the demo runs).</param>
         public static LocalHost Existing(Uri url, string storage, string tag) => url.IsLoopback
             ? new LocalHost
             {
                 Url = url, Description = $"an existing host at {url}", Storage = storage, ModelContainer = tag.Length == 0 ? "models" : "models-" + tag,
-                Ingestion = IngestionServices.Connect(storage, tag.Length == 0 ? StorageLayout.Default : StorageLayout.Default.WithNamespace(tag)),
+                Ingestion = IngestionServices.Connect(storage, tag.Length == 0 ? StorageLayout.Default : StorageLayout.Default.WithNamespace(tag), userStates: Uncached),
             }
             : throw new ArgumentException("the closed loop only targets loopback addresses");
 
@@ -473,7 +490,7 @@ internal static class ClosedLoopBenchmark
         public static async Task<LocalHost> StartAsync(SyntheticWorld world, string storage, string training, string outDir)
         {
             var tag = "loop" + Guid.NewGuid().ToString("N")[..8];
-            var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag));
+            var ingestion = IngestionServices.Connect(storage, StorageLayout.Default.WithNamespace(tag), userStates: Uncached);
             await Recommender.TrainingJob.IngestionTraffic.SendAsync(ingestion, world.Options, Console.Out);
 
             var jobDll = Path.Combine(AppContext.BaseDirectory, "training-job.dll");
