@@ -35,13 +35,26 @@ public sealed class ContextualBandit
     public long Events { get; private set; }
 
     /// <summary>The predicted reward of each action in the context.</summary>
-    public double[] Predict(IReadOnlyList<Feature> context, IReadOnlyList<IReadOnlyList<Feature>> actions) =>
-        actions.Select(action => Interactions(context, action).Sum(f => f.Value * (_weights.TryGetValue(f.Hash, out var w) ? w.Weight : 0))).ToArray();
+    public double[] Predict(IReadOnlyList<Feature> context, IReadOnlyList<IReadOnlyList<Feature>> actions)
+    {
+        var whole = WholeContext(context);
+        var predictions = new double[actions.Count];
+        var features = new List<HashedFeature>();
+        for (var i = 0; i < actions.Count; i++)
+        {
+            features.Clear();
+            AddInteractions(context, whole, actions[i], features);
+            foreach (var (hash, value) in features)
+                predictions[i] += value * (_weights.TryGetValue(hash, out var w) ? w.Weight : 0);
+        }
+        return predictions;
+    }
 
     /// <summary>One step towards <paramref name="reward"/> for the action that was shown.</summary>
     public void Learn(IReadOnlyList<Feature> context, IReadOnlyList<Feature> shownAction, double reward)
     {
-        var features = Interactions(context, shownAction).ToList();
+        var features = new List<HashedFeature>();
+        AddInteractions(context, WholeContext(context), shownAction, features);
         var error = features.Sum(f => f.Value * (_weights.TryGetValue(f.Hash, out var w) ? w.Weight : 0)) - reward;
         foreach (var (hash, value) in features)
         {
@@ -78,7 +91,13 @@ public sealed class ContextualBandit
     /// </summary>
     public static (long[] Hashes, float[] Values, int Width) InteractionRows(IReadOnlyList<Feature> context, IReadOnlyList<IReadOnlyList<Feature>> actions)
     {
-        var rows = actions.Select(a => Interactions(context, a).ToList()).ToList();
+        var whole = WholeContext(context);
+        var rows = actions.Select(a =>
+        {
+            var row = new List<HashedFeature>();
+            AddInteractions(context, whole, a, row);
+            return row;
+        }).ToList();
         var width = Math.Max(1, rows.Max(r => r.Count));
         var hashes = new long[rows.Count * width];
         var values = new float[rows.Count * width];
@@ -98,20 +117,36 @@ public sealed class ContextualBandit
 
     private readonly record struct HashedFeature(ulong Hash, double Value);
 
-    private static IEnumerable<HashedFeature> Interactions(IReadOnlyList<Feature> context, IReadOnlyList<Feature> action)
+    /// <summary>The name of the whole context as one feature (null for a context of one feature or none, which its pairs already say).</summary>
+    private static string? WholeContext(IReadOnlyList<Feature> context) =>
+        context.Count > 1 ? "whole:" + string.Join('\u001f', context.Select(f => f.Name).Order(StringComparer.Ordinal)) : null;
+
+    /// <summary>The features of the pair (context, action), added to <paramref name="features"/>.</summary>
+    private static void AddInteractions(IReadOnlyList<Feature> context, string? wholeContext, IReadOnlyList<Feature> action, List<HashedFeature> features)
     {
-        var whole = string.Join('\u001f', context.Select(f => f.Name).Order(StringComparer.Ordinal));
         foreach (var a in action)
         {
-            yield return new HashedFeature(Hash("a", a.Name), a.Value);
+            features.Add(new HashedFeature(Hash("a", a.Name), a.Value));
             foreach (var c in context)
-                yield return new HashedFeature(Hash(c.Name, a.Name), c.Value * a.Value);
-            if (context.Count > 1)
-                yield return new HashedFeature(Hash("whole:" + whole, a.Name), a.Value);
+                features.Add(new HashedFeature(Hash(c.Name, a.Name), c.Value * a.Value));
+            if (wholeContext is not null)
+                features.Add(new HashedFeature(Hash(wholeContext, a.Name), a.Value));
         }
     }
 
-    private static ulong Hash(string left, string right) => XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(left + "\u001e" + right));
+    /// <summary>
+    /// XxHash64 of the UTF-8 of <c>left + "\u001e" + right</c>, encoded into a stack buffer: Rank hashes every (context,
+    /// action) feature pair, and a string and a byte array for each were most of what a request allocated.
+    /// </summary>
+    private static ulong Hash(string left, string right)
+    {
+        var length = Encoding.UTF8.GetMaxByteCount(left.Length + 1 + right.Length);
+        Span<byte> bytes = length <= 1024 ? stackalloc byte[length] : new byte[length];
+        var written = Encoding.UTF8.GetBytes(left, bytes);
+        bytes[written++] = 0x1e;
+        written += Encoding.UTF8.GetBytes(right, bytes[written..]);
+        return XxHash64.HashToUInt64(bytes[..written]);
+    }
 
     /// <summary>The weights as stored: hash, weight, AdaGrad's sum of squared gradients.</summary>
     public BanditWeights Export() => new(Events, _weights.Select(w => new BanditWeight(w.Key, w.Value.Weight, w.Value.SquaredGradients)).OrderBy(w => w.Hash).ToList());
