@@ -77,7 +77,7 @@ public sealed record UserState(
             {
                 var shown = group.OrderBy(e => e.Position ?? 0).ToList();
                 var slate = new ShownSlate(recommendationId, shown[0].SessionId, shown.Min(e => e.Timestamp), shown.Select(e => e.ItemId!).ToList());
-                if (slates.Any(s => s.RecommendationId == recommendationId) || (slates.Count >= MaxRecentSlates && slate.ShownAt < slates.Min(s => s.ShownAt)))
+                if (!IsNew(slates, slate))
                     continue;
                 slates.Add(slate);
             }
@@ -102,8 +102,6 @@ public sealed record UserState(
             ordered = ordered.GetRange(ordered.Count - MaxRecentItems, MaxRecentItems);
         if (slates.Count > 1)
             slates = slates.OrderBy(s => s.ShownAt).ToList();
-        if (slates.Count > MaxRecentSlates)
-            slates = slates.GetRange(slates.Count - MaxRecentSlates, MaxRecentSlates);
 
         var applied = new List<string>(AppliedDeliveries);
         if (!onlyImpressions)
@@ -113,8 +111,44 @@ public sealed record UserState(
                 applied.RemoveRange(0, applied.Count - MaxAppliedDeliveries);
         }
 
-        return new UserState(UserId, ordered, counts, lastSeen, applied, slates);
+        return new UserState(UserId, ordered, counts, lastSeen, applied, Newest(slates));
     }
+
+    /// <summary>
+    /// Applies slates shown to the user as their impressions would apply (<see cref="Apply"/>: counted, the last seen time,
+    /// the slates kept), each once by its recommendation id; returns this state when every one was applied already.
+    /// </summary>
+    public UserState ApplyShown(IReadOnlyList<ShownSlate> shown)
+    {
+        var slates = new List<ShownSlate>(Slates);
+        long impressions = 0;
+        var lastSeen = LastSeen;
+        foreach (var slate in shown)
+        {
+            if (!IsNew(slates, slate) || slate.Items.Count == 0)
+                continue;
+            slates.Add(slate);
+            impressions += slate.Items.Count;
+            if (lastSeen is null || slate.ShownAt > lastSeen)
+                lastSeen = slate.ShownAt;
+        }
+        if (impressions == 0)
+            return this;
+        var counts = new Dictionary<InteractionType, long>(Counts);
+        counts[InteractionType.Impression] = counts.GetValueOrDefault(InteractionType.Impression) + impressions;
+        return this with { Counts = counts, LastSeen = lastSeen, Slates = Newest(slates.OrderBy(s => s.ShownAt).ToList()) };
+    }
+
+    /// <summary>
+    /// Whether a slate is not among <paramref name="slates"/> yet: not kept (by its recommendation id), nor older than
+    /// every slate kept when the list is full (it was kept once and has fallen off).
+    /// </summary>
+    private static bool IsNew(List<ShownSlate> slates, ShownSlate slate) =>
+        !slates.Any(s => s.RecommendationId == slate.RecommendationId) && !(slates.Count >= MaxRecentSlates && slate.ShownAt < slates.Min(s => s.ShownAt));
+
+    /// <summary>The newest <see cref="MaxRecentSlates"/> of slates ordered oldest first.</summary>
+    private static List<ShownSlate> Newest(List<ShownSlate> slates) =>
+        slates.Count > MaxRecentSlates ? slates.GetRange(slates.Count - MaxRecentSlates, MaxRecentSlates) : slates;
 
     /// <summary>
     /// This state with slates shown since it was stored (serving's own, on their way through the impression sink)
@@ -123,7 +157,7 @@ public sealed record UserState(
     public UserState WithShown(IEnumerable<ShownSlate> shown)
     {
         var slates = Slates.Concat(shown.Where(s => !Slates.Any(kept => kept.RecommendationId == s.RecommendationId))).OrderBy(s => s.ShownAt).ToList();
-        return this with { Slates = slates.Count > MaxRecentSlates ? slates.GetRange(slates.Count - MaxRecentSlates, MaxRecentSlates) : slates };
+        return this with { Slates = Newest(slates) };
     }
 
     /// <summary>

@@ -109,9 +109,6 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
 
     private readonly SemaphoreSlim _storing = new(1, 1);
 
-    /// <summary>The delivery key of stored shown slates: never remembered (a delivery of impressions alone is idempotent by slate, see <see cref="UserState.Apply"/>).</summary>
-    private const string ShownSlatesDelivery = "shown-slates";
-
     /// <summary>
     /// Writes into their users' rows the slates noted as shown (<see cref="NoteShown"/>) of every user whose oldest such
     /// slate was shown at least <paramref name="olderThan"/> ago, all of that user's at once, as the impressions they are
@@ -124,7 +121,9 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
         try
         {
             var due = _time.GetUtcNow() - olderThan;
-            var impressions = new List<Interaction>();
+            // Applied as slates (UserState.ApplyShown), not as one impression event each: this runs every few seconds over
+            // every slate served since, and what it builds lives until the table answers, long enough to be promoted.
+            var updates = new List<(string UserId, Func<UserState, UserState> Update)>();
             var slates = 0;
             foreach (var (userId, shown) in _shownNotStored)
             {
@@ -132,17 +131,13 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
                 {
                     if (shown.Count == 0 || shown.Min(s => s.ShownAt) > due)
                         continue;
-                    foreach (var slate in shown)
-                    {
-                        slates++;
-                        for (var position = 0; position < slate.Items.Count; position++)
-                            impressions.Add(new Interaction($"{slate.RecommendationId}-{position}", userId, slate.Items[position], InteractionType.Impression, null,
-                                slate.ShownAt, slate.SessionId, slate.RecommendationId, position));
-                    }
+                    ShownSlate[] dueSlates = [.. shown];
+                    slates += dueSlates.Length;
+                    updates.Add((userId, state => state.ApplyShown(dueSlates)));
                 }
             }
-            if (impressions.Count > 0)
-                await ApplyAsync(ShownSlatesDelivery, impressions, cancellationToken);
+            if (updates.Count > 0)
+                await UpdateAsync(updates, cancellationToken);
             return slates;
         }
         finally
@@ -177,17 +172,24 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
     /// Applies one delivery's interactions to every user they name. Idempotent per delivery key:
     /// users that already applied it are left as they are.
     /// </summary>
-    public async Task ApplyAsync(string deliveryKey, IEnumerable<Interaction> interactions, CancellationToken cancellationToken = default)
+    public Task ApplyAsync(string deliveryKey, IEnumerable<Interaction> interactions, CancellationToken cancellationToken = default) =>
+        UpdateAsync(interactions.GroupBy(e => e.UserId, StringComparer.Ordinal)
+            .Select(user => (user.Key, (Func<UserState, UserState>)(state => state.Apply(deliveryKey, user.OrderBy(e => e.Timestamp))))).ToList(), cancellationToken);
+
+    /// <summary>
+    /// Writes each user's state as <c>Update</c> makes it from the stored one (one row each, up to 100 users of a bucket in
+    /// a transaction), re-reading and re-applying on a conflict; an update that returns the state it was given writes nothing.
+    /// </summary>
+    private async Task UpdateAsync(IReadOnlyList<(string UserId, Func<UserState, UserState> Update)> users, CancellationToken cancellationToken)
     {
-        var chunks = interactions
-            .GroupBy(e => e.UserId, StringComparer.Ordinal)
-            .GroupBy(g => TableKeys.UserBucket(g.Key))
-            .SelectMany(bucket => bucket.Chunk(TransactionLimit).Select(users => (Bucket: bucket.Key, Users: users)))
+        var chunks = users
+            .GroupBy(u => TableKeys.UserBucket(u.UserId))
+            .SelectMany(bucket => bucket.Chunk(TransactionLimit).Select(chunk => (Bucket: bucket.Key, Users: chunk)))
             .ToList();
 
         await Parallel.ForEachAsync(chunks,
             new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
-            async (chunk, ct) => await ApplyChunkAsync(deliveryKey, chunk.Bucket, chunk.Users, ct));
+            async (chunk, ct) => await UpdateChunkAsync(chunk.Bucket, chunk.Users, ct));
     }
 
     /// <summary>Removes the user's state now (user deletion).</summary>
@@ -197,21 +199,19 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
         await table.DeleteEntityAsync(TableKeys.UserBucket(userId), TableKeys.Encode(userId), ETag.All, cancellationToken);
     }
 
-    private async Task ApplyChunkAsync(string deliveryKey, string bucket, IGrouping<string, Interaction>[] users, CancellationToken cancellationToken)
+    private async Task UpdateChunkAsync(string bucket, (string UserId, Func<UserState, UserState> Update)[] users, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var current = await LoadAsync(bucket, users.Select(u => u.Key), cancellationToken);
+            var current = await LoadAsync(bucket, users.Select(u => u.UserId), cancellationToken);
             var actions = new List<TableTransactionAction>(users.Length);
             var next = new List<UserState>(users.Length);
-            foreach (var user in users)
+            foreach (var (userId, update) in users)
             {
-                var (state, etag) = current[user.Key];
-                if (state.HasApplied(deliveryKey))
-                    continue;
-                var updated = state.Apply(deliveryKey, user.OrderBy(e => e.Timestamp));
+                var (state, etag) = current[userId];
+                var updated = update(state);
                 if (ReferenceEquals(updated, state))
-                    continue; // impressions already applied (idempotent by slate, see UserState.Apply)
+                    continue; // applied already (a delivery by its key, slates by their recommendation ids: see UserState.Apply)
                 var entity = ToEntity(updated);
                 actions.Add(etag == default
                     ? new TableTransactionAction(TableTransactionActionType.Add, entity)
@@ -234,10 +234,8 @@ public sealed class UserStateStore(TableClient table, UserStateStoreOptions? opt
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412 && attempt < _options.MaxConflictRetries)
             {
                 // Another writer got there first, or deleted the user, and our cache was stale: reload and re-apply.
-                foreach (var user in users)
-                {
-                    _cache.Remove(user.Key);
-                }
+                foreach (var (userId, _) in users)
+                    _cache.Remove(userId);
                 await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 * attempt)), cancellationToken);
             }
         }

@@ -69,6 +69,25 @@ public sealed class UserStateTests
     }
 
     [Fact]
+    public void Slates_applied_as_slates_make_the_state_their_impressions_make()
+    {
+        var start = UserState.Empty("u").Apply("clicks", [Click(0, "a")]);
+        var slates = Enumerable.Range(1, UserState.MaxRecentSlates + 5)
+            .Select(i => new ShownSlate($"r{i}", i % 2 == 0 ? "s1" : null, TestEvents.Start.AddSeconds(i), [$"x{i}", $"y{i}"])).ToList();
+
+        var asImpressions = slates.Aggregate(start, (state, slate) => state.Apply($"serve-{slate.RecommendationId}",
+            Impressions(slate.RecommendationId, (int)(slate.ShownAt - TestEvents.Start).TotalSeconds, slate.SessionId, [.. slate.Items])));
+        var asSlates = start.ApplyShown(slates.Skip(10).ToList()).ApplyShown(slates); // out of order, with repeats
+
+        static string Describe(ShownSlate s) => $"{s.RecommendationId} {s.SessionId} {s.ShownAt:O} {string.Join(',', s.Items)}";
+        Assert.Equal(asImpressions.Slates.Select(Describe), asSlates.Slates.Select(Describe));
+        Assert.Equal(asImpressions.Counts[InteractionType.Impression], asSlates.Counts[InteractionType.Impression]);
+        Assert.Equal(asImpressions.LastSeen, asSlates.LastSeen);
+        Assert.Equal(start.Recent, asSlates.Recent);
+        Assert.Same(asSlates, asSlates.ApplyShown(slates)); // applied already: nothing to write
+    }
+
+    [Fact]
     public void A_client_batch_retried_after_a_hundred_recommendations_is_applied_once()
     {
         var clicks = new[] { Click(1, "a"), Click(2, "b") };
