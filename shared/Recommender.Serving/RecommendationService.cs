@@ -110,12 +110,18 @@ public sealed class RecommendationService(
         return new Recommendations(recommendationId, userId, model.Version, path, items);
     }
 
+    /// <summary>
+    /// The context of a slate's impressions, one per model version and path, shared by every slate that has it: a slate
+    /// waits in the impression sink for up to a second, and a dictionary of its own was much of what it kept alive.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Version, string Path), IReadOnlyDictionary<string, string>> _contexts = new();
+
     private void LogImpressions(string userId, string recommendationId, string? sessionId, string version, string path, IReadOnlyList<RecommendedItem> items)
     {
         if (items.Count == 0)
             return;
         var slate = new SlateImpressions(userId, recommendationId, sessionId, _time.GetUtcNow(), items.Select(i => i.ItemId).ToArray(),
-            items.Select(i => i.Propensity).ToArray(), new Dictionary<string, string> { ["modelVersion"] = version, ["path"] = path });
+            items.Select(i => i.Propensity).ToArray(), _contexts.GetOrAdd((version, path), key => new Dictionary<string, string> { ["modelVersion"] = key.Version, ["path"] = key.Path }));
         if (impressions.TryAdd(slate)) // a slate the sink must drop is counted and logged there
             userStates.NoteShown(userId, slate.Shown);
     }
