@@ -104,7 +104,7 @@ internal static class ClosedLoopBenchmark
             // The replay the gate's estimates are held against, checked on the round's own sessions: each started again in
             // process from its user as the session found it should earn what it earned over HTTP, up to sampling.
             var roundSessions = servedSessions.Where(s => s.Key.StartsWith($"r{round}-", StringComparison.Ordinal)).Select(s => s.Value).ToList();
-            var replayed = Evaluate(current, current, world, roundSessions.Select(s => s.Start).ToList(), Replicated(evaluationSessions, roundSessions.Count), HashCode.Combine(seed, round, 23)).Served;
+            var replayed = Recommender.Training.Reinforcement.Estimate.Of(Replay(current, world, roundSessions.Select(s => s.Start).ToList(), Replicated(evaluationSessions, roundSessions.Count), HashCode.Combine(seed, round, 23)));
             entry["replay_check"] = new JsonObject
             {
                 ["realized"] = served.Return.Mean, ["realized_ci95"] = served.Return.HalfWidth, ["replayed"] = replayed.Mean, ["replayed_ci95"] = replayed.HalfWidth,
@@ -300,15 +300,21 @@ internal static class ClosedLoopBenchmark
     {
         if (starts.Count == 0 || sessions == 0)
             return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of([]), Recommender.Training.Reinforcement.Estimate.Of([]), double.NaN, double.NaN);
-        double[] Returns(Recommender.Serving.PolicyModel model) => Enumerable.Range(0, sessions).Select(s =>
+        var (a, b) = (Replay(served, world, starts, sessions, seed), Replay(baseline, world, starts, sessions, seed));
+        var gain = Recommender.Training.Reinforcement.Estimate.Gain(a, b);
+        return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of(a), Recommender.Training.Reinforcement.Estimate.Of(b), gain.Mean, gain.HalfWidth);
+    }
+
+    /// <summary>
+    /// The returns of <paramref name="sessions"/> in-process sessions of <paramref name="model"/>, session s a fresh copy
+    /// of start s mod their number; the same <paramref name="seed"/> gives every model the same random numbers.
+    /// </summary>
+    private static double[] Replay(Recommender.Serving.PolicyModel model, SyntheticWorld world, IReadOnlyList<SessionStart> starts, int sessions, int seed) =>
+        Enumerable.Range(0, sessions).Select(s =>
         {
             var start = starts[s % starts.Count];
             return EvaluationSession(model, world, SyntheticWorld.Clone(start.User), start.History, start.Profile, new Random(HashCode.Combine(seed, s, 13)));
         }).ToArray();
-        var (a, b) = (Returns(served), Returns(baseline));
-        var gain = Recommender.Training.Reinforcement.Estimate.Gain(a, b);
-        return new PairedEvaluation(Recommender.Training.Reinforcement.Estimate.Of(a), Recommender.Training.Reinforcement.Estimate.Of(b), gain.Mean, gain.HalfWidth);
-    }
 
     /// <summary>A session of a copy of a user served by <paramref name="model"/> as the recommendation route would serve it, in this process and logged nowhere.</summary>
     private static double EvaluationSession(Recommender.Serving.PolicyModel model, SyntheticWorld world, WorldUser user, IReadOnlyList<string> recent, string[]? profile, Random random)
