@@ -101,18 +101,28 @@ public sealed class BatchingSink<T> : IAsyncDisposable
     /// <summary>Adds one item to be written; false when it was dropped (counted and logged) because the buffer is full or the sink has stopped.</summary>
     public bool TryAdd(T item)
     {
-        lock (_gate) // the count and the buffer move together, so a flush knows which items came before it
-        {
-            if (_buffer.Writer.TryWrite(item))
-            {
-                _added++;
-                return true;
-            }
-        }
+        if (TryAddIfRoom(item))
+            return true;
         lock (_gate)
             _refused++;
         LogDropped(1, "the buffer is full or the sink has stopped");
         return false;
+    }
+
+    /// <summary>
+    /// Adds one item to be written if the buffer has room; false when it has none or the sink has stopped, and then the
+    /// item is still the caller's to write some other way: nothing is counted or logged as dropped, so the drop counter
+    /// stays an alarm about lost items, not about a caller that waited for storage instead.
+    /// </summary>
+    public bool TryAddIfRoom(T item)
+    {
+        lock (_gate) // the count and the buffer move together, so a flush knows which items came before it
+        {
+            if (!_buffer.Writer.TryWrite(item))
+                return false;
+            _added++;
+            return true;
+        }
     }
 
     /// <summary>Adds items in order; returns how many were dropped.</summary>

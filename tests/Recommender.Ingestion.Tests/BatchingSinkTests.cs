@@ -75,6 +75,32 @@ public sealed class BatchingSinkTests
     }
 
     [Fact]
+    public async Task An_item_a_full_buffer_cannot_hold_goes_back_to_a_caller_that_asks_for_room_and_is_not_counted_as_dropped()
+    {
+        var release = new TaskCompletionSource();
+        var written = new List<int>();
+        var log = new ListLogger();
+        var sink = new BatchingSink<int>("test", async (batch, _) =>
+        {
+            await release.Task;
+            lock (written)
+                written.AddRange(batch);
+        }, new BatchingSinkOptions { Capacity = 4, MaxBatch = 1, MaxDelay = TimeSpan.Zero }, log);
+
+        // The caller keeps what finds no room (Rank writes its record to the table itself), so nothing is lost or dropped.
+        var declined = Enumerable.Range(0, 20).Where(i => !sink.TryAddIfRoom(i)).ToList();
+        release.SetResult();
+        await sink.DisposeAsync();
+
+        Assert.InRange(declined.Count, 15, 16);
+        Assert.Equal(0, sink.Dropped);
+        Assert.Equal(Enumerable.Range(0, 20).Except(declined), written.Order());
+        Assert.DoesNotContain(log.Lines, l => l.Contains("dropped", StringComparison.Ordinal));
+        Assert.False(sink.TryAddIfRoom(99)); // stopped: declined, still not a drop
+        Assert.Equal(0, sink.Dropped);
+    }
+
+    [Fact]
     public async Task A_failed_write_is_retried_with_the_same_batch_and_one_that_fails_every_attempt_is_counted_not_lost_silently()
     {
         var attempts = new List<List<int>>();

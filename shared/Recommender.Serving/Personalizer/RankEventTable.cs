@@ -57,7 +57,7 @@ public sealed class RankEventTable : IAsyncDisposable, IUserDataHolder
     {
         if (!_unwritten.TryAdd(eventId, record))
             return false;
-        if (_sink.TryAdd(record))
+        if (_sink.TryAddIfRoom(record))
             return true;
         // The buffer is full: this request waits for storage rather than lose the rank its reward will join.
         _unwritten.TryRemove(eventId, out _);
