@@ -22,6 +22,21 @@ public sealed class BatchingSinkTests
         public List<int> Written { get { lock (Batches) return Batches.SelectMany(b => b).ToList(); } }
     }
 
+    /// <summary>Storage that holds every write until released: the buffer fills behind the first batch.</summary>
+    private sealed class SlowStorage
+    {
+        private readonly TaskCompletionSource _released = new();
+        private readonly List<int> _written = [];
+        public void Release() => _released.SetResult();
+        public async Task Write(IReadOnlyList<int> batch, CancellationToken _)
+        {
+            await _released.Task;
+            lock (_written)
+                _written.AddRange(batch);
+        }
+        public List<int> Written { get { lock (_written) return [.. _written]; } }
+    }
+
     [Fact]
     public async Task Items_are_written_in_order_in_batches_no_larger_than_the_limit_and_a_flush_returns_once_they_are()
     {
@@ -53,48 +68,36 @@ public sealed class BatchingSinkTests
     [Fact]
     public async Task A_full_buffer_drops_what_it_cannot_hold_counts_it_and_says_so_in_the_log()
     {
-        var release = new TaskCompletionSource();
-        var written = new List<int>();
+        var storage = new SlowStorage();
         var log = new ListLogger();
-        var sink = new BatchingSink<int>("test", async (batch, _) =>
-        {
-            await release.Task; // storage is slow: the buffer fills behind the first batch
-            lock (written)
-                written.AddRange(batch);
-        }, new BatchingSinkOptions { Capacity = 4, MaxBatch = 1, MaxDelay = TimeSpan.Zero }, log);
+        var sink = new BatchingSink<int>("test", storage.Write, new BatchingSinkOptions { Capacity = 4, MaxBatch = 1, MaxDelay = TimeSpan.Zero }, log);
 
         var dropped = sink.TryAddRange(Enumerable.Range(0, 20));
-        release.SetResult();
+        storage.Release();
         await sink.DisposeAsync();
 
         // At most the buffer and the batch in flight are kept; every other item is counted as dropped, and logged.
         Assert.InRange(dropped, 15, 16);
         Assert.Equal(dropped, sink.Dropped);
-        Assert.Equal(20 - dropped, written.Count);
+        Assert.Equal(20 - dropped, storage.Written.Count);
         Assert.Contains(log.Lines, l => l.Contains("dropped", StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task An_item_a_full_buffer_cannot_hold_goes_back_to_a_caller_that_asks_for_room_and_is_not_counted_as_dropped()
     {
-        var release = new TaskCompletionSource();
-        var written = new List<int>();
+        var storage = new SlowStorage();
         var log = new ListLogger();
-        var sink = new BatchingSink<int>("test", async (batch, _) =>
-        {
-            await release.Task;
-            lock (written)
-                written.AddRange(batch);
-        }, new BatchingSinkOptions { Capacity = 4, MaxBatch = 1, MaxDelay = TimeSpan.Zero }, log);
+        var sink = new BatchingSink<int>("test", storage.Write, new BatchingSinkOptions { Capacity = 4, MaxBatch = 1, MaxDelay = TimeSpan.Zero }, log);
 
         // The caller keeps what finds no room (Rank writes its record to the table itself), so nothing is lost or dropped.
         var declined = Enumerable.Range(0, 20).Where(i => !sink.TryAddIfRoom(i)).ToList();
-        release.SetResult();
+        storage.Release();
         await sink.DisposeAsync();
 
         Assert.InRange(declined.Count, 15, 16);
         Assert.Equal(0, sink.Dropped);
-        Assert.Equal(Enumerable.Range(0, 20).Except(declined), written.Order());
+        Assert.Equal(Enumerable.Range(0, 20).Except(declined), storage.Written.Order());
         Assert.DoesNotContain(log.Lines, l => l.Contains("dropped", StringComparison.Ordinal));
         Assert.False(sink.TryAddIfRoom(99)); // stopped: declined, still not a drop
         Assert.Equal(0, sink.Dropped);
