@@ -86,4 +86,12 @@ public sealed class ProductPolicyStageTests
         Assert.Equal(new ServingPolicy(0.3, 50), policy);
         Assert.Null(result.Simulator);
     }
+
+    [Theory]
+    [InlineData(1000, 500)] // the first retraining: one round's sessions, half held out rather than 30%
+    [InlineData(3000, 900)] // enough logs: the share
+    [InlineData(600, 300)]  // never more than half: the simulator keeps the rest
+    [InlineData(2, 1)]
+    public void The_latest_sessions_are_held_out_by_share_but_at_least_the_minimum_up_to_half(int sessions, int heldOut) =>
+        Assert.Equal(heldOut, new ProductPolicyStage(new PolicyStageConfig { HeldOutShare = 0.3, MinHeldOutSessions = 500 }).HeldOutCount(sessions));
 }

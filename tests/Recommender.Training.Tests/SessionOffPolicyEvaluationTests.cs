@@ -75,6 +75,11 @@ public sealed class SessionOffPolicyEvaluationTests(Xunit.Abstractions.ITestOutp
         var onPolicy = evaluation.Evaluate(Distribution(logger), sessions);
         var offPolicy = evaluation.Evaluate(Distribution(target), sessions);
         var farPolicy = evaluation.Evaluate(Distribution(far), sessions);
+        // Sessions judged on two threads draw the same random numbers as on one: the same figures to the last bit.
+        var onTwoThreads = new SessionOffPolicyEvaluation(simulator, rewards, slateSize: 3, horizon: 10, rollouts: 4, seed: 5, threads: 2).Evaluate(Distribution(target), sessions);
+        Assert.Equal(offPolicy.DoublyRobustPerSession, onTwoThreads.DoublyRobustPerSession);
+        Assert.Equal((offPolicy.Ips.Mean, offPolicy.Snips, offPolicy.EffectiveSampleSize, offPolicy.TrajectoryEffectiveSampleSize),
+            (onTwoThreads.Ips.Mean, onTwoThreads.Snips, onTwoThreads.EffectiveSampleSize, onTwoThreads.TrajectoryEffectiveSampleSize));
         var (loggerTruth, targetTruth) = (Truth(logger), Truth(target));
         output.WriteLine($"logger: truth {loggerTruth:F3}, logged {onPolicy.Logged}, DR {onPolicy.DoublyRobust}, DM {onPolicy.DirectMethod}, ESS {onPolicy.EffectiveSampleSize:F0}");
         output.WriteLine($"target: truth {targetTruth:F3}, DR {offPolicy.DoublyRobust}, DM {offPolicy.DirectMethod}, IPS {offPolicy.Ips}, SNIPS {offPolicy.Snips:F3}, ESS {offPolicy.EffectiveSampleSize:F0} of {offPolicy.Decisions}");

@@ -37,13 +37,18 @@ public sealed class FrozenEncoderStates(SasRecModel encoder, SequenceModelConfig
     /// <summary>The frozen encoder's item vectors [items + 1, d] (id + content), computed once, without gradients.</summary>
     public Tensor ItemVectors()
     {
-        if (_itemVectors is null)
+        // The off-policy evaluation reads states from several threads: the vectors are computed once, by the first.
+        lock (_itemVectorsLock)
         {
-            using var _ = no_grad();
-            _itemVectors = encoder.ItemVectors().detach().DetachFromDisposeScope();
+            if (_itemVectors is null)
+            {
+                using var _ = no_grad();
+                _itemVectors = encoder.ItemVectors().detach().DetachFromDisposeScope();
+            }
+            return _itemVectors;
         }
-        return _itemVectors;
     }
+    private readonly Lock _itemVectorsLock = new();
 
     /// <summary>The states [B, d] of <paramref name="observations"/>, without gradients.</summary>
     public Tensor Of(IReadOnlyList<SessionState> observations)

@@ -22,10 +22,18 @@ public sealed record PolicyStageConfig
     /// <summary>Share of logged sessions, the most recent, kept out of the simulator's fit: its fidelity and the off-policy estimates are measured on them.</summary>
     public double HeldOutShare { get; init; } = 0.3;
     /// <summary>
+    /// Sessions held out at least, up to half of the logs, whatever <see cref="HeldOutShare"/> says: while the logs are few
+    /// (the first retraining has one round's), the estimates' own sampling error, not the estimator's, is what keeps the
+    /// gate's figure from the truth, and the simulator's few weights fit on fewer sessions as well.
+    /// </summary>
+    public int MinHeldOutSessions { get; init; } = 500;
+    /// <summary>
     /// Held-out sessions the off-policy estimates read at most (the most recent closed ones): each decision costs simulator
     /// rollouts, and the estimates' sampling error shrinks as the square root of their number.
     /// </summary>
-    public int MaxEvaluationSessions { get; init; } = 600;
+    public int MaxEvaluationSessions { get; init; } = 1000;
+    /// <summary>Sessions the off-policy evaluation judges at once (0: one per processor).</summary>
+    public int EvaluationThreads { get; init; }
     /// <summary>Items the policy chooses among (the sequence model's top not yet consumed).</summary>
     public int Candidates { get; init; } = 50;
     /// <summary>
@@ -133,7 +141,7 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
         var clock = Stopwatch.StartNew();
 
         // 2. Split: the latest sessions are held out (they come from the model now serving, as the future will).
-        var heldOutCount = Math.Max(1, (int)(logs.Sessions.Count * config.HeldOutShare));
+        var heldOutCount = HeldOutCount(logs.Sessions.Count);
         var fitted = logs.Sessions.Take(logs.Sessions.Count - heldOutCount).ToList();
         var heldOut = logs.Sessions.Skip(logs.Sessions.Count - heldOutCount).ToList();
 
@@ -204,6 +212,10 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
         return new PolicyStageResult(metrics, servingPolicy, simulator, evaluation, logs.SlateSize);
     }
 
+    /// <summary>How many of <paramref name="sessions"/> logged sessions, the latest, are held out of the simulator's fit (<see cref="PolicyStageConfig.MinHeldOutSessions"/>).</summary>
+    public int HeldOutCount(int sessions) =>
+        Math.Clamp(Math.Max((int)(sessions * config.HeldOutShare), Math.Min(config.MinHeldOutSessions, sessions / 2)), 1, Math.Max(1, sessions - 1));
+
     /// <summary>
     /// The off-policy estimates of a published policy's return per session on the stage's held-out sessions
     /// (<see cref="SessionOffPolicyEvaluation"/>), with the same simulator and random numbers for every policy judged.
@@ -215,7 +227,8 @@ public sealed class ProductPolicyStage(PolicyStageConfig config, JobProgress? pr
         if (stage.Simulator is null || sessions.Count == 0)
             return null;
         var clock = Stopwatch.StartNew();
-        var estimates = new SessionOffPolicyEvaluation(stage.Simulator, config.RewardWeights, stage.SlateSize, config.MaxSessionSteps, config.ValueRollouts, config.Seed, config.MaxWeight)
+        var estimates = new SessionOffPolicyEvaluation(stage.Simulator, config.RewardWeights, stage.SlateSize, config.MaxSessionSteps, config.ValueRollouts, config.Seed, config.MaxWeight,
+                config.EvaluationThreads > 0 ? config.EvaluationThreads : Environment.ProcessorCount)
             .Evaluate(policy.At, sessions, config.SlateWeights switch
             {
                 "set" => logger.At,

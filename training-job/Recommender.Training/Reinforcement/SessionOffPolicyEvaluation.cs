@@ -71,7 +71,8 @@ public sealed record SessionValueEstimates(
 /// two policies are judged on the same random numbers.
 /// </remarks>
 /// <param name="maxWeight">M, where the doubly robust estimate clips the one-step weights.</param>
-public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, RewardConfig rewards, int slateSize, int horizon, int rollouts, int seed, double maxWeight = double.PositiveInfinity)
+/// <param name="threads">Sessions judged at once (the policy and the simulator are read concurrently; both are safe for it).</param>
+public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, RewardConfig rewards, int slateSize, int horizon, int rollouts, int seed, double maxWeight = double.PositiveInfinity, int threads = 1)
 {
     public const double SurvivalFloor = 0.01;
 
@@ -82,51 +83,49 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
     /// </param>
     public SessionValueEstimates Evaluate(Func<SessionState, SlateDistributionAt> policy, IReadOnlyList<LoggedSession> sessions, Func<SessionState, SlateDistributionAt>? logger = null)
     {
-        var dr = new List<double>();
-        var unclipped = new List<double>();
-        var dm = new List<double>();
-        var ips = new List<double>();
-        var logged = new List<double>();
-        var weights = new List<double>();
-        var trajectoryWeights = new List<double>();
-        var stepWeights = new List<(double Rho, double Reward)[]>();
-        foreach (var (session, s) in sessions.Select((x, i) => (x, i)))
-        {
-            var steps = session.Decisions;
-            var rewardsLogged = steps.Select(d => d.Reward(rewards)).ToArray();
-            var w = steps.Select(d => logger is null
-                ? policy(d.State).Probability(d.Slate) / d.LoggedProbability!.Value
-                : policy(d.State).Probability(d.Slate, ordered: false) / logger(d.State).Probability(d.Slate, ordered: false)).ToArray();
-            var v = steps.Select((d, t) => Value(policy, d.State, null, Seed(s, t, 0))).Append(0).ToArray();
-            var q = steps.Select((d, t) => Value(policy, d.State, d.Slate, Seed(s, t, 1))).ToArray();
-            double correction = 0, unclippedCorrection = 0;
-            for (var t = 0; t < steps.Count; t++)
-            {
-                var residual = rewardsLogged[t] + v[t + 1] - q[t];
-                correction += Math.Min(w[t], maxWeight) * residual;
-                unclippedCorrection += w[t] * residual;
-            }
-            dr.Add(v[0] + correction);
-            unclipped.Add(v[0] + unclippedCorrection);
-            dm.Add(v[0]);
-            var rho = 1.0;
-            var perStep = new (double, double)[steps.Count];
-            for (var t = 0; t < steps.Count; t++)
-            {
-                rho *= w[t];
-                perStep[t] = (rho, rewardsLogged[t]);
-            }
-            ips.Add(perStep.Sum(x => x.Item1 * x.Item2));
-            stepWeights.Add(perStep);
-            logged.Add(rewardsLogged.Sum());
-            weights.AddRange(w);
-            trajectoryWeights.Add(rho);
-        }
+        // Sessions are independent and each draws from seeds fixed by its index, so they are judged in parallel and the
+        // figures do not depend on the number of threads (most of a retraining's RL stage is these rollouts).
+        var judged = new SessionFigures[sessions.Count];
+        Parallel.For(0, sessions.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, s => judged[s] = Judge(policy, sessions[s], s, logger));
+        var weights = judged.SelectMany(j => j.Weights).ToList();
         var sorted = weights.Order().ToArray();
         double Quantile(double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
-        return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(unclipped), Estimate.Of(dm), Estimate.Of(ips), WeightedPerDecision(stepWeights), Estimate.Of(logged),
-            Kish(weights.Select(w => Math.Min(w, maxWeight)).ToList()), Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(), Kish(trajectoryWeights), sessions.Count, weights.Count,
+        var dr = judged.Select(j => j.DoublyRobust).ToList();
+        return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(judged.Select(j => j.DoublyRobustUnclipped).ToList()), Estimate.Of(judged.Select(j => j.DirectMethod).ToList()),
+            Estimate.Of(judged.Select(j => j.PerStep.Sum(x => x.Rho * x.Reward)).ToList()), WeightedPerDecision(judged.Select(j => j.PerStep).ToList()), Estimate.Of(judged.Select(j => j.Logged).ToList()),
+            Kish(weights.Select(w => Math.Min(w, maxWeight)).ToList()), Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(),
+            Kish(judged.Select(j => j.PerStep.Length == 0 ? 1.0 : j.PerStep[^1].Rho).ToList()), sessions.Count, weights.Count,
             [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]]) { DoublyRobustPerSession = dr };
+    }
+
+    /// <summary>One session's part of every estimate: its DR, DM and logged returns, its one-step weights, and per step the whole-session weight so far ρ_t with the reward.</summary>
+    private sealed record SessionFigures(double DoublyRobust, double DoublyRobustUnclipped, double DirectMethod, double Logged, double[] Weights, (double Rho, double Reward)[] PerStep);
+
+    /// <summary>Session <paramref name="s"/> (its index, which fixes its random numbers) judged: the formulas of the class, for one session.</summary>
+    private SessionFigures Judge(Func<SessionState, SlateDistributionAt> policy, LoggedSession session, int s, Func<SessionState, SlateDistributionAt>? logger)
+    {
+        var steps = session.Decisions;
+        var rewardsLogged = steps.Select(d => d.Reward(rewards)).ToArray();
+        var w = steps.Select(d => logger is null
+            ? policy(d.State).Probability(d.Slate) / d.LoggedProbability!.Value
+            : policy(d.State).Probability(d.Slate, ordered: false) / logger(d.State).Probability(d.Slate, ordered: false)).ToArray();
+        var v = steps.Select((d, t) => Value(policy, d.State, null, Seed(s, t, 0))).Append(0).ToArray();
+        var q = steps.Select((d, t) => Value(policy, d.State, d.Slate, Seed(s, t, 1))).ToArray();
+        double correction = 0, unclippedCorrection = 0;
+        for (var t = 0; t < steps.Count; t++)
+        {
+            var residual = rewardsLogged[t] + v[t + 1] - q[t];
+            correction += Math.Min(w[t], maxWeight) * residual;
+            unclippedCorrection += w[t] * residual;
+        }
+        var rho = 1.0;
+        var perStep = new (double Rho, double Reward)[steps.Count];
+        for (var t = 0; t < steps.Count; t++)
+        {
+            rho *= w[t];
+            perStep[t] = (rho, rewardsLogged[t]);
+        }
+        return new SessionFigures(v[0] + correction, v[0] + unclippedCorrection, v[0], rewardsLogged.Sum(), w, perStep);
     }
 
     /// <summary>The expected return from <paramref name="state"/> under the policy (after <paramref name="firstSlate"/>, when given), over the rollouts.</summary>
