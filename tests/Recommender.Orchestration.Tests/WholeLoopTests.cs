@@ -115,6 +115,9 @@ public sealed class WholeLoopTests
         // The champion logged the held-out sessions: recomputing its probabilities of what it served gives every weight 1.
         var championEstimates = candidate.Metrics["champion"]!["rl.ope"]!;
         Assert.Equal((double)championEstimates["decisions"]!, (double)championEstimates["ess"]!, 6);
+        // Those probabilities, recomputed by the training job from the states it rebuilt out of the log, are the propensities
+        // serving logged: the importance weights rest on the states serving saw.
+        Assert.Equal(1.0, (double)championEstimates["logged_propensity_check"]!["share_within_1pct"]!);
 
         // The policy serves on path policy: promoted by the gate, or here by hand when the gate kept the champion.
         if (second.Result == RetrainingResult.ChampionKept)

@@ -75,6 +75,16 @@ public sealed class SessionOffPolicyEvaluationTests(Xunit.Abstractions.ITestOutp
         var onPolicy = evaluation.Evaluate(Distribution(logger), sessions);
         var offPolicy = evaluation.Evaluate(Distribution(target), sessions);
         var farPolicy = evaluation.Evaluate(Distribution(far), sessions);
+        // The reward model scaled by 1 is the estimate itself; scaled by 0, only the weighted rewards remain, which on the
+        // logger's own logs (every weight 1) are what was logged.
+        Assert.Equal(offPolicy.DoublyRobust.Mean, offPolicy.DoublyRobustWithModelScaled(1).Average(), 9);
+        Assert.Equal(onPolicy.Logged.Mean, onPolicy.DoublyRobustWithModelScaled(0).Average(), 9);
+        Assert.NotEqual(offPolicy.DoublyRobust.Mean, offPolicy.DoublyRobustWithModelScaled(0.8).Average());
+        // Weighted as sets against the logger recomputed from each state: the logger's ordered probability of each slate
+        // is the propensity logged with it, to the last bit (the states are the ones it served from).
+        var asSets = evaluation.Evaluate(Distribution(target), sessions, Distribution(logger));
+        Assert.Equal(1.0, (double)asSets.LoggedPropensityCheck!["share_within_1pct"]!);
+        Assert.Equal(asSets.Decisions, (int)asSets.LoggedPropensityCheck["decisions"]!);
         // Sessions judged on two threads draw the same random numbers as on one: the same figures to the last bit.
         var onTwoThreads = new SessionOffPolicyEvaluation(simulator, rewards, slateSize: 3, horizon: 10, rollouts: 4, seed: 5, threads: 2).Evaluate(Distribution(target), sessions);
         Assert.Equal(offPolicy.DoublyRobustPerSession, onTwoThreads.DoublyRobustPerSession);

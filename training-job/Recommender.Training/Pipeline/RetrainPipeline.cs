@@ -42,18 +42,22 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
         ProductPolicyStage.WriteEvaluatedSessions(output, ProductPolicyStage.SessionsLoggedBy(trained, logger), data);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var estimates = stage.Evaluate(trained, new PublishedPolicy(candidate, data), logger);
-        if (estimates is not null)
-            metrics = Merge(output, OffPolicyKeys(estimates));
-        var block = ChampionEvaluation.Measure(champion, data, protocol);
         var championEstimates = stage.Evaluate(trained, logger, logger);
-        if (championEstimates is not null)
-            foreach (var (key, value) in OffPolicyKeys(championEstimates))
-                block[key] = value?.DeepClone();
+        var block = ChampionEvaluation.Measure(champion, data, protocol);
         if (estimates is not null && championEstimates is not null)
         {
+            // The reward model calibrated on the champion's own sessions: c = what they realized / what the model expected
+            // of them. The simulator misses what it cannot see (users tiring across sessions) by nearly the same factor for
+            // both policies; scaled by c, the share of the estimate that clipped weights leave to the model errs less.
+            var scale = policyConfig.CalibrateRewardModel && championEstimates.DirectMethod.Mean > 0 ? championEstimates.Logged.Mean / championEstimates.DirectMethod.Mean : 1;
+            var candidateReturns = estimates.DoublyRobustWithModelScaled(scale);
+            var championReturns = championEstimates.DoublyRobustWithModelScaled(scale);
+            metrics = Merge(output, OffPolicyKeys(estimates, Estimate.Of(candidateReturns), scale));
+            foreach (var (key, value) in OffPolicyKeys(championEstimates, Estimate.Of(championReturns), scale))
+                block[key] = value?.DeepClone();
             // The two on the same sessions and random numbers: the gain is estimated from the pairs, with its own interval
             // (what the sessions share cancels; what the candidate's importance weights add does not).
-            var gain = Estimate.Gain(estimates.DoublyRobustPerSession, championEstimates.DoublyRobustPerSession);
+            var gain = Estimate.Gain(candidateReturns, championReturns);
             metrics = Merge(output, new JsonObject
             {
                 [MetricKeys.OffPolicyGain] = new JsonObject { ["mean"] = JsonNumbers.Finite(gain.Mean), ["ci95"] = JsonNumbers.Finite(gain.HalfWidth), ["sessions"] = gain.Samples },
@@ -65,16 +69,23 @@ public sealed class RetrainPipeline(SequenceModelConfig modelConfig, PolicyStage
     }
 
     /// <summary>
-    /// The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session),
-    /// <c>rl.ope_ess</c> and <c>rl.dm_reward</c> (the reward model's own estimate, which the doubly robust one corrects).
+    /// The gate's figures of a policy's off-policy estimates: <c>rl.ope_reward</c> (the doubly robust return per session,
+    /// <paramref name="gateEstimate"/>: with the reward model scaled by <paramref name="modelScale"/>), <c>rl.ope_ess</c> and
+    /// <c>rl.dm_reward</c> (the reward model's own estimate, unscaled, which the doubly robust one corrects).
     /// </summary>
-    private static JsonObject OffPolicyKeys(SessionValueEstimates estimates) => new()
+    private static JsonObject OffPolicyKeys(SessionValueEstimates estimates, Estimate gateEstimate, double modelScale)
     {
-        [MetricKeys.OffPolicyReward] = estimates.DoublyRobust.Mean,
-        [MetricKeys.RewardModelReturn] = estimates.DirectMethod.Mean,
-        [MetricKeys.OffPolicyEffectiveSampleSize] = estimates.EffectiveSampleSize,
-        ["rl.ope"] = estimates.ToJson(),
-    };
+        var ope = estimates.ToJson();
+        ope["dr_calibrated"] = new JsonObject { ["mean"] = JsonNumbers.Finite(gateEstimate.Mean), ["ci95"] = JsonNumbers.Finite(gateEstimate.HalfWidth), ["n"] = gateEstimate.Samples };
+        ope["model_scale"] = JsonNumbers.Finite(modelScale);
+        return new()
+        {
+            [MetricKeys.OffPolicyReward] = gateEstimate.Mean,
+            [MetricKeys.RewardModelReturn] = estimates.DirectMethod.Mean,
+            [MetricKeys.OffPolicyEffectiveSampleSize] = estimates.EffectiveSampleSize,
+            ["rl.ope"] = ope,
+        };
+    }
 
     /// <summary>Adds a stage's keys to the run's metrics.json (replacing keys of the same name) and returns the whole.</summary>
     public static JsonObject Merge(string output, JsonObject stage)

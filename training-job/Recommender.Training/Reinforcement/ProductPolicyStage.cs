@@ -60,6 +60,11 @@ public sealed record PolicyStageConfig
     /// exact slate, with its logged propensities).
     /// </summary>
     public string SlateWeights { get; init; } = "set";
+    /// <summary>
+    /// Whether the gate's doubly robust estimate scales the reward model by what the champion's held-out sessions realized
+    /// over what the model expected of them (<c>rl.ope.model_scale</c>; the estimate with the model as fitted is <c>rl.ope.dr</c>).
+    /// </summary>
+    public bool CalibrateRewardModel { get; init; } = true;
     /// <summary>Where the doubly robust estimate clips a decision's importance weight (the unclipped estimate is reported beside it).</summary>
     public double MaxWeight { get; init; } = 5;
     /// <summary>Simulator rollouts per value the doubly robust estimate needs (two per logged decision).</summary>

@@ -32,18 +32,42 @@ public sealed record SessionValueEstimates(
     IReadOnlyList<double>? WeightQuantiles = null)
 {
     /// <summary>Each session's doubly robust return, in the order of the sessions evaluated (for paired comparisons of two policies).</summary>
-    public IReadOnlyList<double> DoublyRobustPerSession { get; init; } = [];
+    public IReadOnlyList<double> DoublyRobustPerSession => DoublyRobustWithModelScaled(1);
+
+    /// <summary>Each session's doubly robust return taken apart, so that it can be recomputed with the reward model scaled (<see cref="DoublyRobustWithModelScaled"/>).</summary>
+    public IReadOnlyList<DoublyRobustParts> Parts { get; init; } = [];
+
+    /// <summary>
+    /// Each session's doubly robust return with the reward model's values multiplied by <paramref name="scale"/>:
+    /// c·V̂(x_0) + Σ_t min(w_t, M) (r_t + c·V̂(x_{t+1}) - c·Q̂(x_t, a_t)). Any model leaves the unclipped estimate unbiased;
+    /// a better-calibrated one leaves less of its error in what the clipped weights hand to it.
+    /// </summary>
+    public IReadOnlyList<double> DoublyRobustWithModelScaled(double scale) => Parts.Select(p => scale * (p.ModelStart + p.WeightedModelSteps) + p.WeightedRewards).ToList();
+
+    /// <summary>
+    /// How well the logger's slate probabilities, recomputed from each logged state, match the propensities logged when the
+    /// slate was served (exact slate order), as quantiles of |ln(recomputed / logged)|: near 0 when the training job
+    /// rebuilds the states serving saw; weights that rest on wrong states would not be importance weights.
+    /// </summary>
+    public JsonObject? LoggedPropensityCheck { get; init; }
 
     public JsonObject ToJson() => new()
     {
         ["dr"] = Json(DoublyRobust), ["dr_unclipped"] = Json(DoublyRobustUnclipped), ["direct_method"] = Json(DirectMethod), ["ips"] = Json(Ips), ["snips"] = JsonNumbers.Finite(Snips), ["logged"] = Json(Logged),
         ["ess"] = JsonNumbers.Finite(EffectiveSampleSize), ["ess_unclipped"] = JsonNumbers.Finite(EffectiveSampleSizeUnclipped), ["ess_share"] = Decisions == 0 ? null : JsonNumbers.Finite(EffectiveSampleSize / Decisions), ["mean_weight"] = JsonNumbers.Finite(MeanWeight),
         ["trajectory_ess"] = JsonNumbers.Finite(TrajectoryEffectiveSampleSize), ["sessions"] = Sessions, ["decisions"] = Decisions,
+        ["logged_propensity_check"] = LoggedPropensityCheck?.DeepClone(),
         ["weight_quantiles"] = WeightQuantiles is null ? null : new JsonObject(new[] { "p10", "p50", "p90", "p99", "max" }.Zip(WeightQuantiles, (name, w) => KeyValuePair.Create(name, (JsonNode?)JsonNumbers.Finite(w)))),
     };
 
     private static JsonObject Json(Estimate e) => new() { ["mean"] = JsonNumbers.Finite(e.Mean), ["ci95"] = JsonNumbers.Finite(e.HalfWidth), ["n"] = e.Samples };
 }
+
+/// <summary>
+/// A session's doubly robust return in three parts: the model's value of its start V̂(x_0), the clipped-weighted rewards
+/// Σ_t min(w_t, M) r_t, and the clipped-weighted model terms Σ_t min(w_t, M) (V̂(x_{t+1}) - Q̂(x_t, a_t)).
+/// </summary>
+public readonly record struct DoublyRobustParts(double ModelStart, double WeightedRewards, double WeightedModelSteps);
 
 /// <summary>
 /// Off-policy evaluation of a slate policy's long-term value on the product's logged sessions, with the learned
@@ -53,6 +77,7 @@ public sealed record SessionValueEstimates(
 /// w_t   = π(a_t | x_t) / μ_t                                       one-step importance weight
 /// V̂(x)  = E[return from x | π]          Q̂(x, a) = E[return from x | a first, then π]     (simulator rollouts)
 /// DR    = mean_s [ V̂(x_0) + Σ_t min(w_t, M) (r_t + V̂(x_{t+1}) - Q̂(x_t, a_t)) ]      V̂(x_T) = 0
+/// DR_c  = the same with V̂ and Q̂ multiplied by c                  (the gate's: c = the logger's logged return / its DM)
 /// DM    = mean_s V̂(x_0)
 /// IPS   = mean_s Σ_t ρ_t r_t,   ρ_t = Π_{i≤t} w_i                 (per-decision importance sampling)
 /// SNIPS = Σ_t Σ_s ρ_{s,t} r_{s,t} / Σ_s ρ_{s,t}                   (weighted per-decision IS)
@@ -90,33 +115,58 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
         var weights = judged.SelectMany(j => j.Weights).ToList();
         var sorted = weights.Order().ToArray();
         double Quantile(double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
-        var dr = judged.Select(j => j.DoublyRobust).ToList();
+        var dr = judged.Select(j => j.Parts.ModelStart + j.Parts.WeightedModelSteps + j.Parts.WeightedRewards).ToList();
         return new SessionValueEstimates(Estimate.Of(dr), Estimate.Of(judged.Select(j => j.DoublyRobustUnclipped).ToList()), Estimate.Of(judged.Select(j => j.DirectMethod).ToList()),
             Estimate.Of(judged.Select(j => j.PerStep.Sum(x => x.Rho * x.Reward)).ToList()), WeightedPerDecision(judged.Select(j => j.PerStep).ToList()), Estimate.Of(judged.Select(j => j.Logged).ToList()),
             Kish(weights.Select(w => Math.Min(w, maxWeight)).ToList()), Kish(weights), weights.Count == 0 ? double.NaN : weights.Average(),
             Kish(judged.Select(j => j.PerStep.Length == 0 ? 1.0 : j.PerStep[^1].Rho).ToList()), sessions.Count, weights.Count,
-            [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]]) { DoublyRobustPerSession = dr };
+            [Quantile(0.1), Quantile(0.5), Quantile(0.9), Quantile(0.99), sorted.Length == 0 ? double.NaN : sorted[^1]])
+        {
+            Parts = judged.Select(j => j.Parts).ToList(),
+            LoggedPropensityCheck = PropensityCheck(judged.SelectMany(j => j.PropensityLogRatios).ToList()),
+        };
     }
 
-    /// <summary>One session's part of every estimate: its DR, DM and logged returns, its one-step weights, and per step the whole-session weight so far ρ_t with the reward.</summary>
-    private sealed record SessionFigures(double DoublyRobust, double DoublyRobustUnclipped, double DirectMethod, double Logged, double[] Weights, (double Rho, double Reward)[] PerStep);
+    /// <summary>
+    /// One session's part of every estimate: its DR's parts, unclipped DR, DM and logged returns, its one-step weights, per
+    /// step the whole-session weight so far ρ_t with the reward, and ln(recomputed / logged propensity) of its slates.
+    /// </summary>
+    private sealed record SessionFigures(DoublyRobustParts Parts, double DoublyRobustUnclipped, double DirectMethod, double Logged, double[] Weights, (double Rho, double Reward)[] PerStep,
+        double[] PropensityLogRatios);
+
+    private static JsonObject? PropensityCheck(IReadOnlyList<double> logRatios)
+    {
+        if (logRatios.Count == 0)
+            return null;
+        var sorted = logRatios.Select(Math.Abs).Order().ToArray();
+        return new JsonObject
+        {
+            ["decisions"] = sorted.Length,
+            ["median_abs_log_ratio"] = JsonNumbers.Finite(sorted[sorted.Length / 2]),
+            ["p90_abs_log_ratio"] = JsonNumbers.Finite(sorted[Math.Min(sorted.Length - 1, (int)(0.9 * sorted.Length))]),
+            ["share_within_1pct"] = sorted.Count(r => r <= Math.Log(1.01)) / (double)sorted.Length,
+        };
+    }
 
     /// <summary>Session <paramref name="s"/> (its index, which fixes its random numbers) judged: the formulas of the class, for one session.</summary>
     private SessionFigures Judge(Func<SessionState, SlateDistributionAt> policy, LoggedSession session, int s, Func<SessionState, SlateDistributionAt>? logger)
     {
         var steps = session.Decisions;
         var rewardsLogged = steps.Select(d => d.Reward(rewards)).ToArray();
-        var w = steps.Select(d => logger is null
+        var loggerAt = logger is null ? null : steps.Select(d => logger(d.State)).ToArray();
+        var w = steps.Select((d, t) => loggerAt is null
             ? policy(d.State).Probability(d.Slate) / d.LoggedProbability!.Value
-            : policy(d.State).Probability(d.Slate, ordered: false) / logger(d.State).Probability(d.Slate, ordered: false)).ToArray();
+            : policy(d.State).Probability(d.Slate, ordered: false) / loggerAt[t].Probability(d.Slate, ordered: false)).ToArray();
+        var propensityLogRatios = loggerAt is null ? [] : steps.Select((d, t) => d.LoggedProbability is > 0 ? Math.Log(loggerAt[t].Probability(d.Slate) / d.LoggedProbability.Value) : double.NaN)
+            .Where(double.IsFinite).ToArray();
         var v = steps.Select((d, t) => Value(policy, d.State, null, Seed(s, t, 0))).Append(0).ToArray();
         var q = steps.Select((d, t) => Value(policy, d.State, d.Slate, Seed(s, t, 1))).ToArray();
-        double correction = 0, unclippedCorrection = 0;
+        double weightedRewards = 0, weightedModelSteps = 0, unclippedCorrection = 0;
         for (var t = 0; t < steps.Count; t++)
         {
-            var residual = rewardsLogged[t] + v[t + 1] - q[t];
-            correction += Math.Min(w[t], maxWeight) * residual;
-            unclippedCorrection += w[t] * residual;
+            weightedRewards += Math.Min(w[t], maxWeight) * rewardsLogged[t];
+            weightedModelSteps += Math.Min(w[t], maxWeight) * (v[t + 1] - q[t]);
+            unclippedCorrection += w[t] * (rewardsLogged[t] + v[t + 1] - q[t]);
         }
         var rho = 1.0;
         var perStep = new (double Rho, double Reward)[steps.Count];
@@ -125,7 +175,7 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
             rho *= w[t];
             perStep[t] = (rho, rewardsLogged[t]);
         }
-        return new SessionFigures(v[0] + correction, v[0] + unclippedCorrection, v[0], rewardsLogged.Sum(), w, perStep);
+        return new SessionFigures(new DoublyRobustParts(v[0], weightedRewards, weightedModelSteps), v[0] + unclippedCorrection, v[0], rewardsLogged.Sum(), w, perStep, propensityLogRatios);
     }
 
     /// <summary>The expected return from <paramref name="state"/> under the policy (after <paramref name="firstSlate"/>, when given), over the rollouts.</summary>
