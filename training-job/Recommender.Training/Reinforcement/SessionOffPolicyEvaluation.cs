@@ -157,8 +157,9 @@ public sealed class SessionOffPolicyEvaluation(LearnedUserSimulator simulator, R
         var w = steps.Select((d, t) => loggerAt is null
             ? policy(d.State).Probability(d.Slate) / d.LoggedProbability!.Value
             : policy(d.State).Probability(d.Slate, ordered: false) / loggerAt[t].Probability(d.Slate, ordered: false)).ToArray();
-        var propensityLogRatios = loggerAt is null ? [] : steps.Select((d, t) => d.LoggedProbability is > 0 ? Math.Log(loggerAt[t].Probability(d.Slate) / d.LoggedProbability.Value) : double.NaN)
-            .Where(double.IsFinite).ToArray();
+        // A slate the recomputed logger would never show (probability 0) is the worst mismatch: its ratio is infinite, not left out.
+        var propensityLogRatios = loggerAt is null ? [] : steps.Select((d, t) => (Logged: d.LoggedProbability ?? 0, Recomputed: loggerAt[t].Probability(d.Slate)))
+            .Where(p => p.Logged > 0).Select(p => p.Recomputed > 0 ? Math.Log(p.Recomputed / p.Logged) : double.PositiveInfinity).ToArray();
         var v = steps.Select((d, t) => Value(policy, d.State, null, Seed(s, t, 0))).Append(0).ToArray();
         var q = steps.Select((d, t) => Value(policy, d.State, d.Slate, Seed(s, t, 1))).ToArray();
         double weightedRewards = 0, weightedModelSteps = 0, unclippedCorrection = 0;
